@@ -1,0 +1,293 @@
+"""The one dataset type every format returns, the format registry, and ``collate``.
+
+A format module parses its annotation files into :class:`Record` objects (one per image) at
+build time — so annotation errors and missing files surface before training starts — and the
+shared :class:`WSOLDataset` decodes images lazily, skipping undecodable ones.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from spg_core.data.images import BadImageError, load_image, load_mask
+from spg_core.data.transforms import SampleTransform, as_boxes, clip_boxes, mask_box, scale_boxes, valid_boxes
+
+SPLITS = ("train", "val", "test")
+IGNORE = 255  # mask value of pixels excluded from PxAP (OpenImages "ignore" regions)
+
+
+class DataWarning(UserWarning):
+    """Annotation problems the loaders repair (clipped boxes) and images they skip."""
+
+
+@dataclass
+class Record:
+    """One image as the annotation files describe it (nothing decoded yet).
+
+    ``boxes`` are 0-based inclusive (x0, y0, x1, y1) in the pixels of the displayed,
+    full-resolution image; ``size`` is (w, h) when the metadata states it, else None.
+    ``mask_paths`` are instance masks (unioned), ``ignore_path`` an ignore-region mask.
+    ``source`` is "file:line" of the annotation, for error messages.
+    """
+
+    image_id: str
+    label: int
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    path: Path | None = None
+    size: tuple[int, int] | None = None
+    mask_paths: tuple[Path, ...] = ()
+    ignore_path: Path | None = None
+    source: str = ""
+
+
+@dataclass
+class Sample:
+    """One decoded image, untransformed.
+
+    ``boxes`` N×4 float32, inclusive, in this image's pixels; ``mask`` uint8 H×W with 1 = object,
+    0 = background, 255 = ignore (or None); ``size`` = (w, h) of ``image``. ``scale`` is the factor
+    from annotation pixels to these pixels: 1 except for images downscaled on load because their
+    longest side exceeded 4096 px (boxes and mask are already scaled).
+    """
+
+    image: Image.Image
+    label: int
+    boxes: np.ndarray
+    mask: np.ndarray | None
+    image_id: str
+    size: tuple[int, int]
+    scale: float = 1.0
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, DataWarning, stacklevel=3)
+
+
+class WSOLDataset(torch.utils.data.Dataset):
+    """Images + class labels + GT boxes (+ masks), the same for every on-disk format.
+
+    ``skipped`` counts the bad images this process has met (each time one is met): with
+    DataLoader workers each worker process counts its own, so the trainer should rely on
+    ``batch["num_skipped"]`` from :func:`collate`.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        class_names: Sequence[str],
+        image_size: int = 224,
+        train: bool = False,
+        format: str = "",
+        split: str = "",
+        root: str | Path | None = None,
+    ):
+        self.records = list(records)
+        self.class_names = [str(name) for name in class_names]
+        self.num_classes = len(self.class_names)
+        self.image_size = int(image_size)
+        self.train = bool(train)
+        self.format = format
+        self.split = split
+        self.root = None if root is None else Path(root)
+        self.skipped = 0
+        self.transform = SampleTransform(self.image_size, train=self.train)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(format={self.format!r}, split={self.split!r}, images={len(self)}, "
+            f"classes={self.num_classes}, image_size={self.image_size}, train={self.train}, root={self.root})"
+        )
+
+    # -- decoding ---------------------------------------------------------------------------
+    def read(self, index: int) -> Sample:
+        """Decode record ``index``; raises :class:`BadImageError` for an undecodable file."""
+        record = self.records[index]
+        image, scale = load_image(record.path)
+        width, height = image.size
+        boxes = as_boxes(record.boxes)
+        scale_x = scale_y = scale
+        if record.size is not None:
+            stated_w, stated_h = record.size
+            shown_w, shown_h = round(width / scale), round(height / scale)
+            if (stated_w, stated_h) != (shown_w, shown_h) and stated_w > 0 and stated_h > 0:
+                _warn(
+                    f"{record.path}: the metadata ({record.source or 'image size'}) says {stated_w}x{stated_h} but "
+                    f"the image is {shown_w}x{shown_h}; boxes rescaled by the ratio (fix the size entry if the "
+                    "image was rotated rather than resized)"
+                )
+                scale_x, scale_y = width / stated_w, height / stated_h
+        if scale_x != 1.0 or scale_y != 1.0:
+            boxes = scale_boxes(boxes, scale_x, scale_y)
+        mask = None
+        if record.mask_paths:
+            instances = [load_mask(path, (width, height)) for path in record.mask_paths]
+            foreground = np.logical_or.reduce(instances)
+            mask = foreground.astype(np.uint8)
+            if record.ignore_path is not None:
+                ignore = load_mask(record.ignore_path, (width, height))
+                mask[ignore & ~foreground] = IGNORE
+            if len(boxes) == 0:
+                # Mask-form metadata carries no boxes: each instance mask's tight box is a GT box,
+                # so box metrics are available alongside PxAP.
+                boxes = np.concatenate([mask_box(m.astype(np.uint8)) for m in instances] or [boxes])
+        boxes = self._clip(record, boxes, width, height)
+        return Sample(image, record.label, boxes, mask, record.image_id, (width, height), scale)
+
+    @staticmethod
+    def _clip(record: Record, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+        clipped, changed = clip_boxes(boxes, width, height)
+        for original, new in zip(boxes[changed], clipped[changed]):
+            shown = [round(float(v), 2) for v in original]
+            if new[2] < new[0] or new[3] < new[1]:
+                _warn(f"{record.path or record.image_id}: box {shown} lies outside the {width}x{height} image; dropped")
+            else:
+                _warn(
+                    f"{record.path or record.image_id}: box {shown} extends outside the {width}x{height} image; "
+                    f"clipped to {[round(float(v), 2) for v in new]}"
+                )
+        return valid_boxes(clipped)
+
+    def load_sample(self, index: int) -> Sample | None:
+        """The original pixels and annotation of image ``index``; None (with a warning) if the
+        file cannot be decoded — an epoch never stops on one bad image."""
+        try:
+            return self.read(index)
+        except BadImageError as error:
+            self.skipped += 1
+            _warn(f"skipping image {self.records[index].image_id!r}: {error}")
+            return None
+
+    def __getitem__(self, index: int) -> dict | None:
+        sample = self.load_sample(index)
+        if sample is None:
+            return None
+        out = self.transform(sample.image, sample.boxes, sample.mask)
+        out["label"] = int(sample.label)
+        out["image_id"] = sample.image_id
+        out["orig_size"] = tuple(sample.size)
+        out["orig_boxes"] = torch.from_numpy(as_boxes(sample.boxes).copy())
+        return out
+
+
+def collate(batch: list) -> dict:
+    """DataLoader ``collate_fn``: drops None (skipped images), stacks image/label, keeps lists
+    for the per-image fields. ``num_skipped`` says how many were dropped; when every sample was
+    bad, ``image`` has shape (0,) and the lists are empty."""
+    kept = [item for item in batch if item is not None]
+    out: dict = {"num_skipped": len(batch) - len(kept)}
+    if not kept:
+        out.update(image=torch.empty(0), label=torch.empty(0, dtype=torch.long))
+        out.update({key: [] for key in ("boxes", "orig_boxes", "image_id", "orig_size")})
+        return out
+    out["image"] = torch.stack([item["image"] for item in kept])
+    out["label"] = torch.tensor([item["label"] for item in kept], dtype=torch.long)
+    for key in ("boxes", "orig_boxes", "image_id", "orig_size"):
+        out[key] = [item[key] for item in kept]
+    if any("mask" in item for item in kept):
+        out["mask"] = [item.get("mask") for item in kept]
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers for formats
+def check_files(records: Iterable[Record], fix: str) -> None:
+    """Collect every missing image/mask file, then raise one error listing the first few and
+    the count — at build time, so a typo in data_root costs seconds, not a crashed epoch."""
+    missing: list[str] = []
+    for record in records:
+        paths = [record.path, *record.mask_paths, record.ignore_path]
+        missing.extend(str(path) for path in paths if path is not None and not Path(path).is_file())
+    if missing:
+        shown = "\n  ".join(missing[:5])
+        more = f"\n  ... and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise FileNotFoundError(f"{len(missing)} file(s) listed in the annotations are missing:\n  {shown}{more}\n{fix}")
+
+
+def read_lines(path: Path) -> list[tuple[int, str]]:
+    """(1-based line number, stripped text) of the non-blank lines of a text file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"annotation file {path} does not exist")
+    with open(path, encoding="utf-8-sig") as handle:
+        return [(number, line.strip()) for number, line in enumerate(handle, 1) if line.strip()]
+
+
+def stable_fraction(key: str, seed: int = 0) -> float:
+    """A number in [0, 1) fixed by (key, seed) on every machine and Python version (unlike
+    ``hash()``), used for documented deterministic splits."""
+    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+def parse_box(values: Sequence[str], where: str) -> list[float]:
+    try:
+        box = [float(v) for v in values]
+    except ValueError:
+        raise ValueError(f"{where}: box {list(values)} is not four numbers") from None
+    if len(box) != 4 or not np.all(np.isfinite(box)):
+        raise ValueError(f"{where}: box {list(values)} must be four finite numbers x0,y0,x1,y1")
+    if box[2] < box[0] or box[3] < box[1]:
+        raise ValueError(f"{where}: box {box} has x1 < x0 or y1 < y0; boxes are (x0, y0, x1, y1) with x1 >= x0, y1 >= y0")
+    return box
+
+
+# ----------------------------------------------------------------------------- registry
+FORMATS: dict[str, Callable[..., WSOLDataset]] = {}
+
+
+def register_format(name: str):
+    """Decorator: ``@register_format("cub")`` on ``build(split, data_root, metadata_root,
+    image_size, train, **options) -> WSOLDataset``."""
+
+    def decorator(builder):
+        FORMATS[name] = builder
+        return builder
+
+    return decorator
+
+
+def build_dataset(
+    format: str,
+    split: str,
+    data_root: str | Path | None = None,
+    metadata_root: str | Path | None = None,
+    image_size: int = 224,
+    train: bool = False,
+    **options,
+) -> WSOLDataset:
+    """Build the ``split`` of a dataset stored in ``format`` (see ``FORMATS``).
+
+    Annotation errors (bad labels, unknown classes, malformed boxes) raise ValueError naming
+    file and line; missing files raise one FileNotFoundError listing them. ``options`` are the
+    format's own (e.g. ``val_every`` for cub, the generator options for synthetic).
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown dataset format {format!r}; choose one of {sorted(FORMATS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    builder = FORMATS[format]
+    parameters = inspect.signature(builder).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    known = [name for name in parameters if name not in ("split", "data_root", "metadata_root", "image_size", "train")]
+    unknown = sorted(set(options) - set(known))
+    if unknown and not accepts_any:
+        raise TypeError(f"format {format!r} does not take option(s) {unknown}; its options are {known}")
+    if format != "synthetic" and data_root is None:
+        raise ValueError(f"format {format!r} needs data_root (the folder holding the images)")
+    return builder(
+        split=split,
+        data_root=None if data_root is None else Path(data_root).expanduser(),
+        metadata_root=None if metadata_root is None else Path(metadata_root).expanduser(),
+        image_size=image_size,
+        train=train,
+        **options,
+    )

@@ -1,0 +1,145 @@
+"""Image + box + mask transforms that keep the three consistent.
+
+Box convention used everywhere in the project: **0-based, inclusive pixel coordinates**
+``(x0, y0, x1, y1)``: the box covers pixel columns x0..x1 and rows y0..y1, so its area is
+``(x1 - x0 + 1) * (y1 - y0 + 1)`` (spec §4, the IoU "+1" rule). In continuous image coordinates
+such a box spans ``[x0, x1 + 1)``, which is what resizing has to scale:
+
+    x0' = x0 * s          x1' = (x1 + 1) * s - 1
+
+Flipping a width-W image maps column x to W - 1 - x, so ``x0' = W - 1 - x1``, ``x1' = W - 1 - x0``.
+
+Augmentation (paper §3.3 and wsolevaluation): train = resize to (S·256/224)² -> random S×S crop
+-> horizontal flip with p = 0.5; test = resize to S×S. Randomness comes from torch's global
+generator, so DataLoader worker seeding and the trainer's per-epoch seed control it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+# ----------------------------------------------------------------------------- boxes (numpy, pure)
+def as_boxes(boxes) -> np.ndarray:
+    """Any N×4 sequence (or None) as a float32 N×4 array."""
+    if boxes is None:
+        return np.zeros((0, 4), np.float32)
+    return np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+
+
+def scale_boxes(boxes: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
+    """Resize inclusive boxes by (scale_x, scale_y); a box never shrinks below one pixel."""
+    boxes = as_boxes(boxes)
+    out = np.empty_like(boxes)
+    out[:, 0] = boxes[:, 0] * scale_x
+    out[:, 1] = boxes[:, 1] * scale_y
+    out[:, 2] = np.maximum((boxes[:, 2] + 1) * scale_x - 1, out[:, 0])
+    out[:, 3] = np.maximum((boxes[:, 3] + 1) * scale_y - 1, out[:, 1])
+    return out
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clip inclusive boxes to a width×height image.
+
+    Returns ``(clipped, changed)``; boxes that lie entirely outside the image come back with
+    x1 < x0 or y1 < y0 (use :func:`valid_boxes` to drop them)."""
+    boxes = as_boxes(boxes)
+    clipped = boxes.copy()
+    clipped[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width - 1)
+    clipped[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height - 1)
+    outside = (boxes[:, 0] > width - 1) | (boxes[:, 1] > height - 1) | (boxes[:, 2] < 0) | (boxes[:, 3] < 0)
+    clipped[outside] = [0, 0, -1, -1]
+    changed = np.any(clipped != boxes, axis=1)
+    return clipped, changed
+
+
+def valid_boxes(boxes: np.ndarray) -> np.ndarray:
+    boxes = as_boxes(boxes)
+    return boxes[(boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])]
+
+
+def flip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
+    boxes = as_boxes(boxes)
+    out = boxes.copy()
+    out[:, 0] = width - 1 - boxes[:, 2]
+    out[:, 2] = width - 1 - boxes[:, 0]
+    return out
+
+
+def mask_box(mask: np.ndarray) -> np.ndarray:
+    """Tight inclusive box of the foreground (== 1) pixels of a mask, as a 1×4 array (0×4 if empty)."""
+    foreground = np.asarray(mask) == 1
+    rows = np.flatnonzero(foreground.any(axis=1))
+    cols = np.flatnonzero(foreground.any(axis=0))
+    if rows.size == 0:
+        return np.zeros((0, 4), np.float32)
+    return np.array([[cols[0], rows[0], cols[-1], rows[-1]]], np.float32)
+
+
+# ----------------------------------------------------------------------------- tensors
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL RGB -> float 3×H×W, ImageNet-normalised."""
+    array = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)
+    return (array.float().div_(255.0) - _MEAN) / _STD
+
+
+def denormalize(tensor: torch.Tensor) -> np.ndarray:
+    """Inverse of :func:`to_tensor`: float 3×H×W (normalised) -> uint8 H×W×3 for display."""
+    tensor = tensor.detach().float().cpu()
+    image = tensor * _STD + _MEAN
+    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def train_resize_size(image_size: int) -> int:
+    """Paper/wsolevaluation: resize to 256 before a 224 crop; the same ratio at other sizes."""
+    return int(round(image_size * 256 / 224))
+
+
+# ----------------------------------------------------------------------------- the sample transform
+class SampleTransform:
+    """Callable ``(sample) -> dict`` producing the training/evaluation tensors.
+
+    Output keys: image (3×S×S float, normalised), boxes (N×4 float, transformed pixels,
+    inclusive), mask (S×S uint8, 1/0/255) when the sample has one. Boxes that a random crop
+    cuts away entirely are dropped, the rest are clipped to the crop.
+    """
+
+    def __init__(self, image_size: int, train: bool = False):
+        if int(image_size) < 8:
+            raise ValueError(f"image_size={image_size} is too small; use at least 8 (224 for the paper's setting)")
+        self.image_size = int(image_size)
+        self.train = bool(train)
+
+    def __call__(self, image: Image.Image, boxes: np.ndarray, mask: np.ndarray | None) -> dict:
+        size = self.image_size
+        width, height = image.size
+        resize = train_resize_size(size) if self.train else size
+        image = image.resize((resize, resize), Image.Resampling.BILINEAR)
+        boxes = scale_boxes(boxes, resize / width, resize / height)
+        mask_image = None
+        if mask is not None:
+            # NEAREST keeps the label values {0, 1, 255}; no interpolation between fg and ignore.
+            mask_image = Image.fromarray(np.asarray(mask, dtype=np.uint8)).resize((resize, resize), Image.Resampling.NEAREST)
+        if self.train:
+            left = int(torch.randint(0, resize - size + 1, (1,)).item())
+            top = int(torch.randint(0, resize - size + 1, (1,)).item())
+            image = image.crop((left, top, left + size, top + size))
+            if mask_image is not None:
+                mask_image = mask_image.crop((left, top, left + size, top + size))
+            boxes = boxes - np.array([left, top, left, top], np.float32)
+            boxes = valid_boxes(clip_boxes(boxes, size, size)[0])
+            if torch.rand(1).item() < 0.5:
+                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                if mask_image is not None:
+                    mask_image = mask_image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                boxes = flip_boxes(boxes, size)
+        out = {"image": to_tensor(image), "boxes": torch.from_numpy(as_boxes(boxes).copy())}
+        if mask_image is not None:
+            out["mask"] = torch.from_numpy(np.array(mask_image, dtype=np.uint8, copy=True))
+        return out

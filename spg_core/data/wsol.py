@@ -1,0 +1,173 @@
+"""The wsolevaluation metadata format (Choe et al., CVPR 2020; spec §5).
+
+Expected tree (paths inside the .txt files are relative to the image root)::
+
+    <data_root>/<image paths>                     e.g. 001.Black_footed_Albatross/x.jpg
+    <metadata_root>/<split>/image_ids.txt         one image path per line
+                           class_labels.txt       path,label        (0-based)
+                           image_sizes.txt        path,w,h          (optional)
+                           localization.txt       path,x0,y0,x1,y1  (one line per box) or
+                                                  path,mask.png,ignore.png (one line per instance)
+
+``metadata_root`` may be the folder holding <split>/ (``metadata/CUB``), wsolevaluation's top
+``metadata/`` holding one folder per dataset (pick one with ``dataset="CUB"`` when there are
+several), or the <split> folder itself; it defaults to ``<data_root>/metadata``. When image paths
+do not resolve under ``data_root`` but do under ``<data_root>/images`` (the layout that
+:func:`spg_core.data.synthetic.write_wsol` writes), that folder is the image root.
+
+Boxes are taken as 0-based inclusive pixel coordinates as written (wsolevaluation's own IoU
+treats them so). Mask paths are relative to ``mask_root`` (default: the first of data_root,
+<data_root>/masks, the image root that holds them); a mask pixel > 127 is object, an ignore-mask
+pixel > 127 that is not object becomes 255 (excluded from PxAP, as in wsolevaluation). Mask-form
+images get one GT box per instance mask (its tight box). Class names come from
+``class_names.txt`` next to the split folders when present, otherwise the label numbers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from spg_core.data.dataset import SPLITS, Record, WSOLDataset, check_files, parse_box, read_lines, register_format
+
+
+def _resolve_split_dir(metadata_root: Path, split: str, dataset: str | None) -> Path:
+    if dataset is not None:
+        metadata_root = metadata_root / dataset
+    if (metadata_root / split / "image_ids.txt").is_file():
+        return metadata_root / split
+    if metadata_root.name == split and (metadata_root / "image_ids.txt").is_file():
+        return metadata_root
+    candidates = sorted(
+        child.name for child in metadata_root.iterdir() if child.is_dir() and (child / split / "image_ids.txt").is_file()
+    ) if metadata_root.is_dir() else []
+    if len(candidates) == 1:
+        return metadata_root / candidates[0] / split
+    if len(candidates) > 1:
+        raise ValueError(f"{metadata_root} holds metadata for several datasets {candidates}; pass dataset=<one of them>")
+    raise FileNotFoundError(
+        f"no wsolevaluation metadata for split {split!r}: expected {metadata_root / split / 'image_ids.txt'} "
+        "(pass metadata_root= the folder that holds train/, val/, test/)"
+    )
+
+
+def _split_csv(text: str, where: str, count: tuple[int, ...]) -> list[str]:
+    fields = [field.strip() for field in text.split(",")]
+    if len(fields) not in count:
+        raise ValueError(f"{where}: expected {' or '.join(map(str, count))} comma-separated fields, got {len(fields)}: {text!r}")
+    return fields
+
+
+def _read_labels(path: Path) -> dict[str, tuple[int, str]]:
+    labels = {}
+    for number, text in read_lines(path):
+        where = f"{path}:{number}"
+        image_id, label = _split_csv(text, where, (2,))
+        try:
+            labels[image_id] = (int(label), where)
+        except ValueError:
+            raise ValueError(f"{where}: label {label!r} is not an integer") from None
+    return labels
+
+
+def _count_classes(dataset_dir: Path, split_labels: dict) -> int:
+    """Number of classes = 1 + the largest label over every split present (so all splits of a
+    dataset agree even if one split misses the last class)."""
+    largest = max((label for label, _ in split_labels.values()), default=-1)
+    for other in SPLITS:
+        path = dataset_dir / other / "class_labels.txt"
+        if path.is_file():
+            largest = max([largest] + [label for label, _ in _read_labels(path).values()])
+    return largest + 1
+
+
+@register_format("wsol")
+def build_wsol(
+    split,
+    data_root,
+    metadata_root,
+    image_size,
+    train,
+    dataset: str | None = None,
+    mask_root: str | Path | None = None,
+    num_classes: int | None = None,
+    check_files_exist: bool = True,
+) -> WSOLDataset:
+    split_dir = _resolve_split_dir(metadata_root or data_root / "metadata", split, dataset)
+    dataset_dir = split_dir.parent
+    ids = [(number, text) for number, text in read_lines(split_dir / "image_ids.txt")]
+    labels = _read_labels(split_dir / "class_labels.txt")
+
+    names_path = dataset_dir / "class_names.txt"
+    class_names = [text for _, text in read_lines(names_path)] if names_path.is_file() else None
+    if num_classes is None:
+        num_classes = len(class_names) if class_names else _count_classes(dataset_dir, labels)
+    if class_names is None:
+        class_names = [str(k) for k in range(num_classes)]
+    elif len(class_names) != num_classes:
+        raise ValueError(f"{names_path} lists {len(class_names)} classes but num_classes={num_classes}")
+
+    sizes = {}
+    sizes_path = split_dir / "image_sizes.txt"
+    if sizes_path.is_file():
+        for number, text in read_lines(sizes_path):
+            where = f"{sizes_path}:{number}"
+            image_id, width, height = _split_csv(text, where, (3,))
+            try:
+                sizes[image_id] = (int(float(width)), int(float(height)))
+            except ValueError:
+                raise ValueError(f"{where}: image size {width!r},{height!r} is not two numbers") from None
+
+    boxes: dict[str, list] = {}
+    masks: dict[str, list] = {}
+    ignores: dict[str, str] = {}
+    localization = split_dir / "localization.txt"
+    if localization.is_file():
+        for number, text in read_lines(localization):
+            where = f"{localization}:{number}"
+            fields = _split_csv(text, where, (3, 5))
+            if len(fields) == 5:
+                boxes.setdefault(fields[0], []).append(parse_box(fields[1:], where))
+            else:
+                masks.setdefault(fields[0], []).append(fields[1])
+                if fields[2]:
+                    ignores[fields[0]] = fields[2]
+
+    image_root = data_root
+    if ids and not (data_root / ids[0][1]).is_file() and (data_root / "images" / ids[0][1]).is_file():
+        image_root = data_root / "images"
+    if mask_root is not None:
+        mask_base = Path(mask_root)
+    else:
+        first_mask = next(iter(masks.values()), [None])[0]
+        mask_base = data_root
+        for candidate in (data_root, data_root / "masks", image_root):
+            if first_mask is not None and (candidate / first_mask).is_file():
+                mask_base = candidate
+                break
+
+    records = []
+    for number, image_id in ids:
+        if image_id not in labels:
+            raise ValueError(f"{split_dir / 'image_ids.txt'}:{number}: image {image_id!r} has no entry in class_labels.txt")
+        label, where = labels[image_id]
+        if not 0 <= label < num_classes:
+            raise ValueError(f"{where}: label {label} is out of range 0..{num_classes - 1} (labels are 0-based)")
+        records.append(
+            Record(
+                image_id=image_id,
+                label=label,
+                boxes=np.asarray(boxes.get(image_id, np.zeros((0, 4))), np.float32).reshape(-1, 4),
+                path=image_root / image_id,
+                size=sizes.get(image_id),
+                mask_paths=tuple(mask_base / m for m in masks.get(image_id, ())),
+                ignore_path=mask_base / ignores[image_id] if image_id in ignores else None,
+                source=where,
+            )
+        )
+    if not records:
+        raise ValueError(f"{split_dir / 'image_ids.txt'} lists no images")
+    if check_files_exist:
+        check_files(records, f"fix: data_root={data_root} must be the folder the paths in {split_dir}/image_ids.txt "
+                             "are relative to (and mask_root= for the mask paths)")
+    return WSOLDataset(records, class_names, image_size, train, format="wsol", split=split, root=image_root)

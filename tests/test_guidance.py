@@ -1,0 +1,152 @@
+import numpy as np
+import pytest
+import torch
+
+from spg_core.guidance import (
+    BACKGROUND as B,
+    FOREGROUND as F,
+    IGNORE as I,
+    PRESETS,
+    Thresholds,
+    attention_map,
+    fused_guidance,
+    get_preset,
+    normalize_map,
+    seed_mask,
+    seed_statistics,
+    self_produced_guidance,
+)
+
+
+def test_seed_mask_hand_written_4x4():
+    o = torch.tensor(
+        [
+            [0.00, 0.04, 0.06, 0.10],
+            [0.20, 0.50, 0.69, 0.70],
+            [0.71, 0.80, 0.90, 1.00],
+            [0.05, 0.049, 0.7001, 0.3],
+        ]
+    )
+    expected = torch.tensor(
+        [
+            [B, B, I, I],
+            [I, I, I, I],
+            [F, F, F, F],
+            [I, B, F, I],
+        ],
+        dtype=torch.uint8,
+    )
+    got = seed_mask(o, delta_low=0.05, delta_high=0.7, min_pixels=1)
+    assert torch.equal(got, expected)
+    assert got.dtype == torch.uint8
+
+
+def test_seed_mask_numpy_in_numpy_out():
+    o = np.array([[0.0, 0.5], [0.9, 1.0]], dtype=np.float32)
+    got = seed_mask(o, 0.1, 0.7, min_pixels=1)
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_array_equal(got, [[B, I], [F, F]])
+
+
+def test_fallback_fires_per_image_without_leak():
+    # Image 0: only a few pixels above 0.7 → fallback to 0.7·max = 0.56 for image 0 only.
+    # Image 1: plenty of pixels above 0.7; pixels at 0.6 must stay "ignore" (no leaked 0.56).
+    a = torch.full((8, 8), 0.6)
+    a[0, 0] = 0.8  # 1 pixel > 0.7, fewer than 30
+    b = torch.full((8, 8), 0.6)
+    b[:5, :] = 0.9  # 40 pixels > 0.7
+    mask, fired = seed_mask(torch.stack([a, b]), 0.1, 0.7, return_fallback=True)
+    assert fired.tolist() == [True, False]
+    assert (mask[0] == F).all()  # 0.6 > 0.56 everywhere
+    assert (mask[1][5:] == I).all()  # the 0.6 pixels of image 1 are not foreground
+    assert (mask[1][:5] == F).all()
+    # Same result when image 1 is processed alone: order in the batch does not matter.
+    alone = seed_mask(b, 0.1, 0.7)
+    assert torch.equal(alone, mask[1])
+    reversed_mask = seed_mask(torch.stack([b, a]), 0.1, 0.7)
+    assert torch.equal(reversed_mask[0], mask[1])
+
+
+def test_fallback_threshold_is_a_fraction_of_the_max():
+    o = torch.zeros(10, 10)
+    o[0, :5] = 0.5  # max 0.5, no pixel above 0.7 → fallback δ_h = 0.35
+    o[1, :5] = 0.3
+    mask = seed_mask(o, 0.1, 0.7)
+    assert (mask[0, :5] == F).all()
+    assert (mask[1, :5] == I).all()
+    assert (mask[2:] == B).all()
+
+
+@pytest.mark.parametrize("low,high", [(0.8, 0.7), (0.5, 0.5), (-0.1, 0.5), (0.1, 1.5)])
+def test_bad_thresholds_name_both_values(low, high):
+    with pytest.raises(ValueError) as error:
+        seed_mask(torch.rand(4, 4), low, high)
+    assert f"δ_l={low}" in str(error.value) and f"δ_h={high}" in str(error.value)
+    with pytest.raises(ValueError):
+        Thresholds(low, high)
+
+
+def test_presets_match_the_spec_table():
+    assert (PRESETS["paper"].mask_a.delta_high, PRESETS["paper"].mask_a.delta_low) == (0.7, 0.1)
+    assert (PRESETS["authors"].mask_a.delta_high, PRESETS["authors"].mask_a.delta_low) == (0.7, 0.05)
+    assert (PRESETS["wsolevaluation"].mask_a.delta_high, PRESETS["wsolevaluation"].mask_a.delta_low) == (0.7, 0.01)
+    for preset in PRESETS.values():
+        assert (preset.mask_b2.delta_high, preset.mask_b2.delta_low) == (0.5, 0.05)
+        assert (preset.mask_fuse.delta_high, preset.mask_fuse.delta_low) == (0.7, 0.1)
+    with pytest.raises(ValueError, match="paper"):
+        get_preset("nope")
+
+
+def test_normalize_guards_constant_and_nan():
+    maps = torch.stack([torch.full((3, 3), 5.0), torch.arange(9.0).view(3, 3), torch.full((3, 3), float("nan"))])
+    out = normalize_map(maps)
+    assert not torch.isnan(out).any()
+    assert torch.equal(out[0], torch.zeros(3, 3))
+    assert out[1].min() == 0 and out[1].max() == 1
+    assert torch.equal(out[2], torch.zeros(3, 3))
+    partial = torch.arange(9.0).view(3, 3)
+    partial[0, 0] = float("nan")
+    got = normalize_map(partial)
+    assert got[0, 0] == 0 and got[2, 2] == 1 and torch.isclose(got[0, 1], torch.tensor(0.0))
+
+
+def test_attention_map_picks_each_images_class():
+    class_maps = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)
+    got = attention_map(class_maps, torch.tensor([2, 0]))
+    assert torch.equal(got[0], class_maps[0, 2]) and torch.equal(got[1], class_maps[1, 0])
+
+
+def test_fused_is_mean_of_sigmoids():
+    b1 = torch.randn(2, 1, 4, 4)
+    b2 = torch.randn(2, 1, 4, 4)
+    assert torch.allclose(fused_guidance(b1, b2), (torch.sigmoid(b1) + torch.sigmoid(b2))[:, 0] / 2)
+
+
+def _outputs():
+    torch.manual_seed(1)
+    return {
+        "class_maps": torch.randn(2, 3, 7, 7),
+        "b1": torch.randn(2, 1, 7, 7, requires_grad=True),
+        "b2": torch.randn(2, 1, 7, 7, requires_grad=True),
+    }
+
+
+def test_algorithm1_cascade_and_no_cascade():
+    outputs = _outputs()
+    labels = torch.tensor([0, 2])
+    g = self_produced_guidance(outputs, labels, get_preset("paper"), mask_size=28)
+    assert g["mask_a"].shape == (2, 28, 28) and g["mask_a"].dtype == torch.uint8
+    assert set(torch.unique(g["mask_a"]).tolist()) <= {0, 1, 255}
+    assert not g["fused"].requires_grad
+    expected_b2 = seed_mask(torch.sigmoid(g["b2"].logit()), 0.05, 0.5)
+    assert torch.equal(g["mask_b2"], expected_b2)
+    no_cascade = self_produced_guidance(outputs, labels, get_preset("paper"), mask_size=28, cascade=False)
+    assert torch.equal(no_cascade["mask_b2"], no_cascade["mask_a"])
+
+
+def test_seed_statistics():
+    mask = np.array([[F, F], [B, I]], dtype=np.uint8)
+    obj = np.array([[1, 0], [0, 0]], dtype=bool)
+    s = seed_statistics(mask, obj)
+    assert s["foreground"] == 0.5 and s["background"] == 0.25 and s["ignored"] == 0.25
+    assert s["foreground_precision"] == 0.5 and s["background_precision"] == 1.0
