@@ -1,0 +1,212 @@
+"""SPG networks: a registry of backbones, each carrying the same SPG heads (heads.py).
+
+    model = build_model("inception_v3", num_classes=200)       # authors' layout, 28x28 maps at 224
+    model = build_model("inception_v3", 200, large_feature_map=False)   # wsolevaluation, 14x14
+    load_backbone_weights(model, "inception_v3_google-0cc3c7bd.pth")     # a local torchvision file
+    out = model(images)            # train mode: logits, class_maps, b1, b2, c
+    out = model.eval()(images)     # eval mode: logits, class_maps only (test cost = SPG-plain)
+
+A backbone registers itself with `@register_backbone("name")` on a factory that takes keyword
+options and returns a `Backbone` (heads.py); the tests are parametrised over the registry.
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from spg_core.models.heads import (
+    Backbone,
+    BackboneFeatures,
+    HeadConfig,
+    SPGBranches,
+    build_spg_a3,
+    build_spg_a4,
+    build_spg_c,
+)
+
+__all__ = [
+    "VARIANTS",
+    "Backbone",
+    "BackboneFeatures",
+    "HeadConfig",
+    "SPGModel",
+    "build_model",
+    "list_backbones",
+    "load_backbone_weights",
+    "register_backbone",
+]
+
+# Paper Table 5 ablations. "no-cascade" has the spg architecture: only the mask that supervises
+# B1 changes (M_A instead of M_B2), which the loss side reads from `model.variant`.
+VARIANTS = ("spg", "plain", "no-share", "no-c", "no-cascade")
+
+_BACKBONES: dict[str, Callable[..., Backbone]] = {}
+
+
+def register_backbone(name: str) -> Callable[[Callable[..., Backbone]], Callable[..., Backbone]]:
+    """Decorator: make a backbone factory buildable by name with `build_model(name, ...)`."""
+
+    def decorator(factory: Callable[..., Backbone]) -> Callable[..., Backbone]:
+        if name in _BACKBONES:
+            raise ValueError(f"backbone name {name!r} is already registered; pick another name")
+        _BACKBONES[name] = factory
+        return factory
+
+    return decorator
+
+
+def list_backbones() -> list[str]:
+    return sorted(_BACKBONES)
+
+
+class SPGModel(nn.Module):
+    """Backbone + SPG-A3/A4 (classifier), SPG-B (B1, B2 with a shared top) and SPG-C.
+
+    forward(x, with_guidance=None) -> dict with
+        "logits"      B×C, the global average of class_maps
+        "class_maps"  B×C×h×w, the A4 output (the attention maps of paper §3.2)
+    and, when with_guidance (default: self.training) and the variant has them,
+        "b1", "b2"    B×1×h'×w' logit maps
+        "c"           B×1×h×w logit map
+    B and C are not computed without guidance, so inference costs what SPG-plain costs (§3.4).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        num_classes: int,
+        variant: str = "spg",
+        backbone_name: str = "custom",
+        options: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant={variant!r} is unknown; choose one of {', '.join(VARIANTS)}")
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
+        self.backbone_name = backbone_name
+        self.variant = variant
+        self.num_classes = num_classes
+        self.options = dict(options or {})
+
+        config = backbone.head_config
+        self.backbone = backbone
+        self.spg_a3, a3_channels = build_spg_a3(backbone.top_channels, config)
+        self.spg_a4 = build_spg_a4(a3_channels, num_classes)
+        self.spg_b = None
+        self.spg_c = None
+        if variant != "plain":
+            self.spg_b = SPGBranches(
+                backbone.b1_channels, backbone.b2_channels, config.b_width, share=variant != "no-share"
+            )
+        if variant not in ("plain", "no-c"):
+            self.spg_c = build_spg_c(a3_channels, config.c_width)
+
+    def forward(self, x: torch.Tensor, with_guidance: bool | None = None) -> dict[str, torch.Tensor]:
+        if with_guidance is None:
+            with_guidance = self.training
+        features = self.backbone(x)
+        a3 = self.spg_a3(features.top)
+        class_maps = self.spg_a4(a3)
+        out = {"logits": class_maps.mean(dim=(2, 3)), "class_maps": class_maps}
+        if with_guidance and self.spg_b is not None:
+            out["b1"], out["b2"] = self.spg_b(features.b1, features.b2)
+        if with_guidance and self.spg_c is not None:
+            # SPG-C reads A3 but nothing reads SPG-C: it shapes A3 through its gradient only.
+            out["c"] = self.spg_c(a3)
+        return out
+
+    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(pretrained_params, new_params) for the paper's 10x learning rate on added layers (§3.3).
+
+        A backbone without published weights (tiny) counts entirely as new.
+        """
+        backbone_params = list(self.backbone.parameters())
+        head_params = [p for name, p in self.named_parameters() if not name.startswith("backbone.")]
+        if not self.backbone.has_pretrained_weights:
+            return [], backbone_params + head_params
+        return backbone_params, head_params
+
+
+def build_model(name: str, num_classes: int, variant: str = "spg", **options: Any) -> SPGModel:
+    """Build a registered backbone with the SPG heads. `options` go to the backbone factory."""
+    if name not in _BACKBONES:
+        raise ValueError(f"backbone {name!r} is unknown; choose one of {', '.join(list_backbones())}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r} is unknown; choose one of {', '.join(VARIANTS)}")
+    factory = _BACKBONES[name]
+    signature = inspect.signature(factory)
+    unknown = sorted(set(options) - set(signature.parameters))
+    if unknown:
+        valid = ", ".join(signature.parameters) or "none"
+        raise ValueError(f"option(s) {', '.join(unknown)} not understood by backbone {name!r}; "
+                         f"its options are: {valid}")
+    bound = signature.bind(**options)
+    bound.apply_defaults()
+    backbone = factory(**bound.arguments)
+    return SPGModel(backbone, num_classes, variant, backbone_name=name, options=dict(bound.arguments))
+
+
+def _format_keys(keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _unwrap_state_dict(checkpoint: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(checkpoint, dict):
+        for entry in ("state_dict", "model"):
+            if isinstance(checkpoint.get(entry), dict):
+                checkpoint = checkpoint[entry]
+                break
+    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise ValueError(f"{path}: expected a state dict (parameter name -> tensor), or a checkpoint "
+                         f"with a 'state_dict' or 'model' entry holding one; got {type(checkpoint).__name__}")
+    if checkpoint and all(key.startswith("module.") for key in checkpoint):
+        # Saved from a DataParallel/DistributedDataParallel wrapper.
+        checkpoint = {key[len("module."):]: value for key, value in checkpoint.items()}
+    return checkpoint
+
+
+def load_backbone_weights(model: SPGModel, path: str | Path) -> None:
+    """Load a local torchvision-format weight file into `model.backbone`; never downloads.
+
+    Keys must match the backbone exactly, except those of layers the truncated backbone drops
+    (fc, AuxLogits, Mixed_7*, classifier). On any mismatch nothing is loaded and a ValueError
+    lists the missing, unexpected and wrongly shaped keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weight file {path} does not exist; pass the path of a local .pth file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise ValueError(f"{path} could not be read as a PyTorch weight file: {error}") from error
+    given = _unwrap_state_dict(checkpoint, path)
+
+    backbone = model.backbone
+    given = {k: v for k, v in given.items() if not k.startswith(backbone.ignored_weight_prefixes)}
+    own = backbone.state_dict()
+    # Files saved before PyTorch 0.4.1 have no BatchNorm step counters; BatchNorm fills them in.
+    missing = sorted(k for k in own if k not in given and not k.endswith("num_batches_tracked"))
+    unexpected = sorted(k for k in given if k not in own)
+    mismatched = [f"{k} {tuple(given[k].shape)} != {tuple(own[k].shape)}"
+                  for k in own if k in given and given[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        problems = []
+        if missing:
+            problems.append(f"missing keys ({len(missing)}): {_format_keys(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys ({len(unexpected)}): {_format_keys(unexpected)}")
+        if mismatched:
+            problems.append(f"shape mismatches ({len(mismatched)}): {_format_keys(mismatched)}")
+        raise ValueError(f"{path} does not fit the {model.backbone_name!r} backbone "
+                         f"(expected {backbone.weights_format}); " + "; ".join(problems))
+    backbone.load_state_dict(given, strict=True)
+
+
+# The backbone modules register themselves on import; they need register_backbone defined above.
+from spg_core.models import inception, resnet, tiny, vgg  # noqa: E402,F401

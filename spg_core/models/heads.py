@@ -1,0 +1,162 @@
+"""The layers SPG adds on top of any backbone (paper §3.1, Fig. 2), and the contract a backbone meets.
+
+- SPG-A3 + SPG-A4: the classifier. A4 is a 1×1 conv to C channels whose output *is* the class
+  activation map (`class_maps`); the logits are its global average (the ACoL trick: the map is
+  produced in the forward pass, no CAM re-weighting afterwards).
+- SPG-B: two branches on a lower (B1) and a higher (B2) backbone feature. Each has its own
+  entry conv, then both go through ONE shared top block. Sharing is part of the method (paper
+  Table 5: no sharing raises ILSVRC GT-known error 35.31 -> 36.31).
+- SPG-C: reads the A3 output; its output only supervises A3 through its gradient and is never
+  fed back into the classifier.
+
+New convs use Xavier-uniform weights and zero bias, as both reference codes do.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Channel widths of the SPG heads for one backbone.
+
+    a3_width: width of the two SPG-A3 convs; None means no A3 convs (A4 reads the backbone
+        output directly, as wsolevaluation's ResNet50 does).
+    b_width: width of the B1/B2 entry convs and of the shared top block.
+    c_width: width of the SPG-C hidden conv.
+    dropout: dropout probability before each A3 conv and before A4 (the authors' Inception-v3
+        recipe); 0 disables it.
+    """
+
+    a3_width: int | None
+    b_width: int
+    c_width: int
+    dropout: float = 0.0
+
+
+class BackboneFeatures(NamedTuple):
+    """What a backbone hands to the heads: B1 input, B2 input, and the input of A3/A4."""
+
+    b1: torch.Tensor
+    b2: torch.Tensor
+    top: torch.Tensor
+
+
+class Backbone(nn.Module):
+    """Base class of the backbones: forward(x) -> BackboneFeatures.
+
+    Subclasses set the attributes below. Parameter names inside a backbone follow torchvision's
+    own model, so torchvision weight files load with `load_backbone_weights`.
+    """
+
+    b1_channels: int
+    b2_channels: int
+    top_channels: int
+    head_config: HeadConfig
+    # Nominal stride of the class maps: their side is about input_side / feature_stride.
+    feature_stride: int
+    # False when no published weights exist, so every layer counts as new (10x lr group).
+    has_pretrained_weights: bool = True
+    # Keys of the torchvision file that belong to layers this truncated backbone drops.
+    ignored_weight_prefixes: tuple[str, ...] = ()
+    # Named in load errors, so the user knows which file the backbone expects.
+    weights_format: str = "a state dict saved from this backbone"
+
+    def forward(self, x: torch.Tensor) -> BackboneFeatures:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def conv3x3_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True))
+
+
+def xavier_init_(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero bias for every conv of a new head."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+def build_spg_a3(in_channels: int, config: HeadConfig) -> tuple[nn.Module, int]:
+    """SPG-A3 -> (module, output channels).
+
+    Dropout sits before each A3 conv and before A4, as in both reference codes. nn.Dropout
+    follows .training; the authors' `F.dropout(x, 0.5)` is on at test time too in modern PyTorch.
+    """
+    layers: list[nn.Module] = []
+    width = in_channels
+    if config.a3_width is not None:
+        for _ in range(2):
+            if config.dropout > 0:
+                layers.append(nn.Dropout(config.dropout))
+            layers.append(conv3x3_relu(width, config.a3_width))
+            width = config.a3_width
+    if config.dropout > 0:
+        layers.append(nn.Dropout(config.dropout))
+    module = nn.Sequential(*layers) if layers else nn.Identity()
+    xavier_init_(module)
+    return module, width
+
+
+def build_spg_a4(in_channels: int, num_classes: int) -> nn.Conv2d:
+    """SPG-A4: 1×1 conv to the class maps."""
+    conv = nn.Conv2d(in_channels, num_classes, 1)
+    xavier_init_(conv)
+    return conv
+
+
+def _guidance_top(width: int) -> nn.Sequential:
+    return nn.Sequential(conv3x3_relu(width, width), nn.Conv2d(width, 1, 1))
+
+
+class SPGBranches(nn.Module):
+    """SPG-B: B1 and B2 logit maps (sigmoid is applied where they are used).
+
+    With share=True, `b1_top` and `b2_top` are the same module object, so both branches train
+    one set of top weights (paper §3.1). share=False is the "no-share" ablation.
+    """
+
+    def __init__(self, b1_channels: int, b2_channels: int, width: int, share: bool = True):
+        super().__init__()
+        self.b1_entry = conv3x3_relu(b1_channels, width)
+        self.b2_entry = conv3x3_relu(b2_channels, width)
+        self.b1_top = _guidance_top(width)
+        self.b2_top = self.b1_top if share else _guidance_top(width)
+        xavier_init_(self)
+
+    @property
+    def shared(self) -> bool:
+        return self.b1_top is self.b2_top
+
+    def forward(self, b1_features: torch.Tensor, b2_features: torch.Tensor):
+        b1 = self.b1_top(self.b1_entry(b1_features))
+        b2 = self.b2_top(self.b2_entry(b2_features))
+        return b1, b2
+
+
+def build_spg_c(in_channels: int, width: int) -> nn.Sequential:
+    """SPG-C: conv3×3 + ReLU, conv1×1 -> 1 logit map, on the A3 output."""
+    module = nn.Sequential(conv3x3_relu(in_channels, width), nn.Conv2d(width, 1, 1))
+    xavier_init_(module)
+    return module
+
+
+def kaiming_init_(module: nn.Module) -> None:
+    """Initialisation for backbone layers trained from scratch (torchvision's ResNet/VGG rule).
+
+    Pretrained runs overwrite it with `load_backbone_weights`.
+    """
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.ones_(layer.weight)
+            nn.init.zeros_(layer.bias)
