@@ -1,0 +1,674 @@
+"""Evaluation: score maps, or a model on a dataset -> metrics, per-image rows, τ curves, files.
+
+Two protocols, named presets rather than options scattered over flags:
+
+``"paper"`` (SPG §4)
+    The GT-class map (A4 output) is upsampled bilinearly (``cv2.INTER_LINEAR``) to the scoring
+    grid, min-max normalised, thresholded at ``>= τ``; the box is the largest 8-connected
+    component's tight box (:func:`spg_core.boxes.largest_component_box`). The scoring grid is
+    the network input S×S in :func:`evaluate` (GT boxes scaled to it with WE's ``int()``
+    truncation, like the authors' code which measures at the input resolution) and the
+    original image in :func:`evaluate_maps` unless ``paper_size`` is given.
+``"wsolevaluation"`` (clovaai/wsolevaluation, "WE")
+    The GT-class map is resized to 224×224 bicubically (``cv2.INTER_CUBIC``, float64 as WE),
+    min-max normalised (constant or NaN -> zeros), GT boxes rescaled to 224 with ``int()``
+    truncation of ``x * 224 / w``, masks with nearest neighbour; boxes by WE's contour rule
+    (:func:`spg_core.boxes.wsol_sweep`). Reports MaxBoxAcc, MaxBoxAccV2 and PxAP exactly as WE.
+
+τ for the threshold-dependent metrics (GT-known / Top-1 / Top-5 Loc, and the per-image rows)
+comes from, in order: an explicit ``tau``; the best τ of a held-out split's GT-known curve
+(``threshold_dataset`` / ``threshold_curves``); ``tau="oracle"``, which chooses on the
+reported split and says so in the metrics. Choosing on the reported split any other way
+raises. MaxBoxAcc/V2 and PxAP need no τ: the best τ is part of their definition.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from spg_core import boxes as box_ops
+from spg_core import metrics as M
+
+__all__ = [
+    "PROTOCOLS",
+    "WSOL_SIZE",
+    "resize_box",
+    "prepare_wsol_map",
+    "ten_crop_views",
+    "SplitEvaluator",
+    "evaluate_maps",
+    "score_maps_split",
+    "evaluate",
+    "write_outputs",
+    "curves_figure",
+    "evaluate_run",
+    "evaluate_map_folder",
+]
+
+PROTOCOLS = ("paper", "wsolevaluation")
+WSOL_SIZE = 224  # WE's _RESIZE_LENGTH
+
+
+# ----------------------------------------------------------------------------- shared preprocessing
+def _check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol={protocol!r} is unknown; choose one of {PROTOCOLS}")
+    return protocol
+
+
+def resize_box(box, image_size, new_size) -> tuple[int, int, int, int]:
+    """WE's ``resize_bbox``: scale an inclusive box from ``image_size`` (w, h) to ``new_size``
+    (w, h), each coordinate truncated with ``int()``."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    width, height = (float(v) for v in image_size)
+    new_width, new_height = (float(v) for v in new_size)
+    return (int(x0 * new_width / width), int(y0 * new_height / height),
+            int(x1 * new_width / width), int(y1 * new_height / height))
+
+
+def prepare_wsol_map(score_map) -> np.ndarray:
+    """WE's map preparation: float64, bicubic resize to 224×224, min-max (constant/NaN -> 0)."""
+    array = np.asarray(score_map, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"score map must be 2-D; got shape {array.shape}")
+    if not np.isfinite(array).all():
+        return np.zeros((WSOL_SIZE, WSOL_SIZE))
+    resized = cv2.resize(array, (WSOL_SIZE, WSOL_SIZE), interpolation=cv2.INTER_CUBIC)
+    return box_ops.minmax_numpy(resized)
+
+
+def _prepare_paper_map(score_map, grid: tuple[int, int]) -> np.ndarray:
+    array = np.asarray(score_map, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"score map must be 2-D; got shape {array.shape}")
+    if not np.isfinite(array).all():
+        return np.zeros((grid[1], grid[0]))
+    if array.shape != (grid[1], grid[0]):
+        array = cv2.resize(array, grid, interpolation=cv2.INTER_LINEAR)
+    return box_ops.minmax_numpy(array)
+
+
+def _resize_mask(mask, grid: tuple[int, int]) -> np.ndarray:
+    mask = np.asarray(mask, dtype=np.uint8)
+    if mask.shape != (grid[1], grid[0]):
+        mask = cv2.resize(mask, grid, interpolation=cv2.INTER_NEAREST)
+    return mask
+
+
+# ----------------------------------------------------------------------------- one split's accumulator
+class SplitEvaluator:
+    """Collects one split's per-image results; :meth:`curves`/:meth:`rows` read them out.
+
+    Curves are counted as images arrive (as WE's evaluators do); per image only the box at
+    every τ is kept (for the rows), never the map, so any τ can be applied after the whole
+    split has been seen.
+    """
+
+    def __init__(self, protocol: str, cam_curve_interval: float = 0.01, split: str = "report",
+                 paper_size: int | None = None):
+        self.protocol = _check_protocol(protocol)
+        self.cam_curve_interval = float(cam_curve_interval)
+        self.taus = M.tau_grid(cam_curve_interval)
+        self.split = split
+        self.paper_size = paper_size
+        self.box_accuracy = M.BoxAccuracy(self.taus) if protocol == "wsolevaluation" else None
+        self.pxap = M.PxAP(self.taus)
+        self.has_mask = False
+        self.images: list[dict] = []
+        count = len(self.taus)
+        self.hits = {"gt_known_loc": np.zeros(count), "top1_loc": np.zeros(count), "top5_loc": np.zeros(count)}
+        self.all_classified = True
+
+    @property
+    def box_grid(self) -> str:
+        if self.protocol == "wsolevaluation":
+            return f"{WSOL_SIZE}x{WSOL_SIZE} (WE)"
+        if self.paper_size is not None:
+            return f"{self.paper_size}x{self.paper_size} network input"
+        return "original image pixels"
+
+    # -- grids
+    def grid(self, size) -> tuple[int, int]:
+        if self.protocol == "wsolevaluation":
+            return WSOL_SIZE, WSOL_SIZE
+        if self.paper_size is not None:
+            return int(self.paper_size), int(self.paper_size)
+        return int(size[0]), int(size[1])
+
+    def prepare(self, score_map, size) -> np.ndarray:
+        """The normalised map on this protocol's scoring grid."""
+        if self.protocol == "wsolevaluation":
+            return prepare_wsol_map(score_map)
+        return _prepare_paper_map(score_map, self.grid(size))
+
+    def gt_boxes(self, boxes, size) -> np.ndarray:
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            raise ValueError("an image has no GT box; localisation metrics need at least one per image")
+        grid = self.grid(size)
+        if grid == tuple(int(v) for v in size):
+            return boxes.astype(np.int64)  # int() truncation of original-pixel boxes
+        return np.array([resize_box(b, size, grid) for b in boxes], dtype=np.int64)
+
+    # -- accumulation
+    def add(self, image_id: str, score_map, boxes, size, mask=None, label=None, prediction=None,
+            top5: bool | None = None, sweep=None, prepared=None) -> None:
+        """One image: its GT-class map (any resolution), GT boxes in the pixels of an image of
+        ``size`` = (w, h), optional mask (1/0/255) of that image or of the scoring grid, and
+        optional classification results. ``sweep``/``prepared`` let a caller that already ran
+        :func:`spg_core.boxes.wsol_sweep` (e.g. in parallel) pass its result."""
+        gt = self.gt_boxes(boxes, size)
+        normalized = prepared if prepared is not None else self.prepare(score_map, size)
+        if self.protocol == "wsolevaluation":
+            result = sweep if sweep is not None else box_ops.wsol_sweep(normalized, gt, self.taus)
+            self.box_accuracy.add(result.iou_v1, result.iou_v2)
+            # The Loc metrics use the largest contour's box (v1), the box WE's MaxBoxAcc scores.
+            ious = result.iou_v1
+            level_index, per_level_box = result.level_index.astype(np.uint8), result.v1_box.astype(np.int32)
+        else:
+            per_level_box, ious = box_ops.largest_component_sweep(normalized, gt, self.taus)
+            level_index, per_level_box = None, per_level_box.astype(np.int32)
+        hit = ious >= 0.5
+        self.hits["gt_known_loc"] += hit
+        classified = label is not None and prediction is not None
+        self.all_classified &= classified
+        if classified:
+            self.hits["top1_loc"] += hit & (prediction == label)
+            self.hits["top5_loc"] += hit & (bool(top5) if top5 is not None else prediction == label)
+        if mask is not None:
+            self.pxap.add(normalized, _resize_mask(mask, (normalized.shape[1], normalized.shape[0])))
+            self.has_mask = True
+        self.images.append({"image_id": str(image_id), "label": label, "prediction": prediction, "gt": gt,
+                            "level_index": level_index, "box": per_level_box})
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    # -- results
+    def curves(self) -> dict[str, M.Curve]:
+        if not self.images:
+            raise ValueError(f"split {self.split!r}: no image was evaluated")
+        names = ("gt_known_loc", "top1_loc", "top5_loc") if self.all_classified else ("gt_known_loc",)
+        curves = {name: M.Curve(name, self.split, self.taus, self.hits[name] * 100.0 / float(len(self.images)), 0.5)
+                  for name in names}
+        if self.box_accuracy is not None:
+            curves.update(self.box_accuracy.curves(self.split))
+        if self.has_mask:
+            curves["pxap_pr"] = self.pxap.curve(self.split)
+        return curves
+
+    def tau_free_metrics(self) -> dict:
+        out: dict = {}
+        if self.box_accuracy is not None:
+            out.update(self.box_accuracy.metrics())
+        if self.has_mask:
+            out["pxap"] = self.pxap.compute()
+        return out
+
+    def rows(self, tau_index: int) -> list[dict]:
+        """Per image at τ: the protocol's box, its best-matching GT box, IoU and failure type.
+        The box is the GT-class map's (GT-known); ``prediction`` says what the classifier chose."""
+        rows = []
+        for r in self.images:
+            level = tau_index if r["level_index"] is None else r["level_index"][tau_index]
+            pred = np.asarray(r["box"][level], dtype=np.int64)
+            ious = box_ops.iou(pred, r["gt"])
+            best = int(np.argmax(ious))
+            class_correct = r["prediction"] is None or r["prediction"] == r["label"]
+            rows.append({
+                "image_id": r["image_id"],
+                "label": None if r["label"] is None else int(r["label"]),
+                "prediction": None if r["prediction"] is None else int(r["prediction"]),
+                "iou": float(ious[best]), "pred_box": pred.tolist(), "gt_box": r["gt"][best].tolist(),
+                "failure": M.failure_type(pred, r["gt"], class_correct),
+            })
+        return rows
+
+
+def _choose_tau(report: SplitEvaluator, report_curves: dict, tau, threshold_curves: dict | None) -> dict | None:
+    """τ and where it came from, or None when nothing may choose it."""
+    taus = report.taus
+    if isinstance(tau, str):
+        if tau != "oracle":
+            raise ValueError(f"tau={tau!r}: give a number in [0, 1), 'oracle', or None")
+        chosen = M.select_tau(report_curves["gt_known_loc"], report_curves["gt_known_loc"], oracle=True)
+        return {"tau": chosen["tau"],
+                "tau_source": f"oracle: best GT-known Loc τ of the reported split {report.split!r}"}
+    if tau is not None:
+        tau = float(tau)
+        if not 0 <= tau < 1:
+            raise ValueError(f"tau={tau} must lie in [0, 1)")
+        return {"tau": float(taus[int(np.argmin(np.abs(taus - tau)))]), "tau_source": "given"}
+    if threshold_curves is not None:
+        chosen = M.select_tau(threshold_curves["gt_known_loc"], report_curves["gt_known_loc"])
+        return {"tau": chosen["tau"],
+                "tau_source": f"best GT-known Loc τ of held-out split {chosen['threshold_split']!r}",
+                "tau_threshold_split_gt_known_loc": chosen["threshold_value"]}
+    return None
+
+
+def _finish(report: SplitEvaluator, tau, threshold_curves: dict | None, extra: dict | None = None):
+    curves = report.curves()
+    metrics: dict = {"protocol": report.protocol, "split": report.split, "num_images": len(report),
+                     "cam_curve_interval": report.cam_curve_interval, "box_grid": report.box_grid}
+    metrics.update(report.tau_free_metrics())
+    choice = _choose_tau(report, curves, tau, threshold_curves)
+    if choice is None:
+        if report.protocol == "paper":
+            raise ValueError("the paper protocol needs a τ: pass tau=<number>, a held-out split "
+                             "(threshold_dataset / threshold_curves), or tau='oracle' to choose on this split")
+        # WE's metrics need no τ; the rows are shown at MaxBoxAcc's own operating point.
+        index = int(np.argmax(curves["boxacc_v1_iou50"].values))
+        metrics["rows_tau"] = float(report.taus[index])
+        metrics["rows_tau_source"] = "best τ of this split's MaxBoxAcc curve (display only; no Loc metric uses it)"
+    else:
+        metrics.update(choice)
+        index = int(np.argmin(np.abs(report.taus - choice["tau"])))
+        for name in ("gt_known_loc", "top1_loc", "top5_loc"):
+            if name in curves:
+                metrics[name] = float(curves[name].values[index])
+    if extra:
+        metrics.update(extra)
+    if threshold_curves:
+        for name, curve in threshold_curves.items():
+            curves[f"threshold/{name}"] = curve
+    return metrics, report.rows(index), curves
+
+
+# ----------------------------------------------------------------------------- maps without a model
+def evaluate_maps(score_maps: Iterable, gt: dict, protocol: str = "wsolevaluation", cam_curve_interval: float = 0.01,
+                  *, split: str = "report", tau=None, threshold_curves: dict | None = None,
+                  predictions: dict | None = None, paper_size: int | None = None, workers: int | None = 1,
+                  progress: bool = False):
+    """Score saved maps against ground truth, no model needed.
+
+    ``score_maps``: iterable of ``(image_id, 2-D float map)`` (any resolution, e.g. the CAM
+    itself or a 224 map). ``gt[image_id] = (boxes N×4 inclusive in original pixels, (w, h),
+    optional mask H×W 1/0/255 in original pixels)``; a 4-tuple may add the class label.
+    ``predictions[image_id] = (top-1 class, GT class in top 5: bool)`` enables Top-1/Top-5 Loc
+    and the ``wrong-class`` failure type. τ: see the module docstring; ``threshold_curves`` is
+    the curves dict of a held-out split scored the same way (:func:`score_maps_split`). ``workers``
+    > 1 runs the WE sweeps in that many processes.
+
+    Returns ``(metrics, rows, curves)``: metrics in percent, one row per image (image_id,
+    label, prediction, iou at τ, pred_box, gt_box best matching, failure), name -> Curve.
+    """
+    report = score_maps_split(score_maps, gt, protocol, cam_curve_interval, split=split, predictions=predictions,
+                              paper_size=paper_size, workers=workers, progress=progress)
+    return _finish(report, tau, threshold_curves)
+
+
+def score_maps_split(score_maps: Iterable, gt: dict, protocol: str = "wsolevaluation",
+                     cam_curve_interval: float = 0.01, *, split: str = "report", predictions: dict | None = None,
+                     paper_size: int | None = None, workers: int | None = 1, progress: bool = False) -> SplitEvaluator:
+    """The accumulation half of :func:`evaluate_maps`; ``.curves()`` of the result are what a
+    held-out split contributes to choosing τ."""
+    from tqdm.auto import tqdm
+
+    report = SplitEvaluator(protocol, cam_curve_interval, split=split, paper_size=paper_size)
+    taus = report.taus
+    pending: list[tuple] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        if report.protocol == "wsolevaluation" and (workers or 1) > 1 and len(pending) > 1:
+            sweeps = box_ops.wsol_sweep_many([p[1] for p in pending], [p[2] for p in pending], taus, workers=workers)
+        else:
+            sweeps = [None] * len(pending)
+        for (image_id, prepared, _, entry), sweep in zip(pending, sweeps):
+            mask = entry[2] if len(entry) > 2 else None
+            label = entry[3] if len(entry) > 3 else None
+            prediction, top5 = (predictions or {}).get(image_id, (None, None))
+            report.add(image_id, None, entry[0], entry[1], mask=mask, label=label, prediction=prediction, top5=top5,
+                       sweep=sweep, prepared=prepared)
+        pending.clear()
+
+    for image_id, score_map in tqdm(score_maps, desc=f"evaluate {split}", unit="map", disable=not progress):
+        if image_id not in gt:
+            raise KeyError(f"no ground truth for map {image_id!r}; "
+                           "gt must map every image_id to (boxes, (w, h)[, mask])")
+        entry = gt[image_id]
+        prepared = report.prepare(score_map, entry[1])
+        pending.append((image_id, prepared, report.gt_boxes(entry[0], entry[1]), entry))
+        if len(pending) >= 256:
+            flush()
+    flush()
+    return report
+
+
+# ----------------------------------------------------------------------------- a model on a dataset
+def ten_crop_views(images, crop_size: int | None = None):
+    """The paper's 10-crop test views (§4.1): resize the S×S batch to round(S·256/224), then
+    ``torchvision.transforms.functional.ten_crop`` at S (4 corners + centre and their flips).
+    Returns a tuple of 10 tensors shaped like ``images``."""
+    import torch.nn.functional as F
+    from torchvision.transforms import functional as TF
+
+    size = int(crop_size or images.shape[-1])
+    larger = int(round(size * 256 / 224))
+    resized = F.interpolate(images, size=(larger, larger), mode="bilinear", align_corners=False, antialias=True)
+    return tuple(TF.ten_crop(resized, [size, size]))
+
+
+def _input_size(dataset) -> int:
+    size = getattr(dataset, "image_size", None)
+    if size:
+        return int(size)
+    for index in range(min(len(dataset), 16)):
+        item = dataset[index]
+        if item is not None:
+            return int(item["image"].shape[-1])
+    raise ValueError("could not read any image of the dataset to learn its input size")
+
+
+def _image_ids(dataset) -> set[str] | None:
+    records = getattr(dataset, "records", None)
+    if records is None:
+        return None
+    return {str(record.image_id) for record in records}
+
+
+def _check_disjoint(threshold_dataset, dataset) -> None:
+    held_out, reported = _image_ids(threshold_dataset), _image_ids(dataset)
+    if held_out is not None and reported is not None and held_out & reported:
+        example = sorted(held_out & reported)[0]
+        raise ValueError(f"{len(held_out & reported)} image(s) are in both the held-out and the reported split "
+                         f"(e.g. {example!r}); choose τ on disjoint images or pass tau='oracle'")
+
+
+def _dataset_split(dataset, fallback: str) -> str:
+    split = getattr(dataset, "split", None) or fallback
+    return str(split)
+
+
+def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: int, ten_crop: bool,
+               progress: bool, num_workers: int, star_tau: float | None, collect_ids: set | None = None) -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from spg_core.data import collate
+
+    model.eval()
+    device = torch.device(device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
+    top1_hits, top5_hits, skipped, star = [], [], 0, []
+    bar = tqdm(total=len(dataset), desc=f"evaluate {evaluator.split}", unit="img", disable=not progress)
+    with torch.no_grad():
+        for batch in loader:
+            skipped += int(batch["num_skipped"])
+            bar.update(int(batch["num_skipped"]))
+            if batch["image"].numel() == 0:
+                continue
+            images = batch["image"].to(device)
+            labels = batch["label"].to(device)
+            out = model(images)
+            if ten_crop:
+                probs = torch.stack([torch.softmax(model(view)["logits"], dim=1)
+                                     for view in ten_crop_views(images)]).mean(dim=0)
+            else:
+                probs = torch.softmax(out["logits"], dim=1)
+            probs = probs.float().cpu().numpy()
+            labels_np = labels.cpu().numpy()
+            hit1 = M.topk_correct(probs, labels_np, 1)
+            hit5 = M.topk_correct(probs, labels_np, 5)
+            top1_hits.extend(hit1.tolist())
+            top5_hits.extend(hit5.tolist())
+            maps = out["class_maps"]
+            gt_maps = maps[torch.arange(len(labels), device=maps.device), labels].float().cpu().numpy()
+            masks = batch.get("mask") or [None] * len(labels)
+            ranked = np.argsort(-probs, axis=1, kind="stable")[:, :3]
+            for i, image_id in enumerate(batch["image_id"]):
+                if collect_ids is not None:
+                    collect_ids.add(str(image_id))
+                size = tuple(int(v) for v in batch["orig_size"][i])
+                mask = masks[i]
+                if mask is not None:
+                    mask = np.asarray(mask.cpu().numpy() if hasattr(mask, "cpu") else mask, dtype=np.uint8)
+                    if evaluator.protocol == "paper" and evaluator.paper_size is None:
+                        mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+                prediction = int(np.argmax(probs[i]))
+                evaluator.add(image_id, gt_maps[i], batch["orig_boxes"][i].cpu().numpy(), size, mask=mask,
+                              label=int(labels_np[i]), prediction=prediction, top5=bool(hit5[i]))
+                if star_tau is not None:
+                    class_boxes = {}
+                    for cls in ranked[i]:
+                        class_map = maps[i, int(cls)].float().cpu().numpy()
+                        normalized = evaluator.prepare(class_map, size)
+                        class_boxes[int(cls)] = box_ops._component_boxes_normalized(normalized, star_tau)[0][:2]
+                    star.append(M.spg_star_top5_correct(ranked[i], class_boxes, int(labels_np[i]),
+                                                        evaluator.images[-1]["gt"]))
+            bar.update(len(labels))
+    bar.close()
+    if not top1_hits:
+        raise ValueError(f"split {evaluator.split!r}: every image was skipped, nothing to evaluate")
+    out = {"classification_top1": float(np.mean(top1_hits) * 100.0),
+           "classification_top5": float(np.mean(top5_hits) * 100.0), "num_skipped": skipped}
+    if star:
+        out["spg_star_top5_loc"] = float(np.mean(star) * 100.0)
+        out["spg_star_note"] = ("NON-STANDARD: SPG* top-5 boxes (2 from the 1st class, 2 from the 2nd, "
+                                "1 from the 3rd; two largest components at τ) — not comparable with Top-5 Loc")
+    return out
+
+
+def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_dataset=None, tau=None,
+             ten_crop: bool = False, batch_size: int = 32, progress: bool = True, *,
+             cam_curve_interval: float = 0.01, spg_star: bool = False, num_workers: int = 0):
+    """Run ``model`` (eval mode; ``model(x)`` returns "logits" B×C and "class_maps" B×C×h×w)
+    over ``dataset`` (items as ``spg_core.data.WSOLDataset``) and score it.
+
+    τ: ``tau`` (a number, or "oracle") or the best GT-known τ of ``threshold_dataset``, which
+    must not share images with ``dataset``. Boxes come from the GT-class map; Top-1 Loc needs
+    the top-1 class's map only when that class is right, and then it is the GT-class map, so
+    no other map is used (except by SPG*). Classification uses the 10-crop softmax average
+    when ``ten_crop`` (localisation always uses the single full view). ``spg_star`` adds the
+    non-standard SPG* top-5 number (paper protocol, τ known before the reported split).
+
+    Returns ``(metrics, rows, curves)`` like :func:`evaluate_maps`, plus classification_top1/5
+    and num_skipped in the metrics.
+    """
+    _check_protocol(protocol)
+    paper_size = _input_size(dataset) if protocol == "paper" else None
+
+    threshold_curves = None
+    report_split = _dataset_split(dataset, "report")
+    threshold_ids: set[str] = set()
+    if threshold_dataset is not None and tau is None:
+        threshold_split = _dataset_split(threshold_dataset, "threshold")
+        if threshold_dataset is dataset or threshold_split == report_split:
+            raise ValueError(f"threshold_dataset is the reported split {report_split!r}: "
+                             "τ must be chosen on a held-out "
+                             "split (e.g. val), or pass tau='oracle' to label the result as an oracle")
+        _check_disjoint(threshold_dataset, dataset)
+        held_out = SplitEvaluator(protocol, cam_curve_interval, split=threshold_split, paper_size=paper_size)
+        _run_model(model, threshold_dataset, held_out, device, batch_size, ten_crop, progress, num_workers,
+                   None, threshold_ids)
+        threshold_curves = held_out.curves()
+
+    star_tau = None
+    if spg_star:
+        if protocol != "paper":
+            warnings.warn("spg_star is a paper-protocol number; ignored with protocol='wsolevaluation'")
+        elif tau is not None and not isinstance(tau, str):
+            star_tau = float(tau)
+        elif threshold_curves is not None:
+            star_tau = threshold_curves["gt_known_loc"].best()[0]
+        else:
+            warnings.warn("spg_star needs τ before the reported split is scored "
+                          "(tau=<number> or threshold_dataset); skipped")
+
+    report = SplitEvaluator(protocol, cam_curve_interval, split=report_split, paper_size=paper_size)
+    report_ids: set[str] = set()
+    extra = _run_model(model, dataset, report, device, batch_size, ten_crop, progress, num_workers, star_tau,
+                       report_ids)
+    overlap = threshold_ids & report_ids
+    if overlap:
+        raise ValueError(f"{len(overlap)} image(s) are in both the held-out and the reported split (e.g. "
+                         f"{sorted(overlap)[0]!r}); choose τ on disjoint images or pass tau='oracle'")
+    metrics, rows, curves = _finish(report, tau, threshold_curves, extra)
+    metrics["num_skipped"] = extra["num_skipped"]
+    metrics["ten_crop"] = bool(ten_crop)
+    return metrics, rows, curves
+
+
+# ----------------------------------------------------------------------------- files and figures
+def curves_figure(curves: dict, tau: float | None = None):
+    """Plotly figure: accuracy (%) against τ for every curve (held-out split dashed), the chosen
+    τ as a vertical line; the PxAP precision-recall curve, if any, in a second panel."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    has_pr = any(name.endswith("pxap_pr") for name in curves)
+    fig = make_subplots(rows=1, cols=2 if has_pr else 1,
+                        subplot_titles=("accuracy vs τ", "PxAP precision-recall") if has_pr else ("accuracy vs τ",))
+    for name, curve in curves.items():
+        values = curve.to_dict() if hasattr(curve, "to_dict") else dict(curve)
+        held_out = name.startswith("threshold/")
+        label = f"{name} ({values.get('split')})"
+        if name.endswith("pxap_pr"):
+            fig.add_trace(go.Scatter(x=values["recall"], y=values["values"], mode="lines", name=label,
+                                     line={"dash": "dash" if held_out else "solid"}), row=1, col=2)
+            continue
+        fig.add_trace(go.Scatter(x=values["taus"], y=values["values"], mode="lines", name=label,
+                                 line={"dash": "dash" if held_out else "solid"}), row=1, col=1)
+    if tau is not None:
+        fig.add_vline(x=float(tau), line_dash="dot", line_color="black", annotation_text=f"τ = {tau:.3f}",
+                      row=1, col=1)
+    fig.update_xaxes(title_text="τ (threshold on the min-max map)", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="accuracy (%)", range=[0, 100], row=1, col=1)
+    if has_pr:
+        fig.update_xaxes(title_text="recall", range=[0, 1], row=1, col=2)
+        fig.update_yaxes(title_text="precision (%)", range=[0, 100], row=1, col=2)
+    fig.update_layout(template="plotly_white", legend={"orientation": "h", "y": -0.2}, height=520)
+    return fig
+
+
+def _json_ready(value):
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(float(value)) else float(value)
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    return value
+
+
+ROW_COLUMNS = ("image_id", "label", "prediction", "iou", "pred_x0", "pred_y0", "pred_x1", "pred_y1",
+               "gt_x0", "gt_y0", "gt_x1", "gt_y1", "failure")
+
+
+def write_outputs(out_dir, metrics: dict, rows: list[dict], curves: dict) -> dict[str, Path]:
+    """Write metrics.json, per_image.csv and curves.html (plotly.js embedded: works offline)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": out / "metrics.json", "rows": out / "per_image.csv", "curves": out / "curves.html"}
+    paths["metrics"].write_text(json.dumps(_json_ready(metrics), indent=2) + "\n", encoding="utf-8")
+    with open(paths["rows"], "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ROW_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            flat = {key: row.get(key) for key in ("image_id", "label", "prediction", "iou", "failure")}
+            flat.update({f"pred_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), row["pred_box"])})
+            flat.update({f"gt_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), row["gt_box"])})
+            writer.writerow(flat)
+    tau = metrics.get("tau", metrics.get("rows_tau"))
+    curves_figure(curves, tau).write_html(paths["curves"], include_plotlyjs=True, full_html=True)
+    return paths
+
+
+# ----------------------------------------------------------------------------- command-line entry points
+def evaluate_run(run, data, split: str = "test", threshold_split: str | None = "val", tau=None,
+                 protocol: str = "paper", cam_curve_interval: float = 0.01, ten_crop: bool = False,
+                 spg_star: bool = False, batch_size: int = 64, device="auto", limit: int | None = None,
+                 out=None) -> dict:
+    """``python -m spg_core evaluate``: load a run, build its splits, evaluate, write files.
+
+    ``data(config)`` turns the run's TrainConfig into dataset settings (see ``spg_core.cli``).
+    With ``tau`` given no held-out split is scored.
+    """
+    import torch
+
+    from spg_core.cli import dataset_from_settings
+    from spg_core.runs import load_run
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, config, _ = load_run(run, device=device)
+    settings = data(config)
+
+    def build(name: str):
+        dataset = dataset_from_settings(settings, name)
+        if limit is not None and limit < len(dataset):
+            from torch.utils.data import Subset
+
+            subset = Subset(dataset, range(int(limit)))
+            subset.split = getattr(dataset, "split", name)
+            return subset
+        return dataset
+
+    if threshold_split is not None and threshold_split == split and tau is None:
+        raise ValueError(f"--threshold-split {threshold_split!r} is the reported split: choose τ on a held-out split "
+                         "(e.g. val) or give --tau")
+    report = build(split)
+    held_out = build(threshold_split) if (tau is None and threshold_split) else None
+    metrics, rows, curves = evaluate(model, report, device=device, protocol=protocol, threshold_dataset=held_out,
+                                     tau=tau, ten_crop=ten_crop, batch_size=batch_size, progress=True,
+                                     cam_curve_interval=cam_curve_interval, spg_star=spg_star)
+    metrics["run"] = str(run)
+    if out is not None:
+        write_outputs(out, metrics, rows, curves)
+    return _json_ready(metrics)
+
+
+def _maps_from_folder(folder, dataset):
+    folder = Path(folder)
+    for index in range(len(dataset)):
+        sample = dataset.load_sample(index)
+        if sample is None:
+            continue
+        path = folder / f"{sample.image_id}.npy"
+        if not path.is_file():
+            raise FileNotFoundError(f"no map for image {sample.image_id!r}: expected {path}")
+        yield sample, np.load(path)
+
+
+def evaluate_map_folder(maps, dataset, protocol: str = "wsolevaluation", cam_curve_interval: float = 0.01, out=None,
+                        threshold_maps=None, threshold_dataset=None, tau=None) -> dict:
+    """``python -m spg_core evaluate-maps``: score ``<maps>/<image_id>.npy`` against a dataset's
+    annotations (no model). A held-out split's maps + dataset choose τ for the Loc metrics."""
+    def collect(folder, data):
+        gt, stream = {}, []
+        for sample, score_map in _maps_from_folder(folder, data):
+            gt[sample.image_id] = (sample.boxes, sample.size, sample.mask, sample.label)
+            stream.append((sample.image_id, score_map))
+        return gt, stream
+
+    workers = min(4, os.cpu_count() or 1)
+    threshold_curves = None
+    if (threshold_maps is None) != (threshold_dataset is None):
+        raise ValueError("give both threshold_maps and threshold_dataset (the held-out split's maps and annotations)")
+    if threshold_maps is not None:
+        gt, stream = collect(threshold_maps, threshold_dataset)
+        threshold_curves = score_maps_split(stream, gt, protocol, cam_curve_interval,
+                                            split=_dataset_split(threshold_dataset, "threshold"),
+                                            workers=workers, progress=True).curves()
+    gt, stream = collect(maps, dataset)
+    metrics, rows, curves = evaluate_maps(stream, gt, protocol, cam_curve_interval,
+                                          split=_dataset_split(dataset, "report"), tau=tau,
+                                          threshold_curves=threshold_curves, workers=workers, progress=True)
+    if out is not None:
+        write_outputs(out, metrics, rows, curves)
+    return _json_ready(metrics)

@@ -1,0 +1,237 @@
+"""End-to-end evaluation on tiny generated data: maps without a model, and a fake model."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from spg_core import boxes as B
+from spg_core import evaluate as E
+from spg_core import metrics as M
+
+
+# ----------------------------------------------------------------------------- WE preprocessing
+def test_resize_box_is_wes_int_truncation():
+    assert E.resize_box((1, 2, 4, 3), (10, 20), (35, 10)) == (3, 1, 14, 1)
+    assert E.resize_box((1, 2, 1, 2), (3, 3), (3, 3)) == (1, 2, 1, 2)
+
+
+def test_prepare_wsol_map_guards():
+    assert E.prepare_wsol_map(np.full((7, 7), 3.0)).tolist() == np.zeros((224, 224)).tolist()
+    assert not E.prepare_wsol_map(np.full((7, 7), np.nan)).any()
+    ramp = E.prepare_wsol_map(np.arange(49, dtype=np.float32).reshape(7, 7))
+    assert ramp.shape == (224, 224) and ramp.dtype == np.float64
+    assert ramp.min() == 0.0 and ramp.max() == 1.0
+
+
+# ----------------------------------------------------------------------------- maps without a model
+def _rectangle_data(count=6, seed=0):
+    """Maps that are 1 on the GT box (original pixels), sizes varying per image."""
+    rng = np.random.default_rng(seed)
+    maps, gt = [], {}
+    for i in range(count):
+        width, height = int(rng.integers(60, 120)), int(rng.integers(50, 110))
+        x0, y0 = int(rng.integers(0, width // 2)), int(rng.integers(0, height // 2))
+        x1, y1 = int(rng.integers(x0 + 10, width)), int(rng.integers(y0 + 10, height))
+        score = np.zeros((height, width))
+        score[y0:y1 + 1, x0:x1 + 1] = 1.0
+        mask = (score > 0).astype(np.uint8)
+        gt[f"img{i}"] = (np.array([[x0, y0, x1, y1]], dtype=float), (width, height), mask)
+        maps.append((f"img{i}", score))
+    return maps, gt
+
+
+def test_evaluate_maps_wsol_end_to_end():
+    maps, gt = _rectangle_data()
+    metrics, rows, curves = E.evaluate_maps(maps, gt, "wsolevaluation", 0.01)
+    assert metrics["maxboxacc"] == 100.0
+    assert metrics["maxboxacc_v2"] == 100.0
+    assert metrics["pxap"] > 95
+    assert metrics["num_images"] == 6 and metrics["protocol"] == "wsolevaluation"
+    assert "gt_known_loc" not in metrics  # no τ given: only the threshold-free WE metrics
+    assert "rows_tau" in metrics
+    assert len(rows) == 6 and all(row["failure"] == "ok" for row in rows)
+    assert {"boxacc_v1_iou50", "boxacc_v2_iou70", "gt_known_loc", "pxap_pr"} <= set(curves)
+
+
+def _we_reference_maxboxacc(maps, gt, taus, multi_contour):
+    """WE's BoxEvaluator, written out: one contour pass per τ, counts per IoU threshold."""
+    correct = {t: np.zeros(len(taus)) for t in (30, 50, 70)}
+    for image_id, score in maps:
+        boxes, size = gt[image_id][0], gt[image_id][1]
+        resized = B.minmax_numpy(cv2.resize(score.astype(np.float64), (224, 224), interpolation=cv2.INTER_CUBIC))
+        gt224 = np.array([E.resize_box(b, size, (224, 224)) for b in boxes])
+        best = [B.iou(B.wsol_boxes(resized, tau, multi_contour), gt224).max() for tau in taus]
+        for t in correct:
+            correct[t][np.where(np.asarray(best) >= t / 100)[0]] += 1
+    return {t: (c * 100.0 / len(maps)).max() for t, c in correct.items()}
+
+
+def test_evaluate_maps_matches_we_arithmetic_on_smooth_maps():
+    rng = np.random.default_rng(4)
+    maps, gt = [], {}
+    for i in range(5):
+        small = rng.random((7, 7))
+        maps.append((f"m{i}", small))
+        x0, y0 = rng.integers(0, 100, 2)
+        gt[f"m{i}"] = (np.array([[x0, y0, x0 + rng.integers(20, 100), y0 + rng.integers(20, 80)]]), (200, 180))
+    taus = M.tau_grid(0.05)
+    metrics, _, _ = E.evaluate_maps(maps, gt, "wsolevaluation", 0.05)
+    v1 = _we_reference_maxboxacc(maps, gt, taus, multi_contour=False)
+    v2 = _we_reference_maxboxacc(maps, gt, taus, multi_contour=True)
+    assert metrics["maxboxacc"] == v1[50]
+    assert metrics["maxboxacc_v2_per_iou"] == {str(t): v2[t] for t in (30, 50, 70)}
+    assert metrics["maxboxacc_v2"] == np.average([v2[30], v2[50], v2[70]])
+
+
+def test_evaluate_maps_paper_protocol_and_classes():
+    maps, gt = _rectangle_data(4, seed=1)
+    predictions = {"img0": (3, True), "img1": (5, True), "img2": (3, False), "img3": (3, True)}
+    gt = {k: (*v, 3) for k, v in gt.items()}  # label 3 for every image
+    metrics, rows, _ = E.evaluate_maps(maps, gt, "paper", 0.01, tau=0.5, predictions=predictions)
+    assert metrics["gt_known_loc"] == 100.0  # the paper rule is tight on a rectangle
+    assert metrics["top1_loc"] == 75.0  # img1 predicted class 5
+    assert metrics["top5_loc"] == 75.0  # img2 has the GT class outside the top 5
+    assert all(row["iou"] == 1.0 for row in rows)
+    assert [row["failure"] for row in rows] == ["ok", "wrong-class", "ok", "ok"]
+    assert metrics["tau"] == 0.5 and metrics["tau_source"] == "given"
+
+
+def test_paper_protocol_refuses_to_choose_tau_on_the_reported_split():
+    maps, gt = _rectangle_data(3)
+    with pytest.raises(ValueError, match="needs a τ"):
+        E.evaluate_maps(maps, gt, "paper", 0.1)
+    metrics, _, _ = E.evaluate_maps(maps, gt, "paper", 0.1, tau="oracle")
+    assert metrics["tau_source"].startswith("oracle")
+    same_split = E.score_maps_split(maps, gt, "paper", 0.1, split="test").curves()
+    with pytest.raises(ValueError, match="reported split"):
+        E.evaluate_maps(maps, gt, "paper", 0.1, split="test", threshold_curves=same_split)
+
+
+def test_tau_chosen_on_held_out_split_is_applied_to_the_report_split():
+    held_maps, held_gt = _rectangle_data(4, seed=2)
+    held_out = E.score_maps_split(held_maps, held_gt, "paper", 0.1, split="val").curves()
+    maps, gt = _rectangle_data(4, seed=3)
+    metrics, _, curves = E.evaluate_maps(maps, gt, "paper", 0.1, split="test", threshold_curves=held_out)
+    assert metrics["tau"] == held_out["gt_known_loc"].best()[0]
+    assert "val" in metrics["tau_source"]
+    assert "threshold/gt_known_loc" in curves
+
+
+# ----------------------------------------------------------------------------- a fake model
+SIZE, CLASSES = 32, 4
+REGISTRY: dict[int, tuple] = {}  # image number -> (image_id, label, (w, h), box), shared by the fakes
+
+
+class FakeDataset(torch.utils.data.Dataset):
+    """Image number n is written in pixel (0, 0); label and GT box are drawn per image."""
+
+    def __init__(self, count, split, offset=0, with_masks=False, bad=()):
+        rng = np.random.default_rng(offset)
+        self.split, self.image_size, self.bad, self.with_masks = split, SIZE, set(bad), with_masks
+        self.numbers = list(range(offset, offset + count))
+        for number in self.numbers:
+            width, height = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+            x0, y0 = int(rng.integers(0, width // 2)), int(rng.integers(0, height // 2))
+            x1, y1 = int(rng.integers(x0 + 8, width)), int(rng.integers(y0 + 8, height))
+            REGISTRY[number] = (f"{split}{number}", int(rng.integers(0, CLASSES)), (width, height), (x0, y0, x1, y1))
+
+    def __len__(self):
+        return len(self.numbers)
+
+    def __getitem__(self, index):
+        if index in self.bad:
+            return None
+        number = self.numbers[index]
+        image_id, label, size, box = REGISTRY[number]
+        image = torch.zeros(3, SIZE, SIZE)
+        image[0, 0, 0] = number
+        scaled = E.resize_box(box, size, (SIZE, SIZE))
+        item = {"image": image, "label": label, "image_id": image_id, "orig_size": size,
+                "boxes": torch.tensor([scaled], dtype=torch.float32),
+                "orig_boxes": torch.tensor([box], dtype=torch.float32)}
+        if self.with_masks:
+            mask = torch.zeros(SIZE, SIZE, dtype=torch.uint8)
+            mask[scaled[1]:scaled[3] + 1, scaled[0]:scaled[2] + 1] = 1
+            item["mask"] = mask
+        return item
+
+
+class FakeModel(torch.nn.Module):
+    """GT-class map = the GT box on the input grid; the GT class wins unless the image is listed
+    in ``wrong`` (then it ranks last)."""
+
+    def __init__(self, wrong=()):
+        super().__init__()
+        self.wrong = set(wrong)
+
+    def forward(self, x):
+        logits, maps = [], []
+        for image in x:
+            number = int(image[0, 0, 0])
+            _, label, size, box = REGISTRY[number]
+            x0, y0, x1, y1 = E.resize_box(box, size, (SIZE, SIZE))
+            class_maps = torch.zeros(CLASSES, SIZE, SIZE)
+            class_maps[label, y0:y1 + 1, x0:x1 + 1] = 1.0
+            scores = torch.arange(CLASSES, dtype=torch.float32)
+            scores[label] = -10.0 if number in self.wrong else 10.0
+            logits.append(scores)
+            maps.append(class_maps)
+        return {"logits": torch.stack(logits), "class_maps": torch.stack(maps)}
+
+
+def test_evaluate_with_a_fake_model_paper_protocol():
+    report = FakeDataset(6, "test", with_masks=True, bad={5})
+    metrics, rows, curves = E.evaluate(FakeModel(wrong={1}), report, tau=0.5, batch_size=4, progress=False,
+                                       cam_curve_interval=0.05)
+    assert metrics["num_images"] == 5 and metrics["num_skipped"] == 1
+    assert metrics["classification_top1"] == 80.0
+    assert metrics["classification_top5"] == 100.0  # 4 classes: everything is in the top 5
+    assert metrics["gt_known_loc"] == 100.0
+    assert metrics["top1_loc"] == 80.0
+    assert metrics["pxap"] == 100.0
+    assert [row["failure"] for row in rows].count("wrong-class") == 1
+    assert {"gt_known_loc", "top1_loc", "top5_loc", "pxap_pr"} <= set(curves)
+
+
+def test_evaluate_refuses_the_reported_split_as_threshold_split():
+    report = FakeDataset(3, "test", offset=200)
+    with pytest.raises(ValueError, match="reported split"):
+        E.evaluate(FakeModel(), report, threshold_dataset=report, progress=False)
+    twin = FakeDataset(3, "test", offset=300)  # same split name: still the reported split
+    with pytest.raises(ValueError, match="reported split"):
+        E.evaluate(FakeModel(), report, threshold_dataset=twin, progress=False)
+
+
+def test_evaluate_threshold_split_and_wsol_protocol():
+    report = FakeDataset(4, "test", offset=400)
+    held_out = FakeDataset(3, "val", offset=500)
+    metrics, rows, curves = E.evaluate(FakeModel(), report, threshold_dataset=held_out, progress=False,
+                                       protocol="wsolevaluation", cam_curve_interval=0.05)
+    assert "val" in metrics["tau_source"]
+    assert metrics["maxboxacc"] == 100.0 and metrics["gt_known_loc"] == 100.0
+    assert "threshold/gt_known_loc" in curves and len(rows) == 4
+
+
+def test_ten_crop_views_shapes():
+    views = E.ten_crop_views(torch.rand(2, 3, SIZE, SIZE))
+    assert len(views) == 10 and all(v.shape == (2, 3, SIZE, SIZE) for v in views)
+    report = FakeDataset(3, "test", offset=600)
+    metrics, _, _ = E.evaluate(FakeModel(), report, tau=0.5, ten_crop=True, progress=False,
+                               cam_curve_interval=0.1)
+    assert metrics["ten_crop"] is True and "classification_top1" in metrics
+
+
+def test_write_outputs_embeds_plotly(tmp_path):
+    maps, gt = _rectangle_data(3)
+    metrics, rows, curves = E.evaluate_maps(maps, gt, "paper", 0.1, tau=0.5)
+    paths = E.write_outputs(tmp_path, metrics, rows, curves)
+    assert json.loads(paths["metrics"].read_text())["gt_known_loc"] == 100.0
+    lines = paths["rows"].read_text().splitlines()
+    assert lines[0].split(",") == list(E.ROW_COLUMNS) and len(lines) == 4
+    html = paths["curves"].read_text()
+    assert "<script src=" not in html.replace('"', "") and len(html) > 1_000_000  # plotly.js is inside the file
+    figure = E.curves_figure(curves, tau=0.5)
+    assert len(figure.data) == len([name for name in curves if not name.endswith("pxap_pr")]) + (
+        1 if "pxap_pr" in curves else 0)
