@@ -1,0 +1,3 @@
+from spg_core.cli import main
+
+raise SystemExit(main())

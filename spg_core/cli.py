@@ -1,0 +1,326 @@
+"""Command line: ``python -m spg_core <train|evaluate|evaluate-maps|localize|synth|runs> ...``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+FORMATS = ("synthetic", "wsol", "cub", "ilsvrc", "folder")
+
+
+# ----------------------------------------------------------------------------- shared flags
+# Generator flags (add_synthetic_arguments) → SyntheticConfig field names.
+SYNTHETIC_FLAGS = {"synthetic_classes": "num_classes", "synthetic_train": "num_train", "synthetic_val": "num_val",
+                   "synthetic_test": "num_test", "part_position": "part_position", "clutter": "clutter",
+                   "synthetic_seed": "seed"}
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    from spg_core.data.synthetic import add_synthetic_arguments
+
+    group = parser.add_argument_group("data")
+    group.add_argument("--format", choices=FORMATS, default=None,
+                       help="dataset format (default: the run's own format, else synthetic)")
+    group.add_argument("--data-root", default=None, help="dataset folder (images, native annotation files)")
+    group.add_argument("--metadata-root", default=None,
+                       help="wsolevaluation metadata folder holding <split>/{image_ids,class_labels,...}.txt")
+    group.add_argument("--image-size", type=int, default=None,
+                       help="network input size in pixels (default: the run's, else 96 synthetic / 224 real data)")
+    add_synthetic_arguments(parser)
+    # None = "not given", so a run's own generator settings can fill what the user did not set.
+    parser.set_defaults(**{flag: None for flag in SYNTHETIC_FLAGS})
+
+
+def data_settings(args, fallback=None) -> dict:
+    """Data flags → the data fields of a TrainConfig. Flags not given fall back to ``fallback``
+    (a run's TrainConfig) when it uses the same format, then to the defaults."""
+    from spg_core.data.synthetic import SyntheticConfig
+
+    fmt = args.format or (fallback.format if fallback else "synthetic")
+    same = fallback is not None and fallback.format == fmt
+    image_size = args.image_size or (fallback.image_size if fallback else (96 if fmt == "synthetic" else 224))
+    settings = {
+        "format": fmt,
+        "data_root": args.data_root or (fallback.data_root if same else None),
+        "metadata_root": args.metadata_root or (fallback.metadata_root if same else None),
+        "image_size": image_size,
+        "synthetic": {},
+    }
+    if fmt == "synthetic":
+        options = SyntheticConfig().options()
+        if same:
+            options.update(fallback.synthetic)
+        options.update({field: getattr(args, flag) for flag, field in SYNTHETIC_FLAGS.items()
+                        if getattr(args, flag, None) is not None})
+        settings["synthetic"] = SyntheticConfig(image_size=image_size, **options).options()  # validates
+    return settings
+
+
+def dataset_from_settings(settings: dict, split: str, train: bool = False):
+    from spg_core.data import build_dataset
+
+    return build_dataset(settings["format"], split, data_root=settings["data_root"],
+                         metadata_root=settings["metadata_root"], image_size=settings["image_size"],
+                         train=train, **settings["synthetic"])
+
+
+# ----------------------------------------------------------------------------- train
+def build_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train SPG (Algorithm 1) and write RUN_DIR/checkpoint.pt",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_arguments(p)
+    p.add_argument("--config", default=None, help="YAML/JSON file of training options; flags override it")
+    p.add_argument("--backbone", default=None, help="tiny | inception_v3 | vgg16 | resnet50 | ...")
+    p.add_argument("--variant", default=None, help="spg | plain | no-share | no-c | no-cascade")
+    p.add_argument("--preset", default=None, help="guidance thresholds: paper | authors | wsolevaluation")
+    p.add_argument("--mask-size", type=int, default=None, help="seed-mask resolution (default: image size)")
+    p.add_argument("--guidance-warmup", type=int, default=None,
+                   help="epochs of classification only before the guidance losses switch on")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="learning rate of pretrained layers (added layers: 10x)")
+    p.add_argument("--lr-step", type=int, default=None, help="epochs between ÷10 decays (default epochs // 3)")
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda")
+    p.add_argument("--amp", default=None, help="auto | bf16 | fp16 | off")
+    p.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
+    p.add_argument("--num-workers", type=int, default=None, help="DataLoader worker processes")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", default=None, help="RUN_DIR for checkpoint.pt, config.yaml and history.jsonl")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint.pt where it stopped")
+    p.add_argument("--weights", default=None, help="torchvision-format backbone weights (.pth) to start from")
+    p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke runs)")
+    p.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm under torchrun")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="backbone option, e.g. large_feature_map=false (repeatable)")
+    p.set_defaults(func=cmd_train)
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def train_config_from_args(args):
+    from spg_core.config import TrainConfig, load_config_file
+
+    values = TrainConfig().to_dict()
+    if args.config:
+        values.update(load_config_file(args.config))
+    flag_names = {f.name for f in fields(TrainConfig)} - {"format", "data_root", "metadata_root", "image_size", "synthetic"}
+    for name in flag_names:
+        value = getattr(args, name, None)
+        if value is not None and value is not False:
+            values[name] = value
+    if args.no_channels_last:
+        values["channels_last"] = False
+    if args.model_option:
+        options = dict(values.get("model_options") or {})
+        for item in args.model_option:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise SystemExit(f"--model-option {item!r} must look like KEY=VALUE")
+            options[key.replace("-", "_")] = _parse_value(raw)
+        values["model_options"] = options
+    # Data: flags over the config file over defaults.
+    values.update(data_settings(args, fallback=TrainConfig.from_dict(values)))
+    return TrainConfig.from_dict(values)
+
+
+def cmd_train(args) -> int:
+    from spg_core.train import train
+
+    from spg_core.train import distributed_info
+
+    config = train_config_from_args(args)
+    summary = train(config, resume=args.resume)
+    if distributed_info()[0] == 0:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+def build_evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="localisation and classification metrics of a trained run",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--run", required=True, help="RUN_DIR, or a shipped run name such as synthetic-spg")
+    add_data_arguments(p)
+    p.add_argument("--split", default="test", help="split to report")
+    p.add_argument("--threshold-split", default="val", help="held-out split on which τ is chosen")
+    p.add_argument("--tau", type=float, default=None, help="use this τ instead of choosing one")
+    p.add_argument("--protocol", choices=("paper", "wsolevaluation"), default="paper")
+    p.add_argument("--cam-curve-interval", type=float, default=0.01, help="τ grid step")
+    p.add_argument("--ten-crop", action="store_true", help="classification from 10 crops (paper §4.1)")
+    p.add_argument("--spg-star", action="store_true", help="also report SPG* top-5 boxes (non-standard)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images of each split")
+    p.add_argument("--out", required=True, help="folder for metrics.json, per_image.csv, curves.html")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    from spg_core.evaluate import evaluate_run
+
+    metrics = evaluate_run(
+        args.run, data=lambda fallback: data_settings(args, fallback), split=args.split,
+        threshold_split=args.threshold_split, tau=args.tau, protocol=args.protocol,
+        cam_curve_interval=args.cam_curve_interval, ten_crop=args.ten_crop, spg_star=args.spg_star,
+        batch_size=args.batch_size, device=args.device, limit=args.limit, out=args.out,
+    )
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def build_evaluate_maps_parser(sub) -> None:
+    p = sub.add_parser("evaluate-maps", help="score saved maps (<maps>/<image_id>.npy) with the WSOL metrics",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--maps", required=True, help="folder of <image_id>.npy 2-D float maps in [0, 1]")
+    add_data_arguments(p)
+    p.add_argument("--split", default="test")
+    p.add_argument("--threshold-maps", default=None, help="maps of the held-out split on which τ is chosen")
+    p.add_argument("--threshold-split", default=None, help="held-out split matching --threshold-maps")
+    p.add_argument("--protocol", choices=("paper", "wsolevaluation"), default="wsolevaluation")
+    p.add_argument("--cam-curve-interval", type=float, default=0.01)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate_maps)
+
+
+def cmd_evaluate_maps(args) -> int:
+    from spg_core.evaluate import evaluate_map_folder
+
+    settings = data_settings(args)
+    metrics = evaluate_map_folder(
+        args.maps, dataset_from_settings(settings, args.split), protocol=args.protocol,
+        cam_curve_interval=args.cam_curve_interval, out=args.out,
+        threshold_maps=args.threshold_maps,
+        threshold_dataset=dataset_from_settings(settings, args.threshold_split) if args.threshold_split else None,
+    )
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- localize
+def build_localize_parser(sub) -> None:
+    p = sub.add_parser("localize", help="maps of every stage, seed masks and the box for images",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("images", nargs="+", help="image files (PNG/JPEG/...)")
+    p.add_argument("--run", default="synthetic-spg", help="RUN_DIR or shipped run name")
+    p.add_argument("--out", required=True, help="output folder (one sub-folder per image)")
+    p.add_argument("--tau", type=float, default=0.2, help="box threshold on the min-max localisation map")
+    p.add_argument("--class-index", type=int, default=None, help="class whose map to use (default: top-1)")
+    p.add_argument("--preset", default=None, help="seed thresholds preset (default: the run's)")
+    p.add_argument("--stage", default="mask_a", choices=("mask_a", "mask_b2", "mask_fuse"),
+                   help="stage whose thresholds --delta-low/--delta-high replace")
+    p.add_argument("--delta-low", type=float, default=None)
+    p.add_argument("--delta-high", type=float, default=None)
+    p.add_argument("--ten-crop", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_localize)
+
+
+def cmd_localize(args) -> int:
+    import numpy as np
+
+    from spg_core.data.images import BadImageError, load_image
+    from spg_core.guidance import get_preset
+    from spg_core.localize import Localizer, localization_box, thresholds_override
+    from spg_core.train import resolve_device
+    from spg_core.viz import draw_boxes, stage_picture
+
+    localizer = Localizer.from_run(args.run, resolve_device(args.device))
+    preset = get_preset(args.preset) if args.preset else localizer.preset
+    preset = thresholds_override(preset, args.stage, args.delta_low, args.delta_high)
+    out_root = Path(args.out)
+    results = []
+    for path in args.images:
+        try:
+            image, _ = load_image(path)
+        except BadImageError as error:
+            print(f"skipped {error}", file=sys.stderr)
+            continue
+        stage_maps = localizer.predict(image, args.class_index, ten_crop=args.ten_crop)
+        masks = localizer.masks(stage_maps, preset)
+        box = localization_box(stage_maps.maps["attention"], args.tau)
+        folder = out_root / Path(path).stem
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, value in {**stage_maps.maps, **{k: v for k, v in masks.items() if not k.endswith("_fallback")}}.items():
+            np.save(folder / f"{name}.npy", value)
+            stage_picture(name, stage_maps, masks).save(folder / f"{name}.png")
+        draw_boxes(stage_picture("attention", stage_maps, masks), [box]).save(folder / "localization.png")
+        result = {
+            "image": str(path),
+            "top5": [{"index": i, "class": n, "probability": p} for i, n, p in stage_maps.top_k(5)],
+            "class_index": stage_maps.class_index,
+            "tau": args.tau,
+            "box": list(box),
+            "thresholds": preset.to_dict(),
+            "fallback": {k: v for k, v in masks.items() if k.endswith("_fallback")},
+        }
+        (folder / "result.json").write_text(json.dumps(result, indent=2))
+        results.append(result)
+    print(json.dumps(results, indent=2))
+    return 0 if results else 1
+
+
+# ----------------------------------------------------------------------------- synth / runs
+def build_synth_parser(sub) -> None:
+    p = sub.add_parser("synth", help="write the teaching benchmark in the wsolevaluation layout",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from spg_core.data.synthetic import add_synthetic_arguments
+
+    p.add_argument("--image-size", type=int, default=96)
+    add_synthetic_arguments(p)
+    p.set_defaults(**{flag: None for flag in SYNTHETIC_FLAGS})
+    p.add_argument("--out", required=True, help="root folder: images/, masks/, metadata/")
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_synth(args) -> int:
+    from spg_core.data.synthetic import SyntheticConfig, write_wsol
+
+    options = SyntheticConfig().options()
+    options.update({field: getattr(args, flag) for flag, field in SYNTHETIC_FLAGS.items() if getattr(args, flag) is not None})
+    config = SyntheticConfig(image_size=args.image_size, **options)
+    write_wsol(args.out, config)
+    print(f"wrote the synthetic benchmark to {args.out} ({asdict(config)})")
+    return 0
+
+
+def build_runs_parser(sub) -> None:
+    p = sub.add_parser("runs", help="list the runs shipped with the package")
+    p.set_defaults(func=cmd_runs)
+
+
+def cmd_runs(args) -> int:
+    from spg_core.runs import SHIPPED_DIR, shipped_runs
+
+    for name in shipped_runs():
+        print(f"{name}\t{SHIPPED_DIR / name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m spg_core", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for build in (build_train_parser, build_evaluate_parser, build_evaluate_maps_parser, build_localize_parser,
+                  build_synth_parser, build_runs_parser):
+        build(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

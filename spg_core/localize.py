@@ -1,0 +1,159 @@
+"""Image → per-stage maps → seed masks → box. What the CLI, the app and the notebooks call.
+
+Paper §3.4: at test time only the classifier runs; the localisation map is the A4 map of the
+chosen class. B1, B2 and SPG-C are evaluated here too (``with_guidance=True``) so a user can see
+every stage of Fig. 2, but they never change the box.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from spg_core import boxes as box_ops
+from spg_core.data.transforms import to_tensor
+from spg_core.guidance import (
+    GuidancePreset,
+    Thresholds,
+    fused_guidance,
+    get_preset,
+    normalize_map,
+    seed_mask,
+    seed_statistics,
+)
+
+# Paper order of the stage strip (Fig. 2 / Fig. 4).
+SCORE_MAPS = ("attention", "b2", "b1", "fused", "c")
+MASKS = {"mask_a": "attention", "mask_b2": "b2", "mask_fuse": "fused"}
+STAGE_ORDER = ("attention", "mask_a", "b2", "mask_b2", "b1", "fused", "mask_fuse", "c")
+STAGE_TITLES = {
+    "attention": "Attention map (A4)",
+    "mask_a": "Mask-A (seeds for B2)",
+    "b2": "B2",
+    "mask_b2": "Mask-B2 (seeds for B1)",
+    "b1": "B1",
+    "fused": "Fused guidance (B1+B2)/2",
+    "mask_fuse": "Mask-fuse (seeds for SPG-C)",
+    "c": "SPG-C",
+}
+
+
+@dataclass
+class StageMaps:
+    """Every score map of one image at the image's own resolution (float32 in [0, 1])."""
+
+    image: Image.Image
+    probabilities: np.ndarray
+    class_index: int
+    class_names: list[str]
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def top_k(self, k: int = 5) -> list[tuple[int, str, float]]:
+        order = np.argsort(-self.probabilities)[:k]
+        return [(int(i), self.class_names[i], float(self.probabilities[i])) for i in order]
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+
+def stage_masks(maps: dict[str, np.ndarray], preset: GuidancePreset) -> dict:
+    """Eq. 1 seeds of each guided stage, with per-image fallback flags (``<mask>_fallback``)."""
+    out = {}
+    for mask_name, source in MASKS.items():
+        if source in maps:
+            t = preset.stage(mask_name)
+            out[mask_name], fired = seed_mask(maps[source], t.delta_low, t.delta_high, return_fallback=True)
+            out[f"{mask_name}_fallback"] = bool(fired)
+    return out
+
+
+def seed_report(masks: dict, object_mask: np.ndarray | None) -> dict:
+    """Coverage and precision of every seed mask against the object's GT mask (bool) if known."""
+    return {name: seed_statistics(m, object_mask) for name, m in masks.items() if not name.endswith("_fallback")}
+
+
+def localization_box(score_map: np.ndarray, tau: float) -> tuple[int, int, int, int]:
+    """Paper §3.4 (after CAM): tight box of the largest connected component at τ."""
+    return tuple(int(v) for v in box_ops.largest_component_box(score_map, tau))
+
+
+class Localizer:
+    """Runs a trained SPG model on PIL images."""
+
+    def __init__(self, model, image_size: int, class_names=None, device="cpu", preset: str | GuidancePreset = "paper"):
+        self.model = model.eval()
+        self.image_size = int(image_size)
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(model.num_classes)]
+        self.preset = get_preset(preset) if isinstance(preset, str) else preset
+
+    @classmethod
+    def from_run(cls, run, device="cpu") -> "Localizer":
+        from spg_core.runs import load_run
+
+        model, config, info = load_run(run, device)
+        return cls(model, config.image_size, info["class_names"], device, config.preset)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        image = image.convert("RGB").resize((self.image_size, self.image_size), Image.BILINEAR)
+        return to_tensor(image).unsqueeze(0)
+
+    @torch.no_grad()
+    def ten_crop_probabilities(self, image: Image.Image) -> np.ndarray:
+        """Paper §4.1: softmax averaged over 4 corners + centre and their flips."""
+        big = round(self.image_size * 256 / 224)
+        image = image.convert("RGB").resize((big, big), Image.BILINEAR)
+        crops = TF.ten_crop(image, [self.image_size, self.image_size])
+        batch = torch.stack([to_tensor(crop) for crop in crops]).to(self.device)
+        return F.softmax(self.model(batch, with_guidance=False)["logits"].float(), dim=1).mean(0).cpu().numpy()
+
+    @torch.no_grad()
+    def predict(self, image: Image.Image, class_index: int | None = None, ten_crop: bool = False) -> StageMaps:
+        """All stage maps of ``image`` for ``class_index`` (default: the top-1 prediction)."""
+        image = image.convert("RGB")
+        x = self.preprocess(image).to(self.device)
+        has_guidance = getattr(self.model, "variant", "plain") != "plain"
+        outputs = self.model(x, with_guidance=has_guidance)
+        probabilities = F.softmax(outputs["logits"].float(), dim=1)[0].cpu().numpy()
+        if ten_crop:
+            probabilities = self.ten_crop_probabilities(image)
+        if class_index is None:
+            class_index = int(np.argmax(probabilities))
+        if not 0 <= class_index < probabilities.shape[0]:
+            raise ValueError(f"class index {class_index} is out of range 0..{probabilities.shape[0] - 1}")
+        size = (image.height, image.width)
+        up = lambda t: F.interpolate(t.float(), size=size, mode="bilinear", align_corners=False)[0, 0]  # noqa: E731
+        maps = {"attention": normalize_map(up(outputs["class_maps"][:, class_index : class_index + 1]))}
+        if "b2" in outputs:
+            maps["b2"] = torch.sigmoid(up(outputs["b2"]))
+        if "b1" in outputs:
+            maps["b1"] = torch.sigmoid(up(outputs["b1"]))
+        if "b1" in outputs and "b2" in outputs:
+            maps["fused"] = fused_guidance(outputs["b1"], outputs["b2"], size)[0]
+        if "c" in outputs:
+            maps["c"] = torch.sigmoid(up(outputs["c"]))
+        maps = {k: v.cpu().numpy().astype(np.float32) for k, v in maps.items()}
+        return StageMaps(image, probabilities, class_index, self.class_names, maps)
+
+    def masks(self, stage_maps: StageMaps, preset: GuidancePreset | None = None) -> dict:
+        return stage_masks(stage_maps.maps, preset or self.preset)
+
+
+def thresholds_override(preset: GuidancePreset, stage: str, delta_low=None, delta_high=None) -> GuidancePreset:
+    """The preset with one stage's (δ_l, δ_h) replaced where given."""
+    if delta_low is None and delta_high is None:
+        return preset
+    current = preset.stage(stage)
+    return preset.replace(
+        stage,
+        Thresholds(
+            current.delta_low if delta_low is None else delta_low,
+            current.delta_high if delta_high is None else delta_high,
+        ),
+    )
