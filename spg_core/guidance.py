@@ -215,3 +215,25 @@ def seed_statistics(mask: np.ndarray, object_mask: np.ndarray | None = None) -> 
         stats["foreground_precision"] = float(obj[fg].mean()) if fg.any() else float("nan")
         stats["background_precision"] = float((~obj[bg]).mean()) if bg.any() else float("nan")
     return {k: float(v) for k, v in stats.items()}
+
+
+# Maps a box can be drawn from. The paper localises from the attention map only (§3.4); the
+# class-agnostic B1/B2/fused/SPG-C maps are offered as an extension for comparison.
+MAP_STAGES = ("attention", "fused", "c", "b1", "b2")
+
+
+def stage_score_map(outputs: dict, class_index: torch.Tensor, stage: str = "attention") -> torch.Tensor:
+    """B×h×w score map of one stage: the A4 map of ``class_index`` (raw), or a sigmoid map of a
+    guidance branch (``fused`` = mean of the B1 and B2 sigmoids at B2's size)."""
+    if stage == "attention":
+        return attention_map(outputs["class_maps"], class_index)
+    if stage not in MAP_STAGES:
+        raise ValueError(f"unknown map stage {stage!r}; choose one of {MAP_STAGES}")
+    needed = ("b1", "b2") if stage == "fused" else (stage,)
+    missing = [name for name in needed if name not in outputs]
+    if missing:
+        raise ValueError(f"map stage {stage!r} needs the model outputs {missing}; run the model with "
+                         "with_guidance=True on a variant that has them")
+    if stage == "fused":
+        return fused_guidance(outputs["b1"], outputs["b2"])
+    return torch.sigmoid(outputs[stage].float())[:, 0]

@@ -281,6 +281,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                             acc=f"{100 * totals['correct'] / totals['images']:.1f}")
             bar.update()
         bar.close()
+        epoch_lr = optimizer.param_groups[-1]["lr"]  # the rate this epoch trained at (new layers)
         scheduler.step()
         reduced = _reduce({**totals, **loss_sums}, device, world)
         images_seen = max(reduced["images"], 1)
@@ -290,7 +291,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             "images": int(reduced["images"]),
             "skipped_images": int(reduced["skipped"]),
             "guidance": use_guidance,
-            "lr": optimizer.param_groups[-1]["lr"],
+            "lr": epoch_lr,
             "seconds": time.time() - started,
             **{f"loss_{k}": reduced[k] / images_seen for k in loss_sums},
         }

@@ -1,10 +1,8 @@
-import os
-
 import pytest
 import torch
 
-# Two cores shared with the rest of the suite: keep each test's threads bounded.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread per test: on a small shared CPU, oversubscribed torch threads are many times slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

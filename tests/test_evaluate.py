@@ -166,7 +166,7 @@ class FakeModel(torch.nn.Module):
         super().__init__()
         self.wrong = set(wrong)
 
-    def forward(self, x):
+    def forward(self, x, with_guidance=None):
         logits, maps = [], []
         for image in x:
             number = int(image[0, 0, 0])
@@ -235,3 +235,22 @@ def test_write_outputs_embeds_plotly(tmp_path):
     figure = E.curves_figure(curves, tau=0.5)
     assert len(figure.data) == len([name for name in curves if not name.endswith("pxap_pr")]) + (
         1 if "pxap_pr" in curves else 0)
+
+
+def test_map_stage_scores_a_guidance_map_and_refuses_plain():
+    import torch
+
+    from spg_core.evaluate import evaluate
+    from spg_core.guidance import stage_score_map
+
+    outputs = {"class_maps": torch.zeros(1, 2, 4, 4), "b1": torch.zeros(1, 1, 4, 4), "b2": torch.full((1, 1, 4, 4), 2.0)}
+    fused = stage_score_map(outputs, torch.tensor([0]), "fused")
+    assert torch.allclose(fused, torch.full((1, 4, 4), (0.5 + torch.sigmoid(torch.tensor(2.0)).item()) / 2))
+    with pytest.raises(ValueError, match="c"):
+        stage_score_map(outputs, torch.tensor([0]), "c")
+
+    class Plain(torch.nn.Module):
+        variant = "plain"
+
+    with pytest.raises(ValueError, match="plain"):
+        evaluate(Plain(), [], map_stage="fused", tau=0.5)

@@ -22,6 +22,7 @@ def small_config(tmp_path, **overrides):
         seed=5,
         out=str(tmp_path / "run"),
         max_steps_per_epoch=2,
+        threads=1,
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -76,9 +77,9 @@ def test_smoke_training_learns(tmp_path):
     from spg_core.data import build_dataset, collate
     from spg_core.runs import load_run
 
-    synthetic = {"num_classes": 3, "num_train": 600, "num_val": 90, "num_test": 90, "clutter": 0.0, "seed": 11}
-    config = small_config(tmp_path, synthetic=synthetic, epochs=4, batch_size=32, lr=0.01,
-                          max_steps_per_epoch=None, guidance_warmup=2, amp="bf16")
+    synthetic = {"num_classes": 3, "num_train": 384, "num_val": 90, "num_test": 90, "clutter": 0.0, "seed": 11}
+    config = small_config(tmp_path, synthetic=synthetic, epochs=4, batch_size=32, lr=0.003, lr_step=3,
+                          max_steps_per_epoch=None, guidance_warmup=2, threads=1)
     summary = train(config, progress=False)
     history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
     assert history[-1]["loss_ce"] < history[0]["loss_ce"]

@@ -178,6 +178,11 @@ def load_backbone_weights(model: SPGModel, path: str | Path) -> None:
     (fc, AuxLogits, Mixed_7*, classifier). On any mismatch nothing is loaded and a ValueError
     lists the missing, unexpected and wrongly shaped keys.
     """
+    named = getattr(model.backbone, "named_weights", {})
+    if str(path) in named:
+        # Weights a package ships under a name (efficientnet_lite0: "imagenet"); still offline.
+        named[str(path)](model)
+        return
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weight file {path} does not exist; pass the path of a local .pth file")
@@ -209,4 +214,4 @@ def load_backbone_weights(model: SPGModel, path: str | Path) -> None:
 
 
 # The backbone modules register themselves on import; they need register_backbone defined above.
-from spg_core.models import inception, resnet, tiny, vgg  # noqa: E402,F401
+from spg_core.models import efficientnet, inception, resnet, tiny, vgg  # noqa: E402,F401

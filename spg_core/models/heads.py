@@ -65,6 +65,8 @@ class Backbone(nn.Module):
     ignored_weight_prefixes: tuple[str, ...] = ()
     # Named in load errors, so the user knows which file the backbone expects.
     weights_format: str = "a state dict saved from this backbone"
+    # Weights known by name rather than path (e.g. {"imagenet": loader}); loader(model) loads them.
+    named_weights: dict = {}
 
     def forward(self, x: torch.Tensor) -> BackboneFeatures:  # pragma: no cover - abstract
         raise NotImplementedError
