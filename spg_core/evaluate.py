@@ -312,7 +312,7 @@ def score_maps_split(score_maps: Iterable, gt: dict, protocol: str = "wsolevalua
                      paper_size: int | None = None, workers: int | None = 1, progress: bool = False) -> SplitEvaluator:
     """The accumulation half of :func:`evaluate_maps`; ``.curves()`` of the result are what a
     held-out split contributes to choosing τ."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     report = SplitEvaluator(protocol, cam_curve_interval, split=split, paper_size=paper_size)
     taus = report.taus
@@ -396,7 +396,7 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
                map_stage: str = "attention") -> dict:
     import torch
     from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from spg_core.data import collate
 
@@ -684,3 +684,26 @@ def evaluate_map_folder(maps, dataset, protocol: str = "wsolevaluation", cam_cur
     if out is not None:
         write_outputs(out, metrics, rows, curves)
     return _json_ready(metrics)
+
+
+def own_benchmark_metrics(run, map_stage: str = "attention", synthetic_overrides: dict | None = None,
+                          device="cpu", progress: bool = False) -> dict:
+    """A synthetic-benchmark run scored on its own generator's test split, both protocols:
+    ``{"paper": ... (τ chosen on val), "wsolevaluation": ...}``. ``synthetic_overrides`` changes
+    generator settings (e.g. an unseen part position or clutter level). What the shipped runs'
+    metrics.json, the results table and its reproduction test all call."""
+    from spg_core.data import build_dataset
+    from spg_core.runs import load_run
+
+    model, config, _ = load_run(run, device=device)
+    if config.format != "synthetic":
+        raise ValueError(f"run {run} was trained on format {config.format!r}; use evaluate_run with its data")
+    options = {**config.synthetic, **(synthetic_overrides or {})}
+    options.pop("image_size", None)
+    val, test = (build_dataset("synthetic", split, image_size=config.image_size, **options) for split in ("val", "test"))
+    paper, _, _ = evaluate(model, test, device=device, protocol="paper", threshold_dataset=val, progress=progress,
+                           map_stage=map_stage)
+    fair, _, _ = evaluate(model, test, device=device, protocol="wsolevaluation", progress=progress,
+                          map_stage=map_stage)
+    return _json_ready({"paper": paper, "wsolevaluation": fair, "map_stage": map_stage,
+                        "synthetic": options})

@@ -1,4 +1,5 @@
-"""Pictures shared by the CLI, the app and the notebooks: heat-map overlays, seed masks, boxes."""
+"""Pictures shared by the CLI, the app and the notebooks: heat-map overlays, seed masks, boxes,
+and a plotly grid to show several pictures side by side."""
 from __future__ import annotations
 
 import cv2
@@ -53,3 +54,32 @@ def stage_picture(stage_name: str, stage_maps, masks: dict, alpha: float = 0.5) 
     if stage_name in masks:
         return mask_image(masks[stage_name])
     return heatmap_overlay(stage_maps.image, stage_maps.maps[stage_name], alpha)
+
+
+def picture_grid(pictures, titles=None, cols: int | None = None, height: int | None = None):
+    """Same-sized pictures (PIL images or H×W×3 uint8 arrays) side by side in one plotly figure.
+
+    ``titles`` (one per picture) are written above the pictures; ``cols`` pictures per row (all of
+    them in one row by default); ``height`` in pixels (200 per row plus a margin by default). The
+    pictures are embedded as JPEG, which keeps the figure small. Returns the
+    ``plotly.graph_objects.Figure``; call ``.show()`` on it to display it.
+    """
+    import plotly.express as px  # plotly is needed for this figure only
+
+    if len(pictures) == 0:
+        raise ValueError("picture_grid needs at least one picture")
+    if titles is not None and len(titles) != len(pictures):
+        raise ValueError(f"{len(titles)} titles for {len(pictures)} pictures")
+    cols = int(cols or len(pictures))
+    stack = np.stack([np.asarray(p.convert("RGB") if hasattr(p, "convert") else p, dtype=np.uint8)
+                      for p in pictures])
+    fig = px.imshow(stack, facet_col=0, facet_col_wrap=cols, binary_string=True, binary_format="jpg",
+                    facet_col_spacing=0.01, facet_row_spacing=0.07)
+    for annotation in fig.layout.annotations:  # "facet_col=3" -> the picture's own title
+        annotation.text = "" if titles is None else str(titles[int(annotation.text.split("=")[-1])])
+        annotation.font.size = 11
+    rows = -(-len(pictures) // cols)
+    fig.update_layout(height=height or 50 + 200 * rows, margin=dict(l=0, r=0, t=30, b=0))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig

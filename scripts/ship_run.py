@@ -1,0 +1,42 @@
+"""Package a trained synthetic-benchmark run as an embedded default (spg_core/checkpoints/NAME).
+
+    python scripts/ship_run.py results/runs/spg-s0 synthetic-spg
+
+Writes a slim checkpoint.pt (weights, config, class names, history; no optimiser state, so it
+stays small), config.yaml and metrics.json (both protocols on the run's own test split, τ from
+val) — tests/test_shipped_runs.py re-evaluates and checks metrics.json to 0.1 points.
+"""
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from spg_core.config import TrainConfig, save_config  # noqa: E402
+from spg_core.evaluate import own_benchmark_metrics  # noqa: E402
+from spg_core.runs import SHIPPED_DIR  # noqa: E402
+from spg_core.train import atomic_save  # noqa: E402
+
+KEEP = ("model", "epoch", "config", "num_classes", "class_names", "history")
+
+
+def main(run_dir: str, name: str) -> None:
+    state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state["config"]["out"] = f"spg_core/checkpoints/{name}"
+    target = SHIPPED_DIR / name
+    target.mkdir(parents=True, exist_ok=True)
+    atomic_save({k: state[k] for k in KEEP}, target / "checkpoint.pt")
+    save_config(TrainConfig.from_dict(state["config"]), target / "config.yaml")
+    metrics = own_benchmark_metrics(target)
+    metrics["command"] = f"python scripts/ship_run.py {run_dir} {name}"
+    (target / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    size = (target / "checkpoint.pt").stat().st_size / 2**20
+    print(f"shipped {run_dir} as {target} ({size:.1f} MB)")
+    print(json.dumps({k: metrics["paper"].get(k) for k in ("classification_top1", "gt_known_loc", "top1_loc", "tau")}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

@@ -1,0 +1,32 @@
+"""The embedded default runs load by name and re-evaluate to their stored metrics.json."""
+import json
+
+import pytest
+
+from spg_core.evaluate import own_benchmark_metrics
+from spg_core.runs import SHIPPED_DIR, load_run, shipped_runs
+
+EXPECTED = ("synthetic-spg", "synthetic-plain")
+PAPER_KEYS = ("classification_top1", "classification_top5", "gt_known_loc", "top1_loc", "top5_loc", "tau")
+FAIR_KEYS = ("maxboxacc", "maxboxacc_v2")
+
+
+def test_default_runs_are_shipped_and_small():
+    assert set(EXPECTED) <= set(shipped_runs())
+    for name in EXPECTED:
+        folder = SHIPPED_DIR / name
+        for file in ("checkpoint.pt", "config.yaml", "metrics.json"):
+            assert (folder / file).is_file(), folder / file
+        assert (folder / "checkpoint.pt").stat().st_size < 10 * 2**20
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_reevaluating_a_shipped_run_reproduces_its_metrics(name):
+    stored = json.loads((SHIPPED_DIR / name / "metrics.json").read_text())
+    model, config, info = load_run(name)
+    assert config.variant == ("plain" if name.endswith("plain") else "spg")
+    fresh = own_benchmark_metrics(name)
+    for key in PAPER_KEYS:
+        assert fresh["paper"][key] == pytest.approx(stored["paper"][key], abs=0.1), key
+    for key in FAIR_KEYS:
+        assert fresh["wsolevaluation"][key] == pytest.approx(stored["wsolevaluation"][key], abs=0.1), key
