@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
 from PIL import Image
 
 from spg_core import boxes as box_ops
@@ -107,6 +106,8 @@ class Localizer:
     @torch.no_grad()
     def ten_crop_probabilities(self, image: Image.Image) -> np.ndarray:
         """Paper §4.1: softmax averaged over 4 corners + centre and their flips."""
+        import torchvision.transforms.functional as TF  # only here: keeps the app's start light
+
         big = round(self.image_size * 256 / 224)
         image = image.convert("RGB").resize((big, big), Image.BILINEAR)
         crops = TF.ten_crop(image, [self.image_size, self.image_size])

@@ -59,8 +59,21 @@ def register_backbone(name: str) -> Callable[[Callable[..., Backbone]], Callable
     return decorator
 
 
+# Backbones whose modules pull in torchvision or timm are imported on first use, so that
+# `tiny` runs (the app's default) start without paying for those imports.
+_LAZY_BACKBONES = {"inception_v3": "inception", "vgg16": "vgg", "resnet50": "resnet",
+                   "efficientnet_lite0": "efficientnet"}
+
+
+def _ensure_registered(name: str) -> None:
+    if name not in _BACKBONES and name in _LAZY_BACKBONES:
+        import importlib
+
+        importlib.import_module(f"spg_core.models.{_LAZY_BACKBONES[name]}")
+
+
 def list_backbones() -> list[str]:
-    return sorted(_BACKBONES)
+    return sorted(set(_BACKBONES) | set(_LAZY_BACKBONES))
 
 
 class SPGModel(nn.Module):
@@ -134,6 +147,7 @@ class SPGModel(nn.Module):
 
 def build_model(name: str, num_classes: int, variant: str = "spg", **options: Any) -> SPGModel:
     """Build a registered backbone with the SPG heads. `options` go to the backbone factory."""
+    _ensure_registered(name)
     if name not in _BACKBONES:
         raise ValueError(f"backbone {name!r} is unknown; choose one of {', '.join(list_backbones())}")
     if variant not in VARIANTS:
@@ -214,4 +228,4 @@ def load_backbone_weights(model: SPGModel, path: str | Path) -> None:
 
 
 # The backbone modules register themselves on import; they need register_backbone defined above.
-from spg_core.models import efficientnet, inception, resnet, tiny, vgg  # noqa: E402,F401
+from spg_core.models import tiny  # noqa: E402,F401

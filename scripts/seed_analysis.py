@@ -1,0 +1,67 @@
+"""Where do the seeds go wrong? Eq. 1 masks of a trained run against the GT object masks.
+
+    python scripts/seed_analysis.py synthetic-spg --split val --limit 300
+
+For each seed mask (Mask-A from the attention map, Mask-B2, Mask-fuse) at the run's preset, over
+the validation images (never test): foreground precision (foreground seeds inside the object),
+object recall (object pixels that are foreground seeds), object-as-background (object pixels
+that Eq. 1 labels *background* — the branch is then taught that this part of the object is not
+object) and background precision. Then the same statistics of Mask-A for a grid of δ_l.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from spg_core.data import build_dataset  # noqa: E402
+from spg_core.guidance import BACKGROUND, FOREGROUND, seed_mask  # noqa: E402
+from spg_core.runs import load_run  # noqa: E402
+from spg_core.sweeps import guidance_batches  # noqa: E402
+
+
+def statistics(masks: np.ndarray, objects: np.ndarray) -> dict:
+    fg, bg = masks == FOREGROUND, masks == BACKGROUND
+    total_object = max(int(objects.sum()), 1)
+    return {
+        "foreground_precision": float((fg & objects).sum() / max(int(fg.sum()), 1)),
+        "object_recall": float((fg & objects).sum() / total_object),
+        "object_as_background": float((bg & objects).sum() / total_object),
+        "background_precision": float((bg & ~objects).sum() / max(int(bg.sum()), 1)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--delta-lows", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.2, 0.3])
+    args = parser.parse_args()
+    model, config, _ = load_run(args.run)
+    options = {k: v for k, v in config.synthetic.items() if k != "image_size"}
+    dataset = build_dataset(config.format, args.split, image_size=config.image_size, **options)
+    maps, masks, objects = {}, {}, []
+    for batch in guidance_batches(model, dataset, limit=args.limit, preset=config.preset):
+        for name, value in batch["maps"].items():
+            maps.setdefault(name, []).append(value.numpy())
+        for name, value in batch["masks"].items():
+            masks.setdefault(name, []).append(value.numpy())
+        objects.append(batch["object_masks"])
+    objects = np.concatenate(objects)
+    report = {"run": str(args.run), "split": args.split, "images": int(len(objects)),
+              "object_fraction_of_image": float(objects.mean()),
+              "stages": {name: statistics(np.concatenate(value), objects) for name, value in masks.items()}}
+    attention = np.concatenate(maps["attention"])
+    high = 0.7
+    report["mask_a_delta_low_sweep"] = {
+        str(low): statistics(seed_mask(attention, low, high), objects) for low in args.delta_lows if low < high}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
