@@ -1,0 +1,102 @@
+"""Server-side cost of one slider move in the app: re-threshold cached maps, nothing else.
+
+    python benchmarks/bench_app.py                         # shipped synthetic-spg, image 0 of its test split
+    python benchmarks/bench_app.py --run RUN_DIR --repeats 500
+    python benchmarks/bench_app.py --photo-side 1024       # an uploaded photo's size instead
+
+What the explore page recomputes (the model is not run: maps are cached per image):
+
+* a δ move — ``app_support.threshold_view`` (Eq. 1 seeds of every stage with their fallback
+  flags, coverage and precision against the GT mask, the box at τ and its IoU), then the three
+  seed-mask pictures drawn and encoded (``viz.mask_image``; score-map pictures are cached);
+* a τ move — the same computation, then the final localisation picture with its new box;
+* a full redraw (new image, class or opacity) — every tile of the strip, for reference.
+
+Each repeat moves Mask-A's δ_l and τ to new values so no step is a no-op. Prints the median and
+95th percentile of each and the ratio of the slider moves to the 30 ms budget.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from spg_core import app_support as support  # noqa: E402
+from spg_core.cli import data_settings, dataset_from_settings  # noqa: E402
+from spg_core.guidance import get_preset  # noqa: E402
+from spg_core.localize import Localizer  # noqa: E402
+from spg_core.runs import load_run  # noqa: E402
+from spg_core.sweeps import object_mask  # noqa: E402
+
+BUDGET_MS = 30.0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", default="synthetic-spg", help="RUN_DIR or shipped run name")
+    parser.add_argument("--index", type=int, default=0, help="image of the run's test split")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--photo-side", type=int, default=None,
+                        help="time a photo of this size (the dataset image resized) instead")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    model, config, info = load_run(args.run, "cpu")
+    localizer = Localizer(model, config.image_size, info["class_names"], "cpu", config.preset)
+    dataset = dataset_from_settings(data_settings(support.data_namespace(), fallback=config), "test")
+    sample = dataset.load_sample(args.index)
+    image, boxes, mask = sample.image, sample.boxes, sample.mask
+    if args.photo_side:
+        factor = args.photo_side / max(image.size)
+        image = image.resize((round(image.width * factor), round(image.height * factor)))
+        boxes = np.concatenate([boxes[:, :2] * factor, (boxes[:, 2:] + 1) * factor - 1], 1)
+        mask = None
+    stage_maps = localizer.predict(image)  # cached in the app: not part of a slider move
+    region = object_mask(mask, boxes, (image.height, image.width))
+    preset = get_preset(config.preset)
+
+    rng = np.random.default_rng(0)
+    delta, tau_move, full = [], [], []
+    for _ in range(args.repeats + 5):
+        low = float(rng.uniform(0.0, 0.3))
+        moved = support.custom_preset(preset, {"mask_a": (round(low, 2), 0.7)})
+        tau = float(rng.uniform(0.1, 0.6))
+        t0 = time.perf_counter()
+        view = support.threshold_view(stage_maps, moved, tau, region, boxes)
+        t1 = time.perf_counter()
+        for name in view.masks:
+            support.encode_picture(support.mask_picture(view, name), exact=True)
+        t2 = time.perf_counter()
+        support.encode_picture(support.final_picture(stage_maps, view.box, 0.5, boxes))
+        t3 = time.perf_counter()
+        for name, _, picture in support.strip_pictures(stage_maps, view, 0.5, boxes):
+            support.encode_picture(picture, exact=name in view.masks)
+        t4 = time.perf_counter()
+        delta.append((t2 - t0))
+        tau_move.append((t1 - t0) + (t3 - t2))
+        full.append((t1 - t0) + (t4 - t3))
+    delta, tau_move, full = (np.array(v[5:]) * 1000 for v in (delta, tau_move, full))  # drop warm-up
+
+    def line(name: str, values: np.ndarray) -> str:
+        return f"  {name:<52} median {np.median(values):7.2f} ms   p95 {np.percentile(values, 95):7.2f} ms"
+
+    print(f"slider move on cached maps: run {args.run}, image {image.width}x{image.height}, "
+          f"{len(stage_maps.maps)} maps, {args.repeats} moves, 1 thread")
+    print(line("δ move: seeds + stats + box + IoU + 3 mask pictures", delta))
+    print(line("τ move: seeds + stats + box + IoU + final picture", tau_move))
+    print(line("full redraw (new image / opacity): every tile", full))
+    worst = max(np.median(delta), np.median(tau_move))
+    print(f"  slowest slider move / {BUDGET_MS:.0f} ms budget: {worst / BUDGET_MS:.2f}x "
+          f"({'within' if worst <= BUDGET_MS else 'OVER'} budget)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

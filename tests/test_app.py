@@ -1,0 +1,379 @@
+"""The Streamlit app driven headless with streamlit.testing (AppTest): every page, the sliders,
+presets, model switch, uploads, and the plumbing in spg_core.app_support.
+
+Most tests use a tiny untrained run (tests/app_runs.py) so that a script run costs well under
+a second; one test opens the app on its real default, the shipped run.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from app_runs import IMAGES, write_tiny_run  # noqa: E402
+from spg_core import app_support as support  # noqa: E402
+from spg_core.runs import shipped_runs  # noqa: E402
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 180  # generous: the first run of a process imports torch and builds the model
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {"spg": write_tiny_run(root / "tiny-spg", "spg"), "plain": write_tiny_run(root / "tiny-plain", "plain")}
+
+
+def start(run: Path | None = None, page: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if run is not None:
+        at.session_state["model_choice"] = "__run_dir__"
+        at.session_state["run_dir"] = str(run)
+    for key, value in state.items():
+        at.session_state[key] = value
+    if page:
+        at.session_state["page_request"] = page
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def images(at: AppTest) -> dict[str, str]:
+    """alt text -> media URL of every picture (the URL is a hash of the picture's bytes)."""
+    out = {}
+    for element in at.get("image"):
+        for img in element.proto.imgs:
+            out[img.alt] = img.url
+    return out
+
+
+def numbers(at: AppTest):
+    """The per-stage seed table of the explore page."""
+    frames = [frame.value for frame in at.dataframe if "fg precision" in frame.value.columns]
+    assert frames, "seed table missing"
+    return frames[0]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "error", "warning") for e in getattr(at, kind)]
+    parts += [e.value for e in at.sidebar.error] + [e.value for e in at.sidebar.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+# ----------------------------------------------------------------------------- explore page
+@pytest.mark.skipif("synthetic-spg" not in shipped_runs(), reason="the shipped synthetic-spg run is not installed")
+def test_default_app_opens_on_the_shipped_run_with_every_stage():
+    at = start()
+    assert at.session_state["model_choice"] == "synthetic-spg"
+    pictures = images(at)
+    for title in ("Image", "Attention map (A4)", "Mask-A (seeds for B2)", "B2", "Mask-B2 (seeds for B1)", "B1",
+                  "Fused guidance (B1+B2)/2", "Mask-fuse (seeds for SPG-C)", "SPG-C", "Localisation map + box"):
+        assert title in pictures, title
+    table = numbers(at)
+    assert len(table) == 3 and table["fg precision"].str.endswith("%").all()
+    assert metric(at, "IoU of the box with GT") != "—"
+    if "synthetic-plain" not in shipped_runs():
+        assert "synthetic-plain" in texts(at)  # its absence is said, not hidden
+
+
+def test_delta_slider_changes_the_seed_mask_and_the_numbers(runs):
+    at = start(runs["spg"])
+    before_pictures, before = images(at), numbers(at)
+    at.slider(key="delta_mask_a").set_value((0.3, 0.5)).run()
+    assert not at.exception
+    after_pictures, after = images(at), numbers(at)
+    assert after_pictures["Mask-A (seeds for B2)"] != before_pictures["Mask-A (seeds for B2)"]
+    assert (after.loc[0, "foreground"], after.loc[0, "background"]) != (before.loc[0, "foreground"],
+                                                                      before.loc[0, "background"])
+    assert after.loc[0, "δ_l"] == 0.3 and after.loc[0, "δ_h"] == 0.5
+    # Maps are cached: the score-map pictures do not change with a threshold.
+    assert after_pictures["Attention map (A4)"] == before_pictures["Attention map (A4)"]
+    assert after_pictures["Mask-B2 (seeds for B1)"] == before_pictures["Mask-B2 (seeds for B1)"]
+
+
+def test_tau_slider_moves_the_box(runs):
+    at = start(runs["spg"])
+    box = metric(at, "Predicted box (x0, y0, x1, y1)")
+    at.sidebar.slider(key="tau").set_value(0.9).run()
+    assert not at.exception
+    assert metric(at, "Predicted box (x0, y0, x1, y1)") != box
+    assert metric(at, "IoU of the box with GT") != "—"
+
+
+def test_presets_and_reset_buttons(runs):
+    at = start(runs["spg"])
+    assert at.slider(key="delta_mask_a").value == (0.1, 0.7)  # the run's preset: paper
+    at.selectbox(key="preset").set_value("wsolevaluation").run()
+    assert at.slider(key="delta_mask_a").value == (0.01, 0.7)
+    at.slider(key="delta_mask_a").set_value((0.2, 0.9)).run()
+    at.slider(key="delta_mask_b2").set_value((0.2, 0.9)).run()
+    assert "changed" in texts(at)
+    at.button(key="reset_mask_a").click().run()
+    assert at.slider(key="delta_mask_a").value == (0.01, 0.7)
+    assert at.slider(key="delta_mask_b2").value == (0.2, 0.9)
+    at.button(key="reset_all").click().run()
+    assert at.slider(key="delta_mask_b2").value == (0.05, 0.5)
+    assert not at.exception
+
+
+def test_equal_thresholds_are_guarded(runs):
+    at = start(runs["spg"])
+    at.slider(key="delta_mask_a").set_value((0.4, 0.4)).run()
+    assert not at.exception
+    assert "Eq. 1 needs δ_l < δ_h" in texts(at)
+    table = numbers(at)
+    assert table.loc[0, "δ_l"] == 0.4 and table.loc[0, "δ_h"] == pytest.approx(0.41)
+
+
+def test_model_switch_to_plain_and_to_a_bad_folder(runs, tmp_path):
+    at = start(runs["spg"])
+    assert "B2" in images(at)
+    at.sidebar.text_input(key="run_dir").set_value(str(runs["plain"])).run()
+    assert not at.exception
+    pictures = images(at)
+    assert "B2" not in pictures and "Mask-A (seeds for B2)" in pictures and "Localisation map + box" in pictures
+    assert "SPG-plain has no B1, B2 or SPG-C" in texts(at)
+    assert at.slider(key="delta_mask_b2").disabled
+    at.sidebar.text_input(key="run_dir").set_value(str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert any("no run at" in e.value for e in at.sidebar.error)
+
+
+def test_class_choice_shows_another_map(runs):
+    at = start(runs["spg"])
+    attention = images(at)["Attention map (A4)"]
+    predicted = metric(at, "Map shown")
+    other = next(i for i in range(3) if at.selectbox(key="view_class").format_func(i) != predicted)
+    at.selectbox(key="view_class").set_value(other).run()
+    assert not at.exception
+    assert images(at)["Attention map (A4)"] != attention
+    assert len(at.dataframe[0].value) == 3  # top-5 of a 3-class model
+
+
+def test_box_from_a_guidance_map_is_an_extension(runs):
+    at = start(runs["spg"])
+    assert at.selectbox(key="box_stage").value == "attention"
+    final = images(at)["Localisation map + box"]
+    at.selectbox(key="box_stage").set_value("fused").run()
+    assert not at.exception
+    assert images(at)["Localisation map + box"] != final
+    assert "(from Fused guidance" in next(img.caption for e in at.get("image") for img in e.proto.imgs
+                                          if img.alt == "Localisation map + box")
+
+
+def _png(width=80, height=60) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 40, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_upload_of_a_valid_and_invalid_files(runs):
+    at = start(runs["spg"], image_source="upload")
+    assert "Upload a photo" in texts(at)
+    at.file_uploader(key="upload").set_value(("photo.png", _png(), "image/png")).run()
+    assert not at.exception
+    assert "Mask-A (seeds for B2)" in images(at)
+    assert metric(at, "IoU of the box with GT") == "—"
+    at.file_uploader(key="upload").set_value(("notes.txt", b"hello", "text/plain")).run()
+    assert not at.exception
+    assert any(".txt files are not supported" in e.value for e in at.error)
+    at.file_uploader(key="upload").set_value(("broken.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png")).run()
+    assert not at.exception
+    assert any("could not be read as an image" in e.value for e in at.error)
+    big = b"\xff\xd8\xff" + bytes(support.MAX_UPLOAD_BYTES)
+    at.file_uploader(key="upload").set_value(("huge.jpg", big, "image/jpeg")).run()
+    assert not at.exception
+    assert any("the limit is 20 MB" in e.value for e in at.error)
+
+
+def test_browse_by_class_and_worst_iou_first(runs):
+    at = start(runs["spg"], browse_mode="class")
+    assert not at.exception
+    at.selectbox(key="explore_class").set_value(2).run()
+    assert "ground truth: " in texts(at)
+    at.selectbox(key="browse_mode").set_value("worst").run()
+    at.button(key="rank_button").click().run()
+    assert not at.exception
+    assert "Evaluator: IoU" in texts(at)
+    at.number_input(key="worst_rank").set_value(IMAGES - 1).run()
+    assert not at.exception and "Mask-A (seeds for B2)" in images(at)
+
+
+def test_user_dataset_errors_are_messages(runs, tmp_path):
+    at = start(runs["spg"], data_source="custom", data_format="wsol", data_root=str(tmp_path / "missing"))
+    assert not at.exception
+    assert any("Could not open the dataset" in e.value for e in at.sidebar.error)
+    at.sidebar.selectbox(key="data_format").set_value("synthetic").run()
+    at.sidebar.number_input(key="data_count").set_value(5).run()
+    assert not at.exception
+    assert "synthetic · test · 5 images" in texts(at)
+
+
+# ----------------------------------------------------------------------------- dataset page
+def test_dataset_page_curves_histogram_and_sweep(runs):
+    at = start(runs["spg"], page="dataset", eval_n=6, sweep_n=4)
+    assert "Dataset" in [t.value for t in at.title]
+    at.button(key="evaluate_button").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert len(at.get("plotly_chart")) == 1 + 1  # curves, IoU histogram (the sweep is not run yet)
+    table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
+    assert table.loc[0, "images"] == 6
+    at.button(key="sweep_button").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert len(at.get("plotly_chart")) == 4  # + precision/coverage heatmaps, fallback rate
+    assert "Nearest grid cell to your current thresholds" in texts(at)
+    at.selectbox(key="eval_map_stage").set_value("fused").run()
+    at.button(key="evaluate_button").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
+    assert table.loc[0, "images"] == 6
+    at.selectbox(key="eval_protocol").set_value("paper").run()  # not evaluated yet: asks, does not compute
+    assert not at.exception
+    assert at.button(key="evaluate_button")
+
+
+def test_dataset_page_compares_two_models(runs, monkeypatch):
+    at = start(runs["spg"], page="dataset", eval_n=4)
+    options = at.multiselect(key="compare_runs").options
+    assert options[0] == "__current__" or options[0].startswith(str(runs["spg"]))
+    at.button(key="evaluate_button").click().run()
+    assert not at.exception
+    table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
+    assert len(table) == len(at.multiselect(key="compare_runs").value)
+
+
+# ----------------------------------------------------------------------------- triage page
+def test_triage_gallery_filters_and_opens_in_explore(runs):
+    at = start(runs["spg"], page="triage", triage_n=IMAGES, triage_failures=["ok", "wrong-class", "part-only",
+                                                                             "too-large", "wrong-place"])
+    at.button(key="triage_button").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    tiles = [alt for alt in images(at) if alt.startswith("triage ")]
+    assert len(tiles) == min(IMAGES, 12)
+    at.radio(key="triage_fallback").set_value("fired").run()
+    fired = [alt for alt in images(at) if alt.startswith("triage ")]
+    at.radio(key="triage_fallback").set_value("not fired").run()
+    not_fired = [alt for alt in images(at) if alt.startswith("triage ")]
+    assert len(fired) + len(not_fired) == len(tiles)
+    at.radio(key="triage_fallback").set_value("any").run()
+    first = tiles[0].split()[1]
+    at.button(key=f"open_{first}").click().run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Explore one image"]
+    assert at.number_input(key="explore_index").value == int(first)
+    assert f"#{first} ·" in texts(at)
+
+
+# ----------------------------------------------------------------------------- app_support
+def test_read_upload_checks_size_type_and_content():
+    image, scale = support.read_upload("a.png", _png(50, 40))
+    assert image.size == (50, 40) and scale == 1.0
+    image, scale = support.read_upload("big.png", _png(2400, 1200))
+    assert max(image.size) == support.DISPLAY_MAX_SIDE and scale == pytest.approx(support.DISPLAY_MAX_SIDE / 2400)
+    with pytest.raises(support.UploadError, match="holds PNG data"):
+        support.read_upload("a.jpg", _png())
+    with pytest.raises(support.UploadError, match="empty"):
+        support.read_upload("a.png", b"")
+    with pytest.raises(support.UploadError, match="limit"):
+        support.read_upload("a.png", _png(), max_bytes=10)
+
+
+def test_clean_thresholds_and_custom_preset():
+    from spg_core.guidance import PRESETS
+
+    assert support.clean_thresholds(0.1, 0.7) == (0.1, 0.7, False)
+    assert support.clean_thresholds(0.5, 0.5) == (0.5, 0.51, True)
+    assert support.clean_thresholds(1.0, 1.0) == (0.99, 1.0, True)
+    preset = support.custom_preset(PRESETS["paper"], {"mask_a": (0.2, 0.8), "mask_b2": (0.05, 0.5)})
+    assert (preset.mask_a.delta_low, preset.mask_a.delta_high) == (0.2, 0.8)
+    assert preset.mask_b2 == PRESETS["paper"].mask_b2
+
+
+def test_threshold_view_and_downloads(runs):
+    from spg_core.guidance import PRESETS
+    from spg_core.localize import Localizer
+
+    localizer = Localizer.from_run(runs["spg"])
+    image = Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8))
+    maps = localizer.predict(image)
+    gt = np.array([[10, 5, 40, 30]], dtype=np.float32)
+    region = np.zeros((48, 64), bool)
+    region[5:31, 10:41] = True
+    view = support.threshold_view(maps, PRESETS["paper"], 0.2, region, gt)
+    assert set(view.masks) == {"mask_a", "mask_b2", "mask_fuse"}
+    assert 0 <= view.iou <= 1 and len(view.box) == 4
+    assert "foreground_precision" in view.report["mask_a"]
+    tiles = support.strip_pictures(maps, view, 0.5, gt)
+    assert [name for name, _, _ in tiles][0] == "image" and tiles[-1][0] == "final"
+    archive = np.load(io.BytesIO(support.maps_npz(maps, view.masks)))
+    assert {"attention", "b2", "b1", "fused", "c", "mask_a", "probabilities"} <= set(archive.files)
+    assert archive["mask_a"].shape == (48, 64) and archive["mask_a"].dtype == np.uint8
+    payload = json.loads(support.boxes_json("x", maps, view, 0.2, PRESETS["paper"], gt))
+    assert payload["predicted_box"] == list(view.box) and payload["gt_boxes"] == gt.tolist()
+    assert support.png_bytes(tiles[-1][2]).startswith(b"\x89PNG")
+    # Seed masks stay exact when shrunk for the page; large overlays go out as JPEG.
+    big = Image.fromarray(np.kron(np.asarray(support.mask_picture(view, "mask_a")), np.ones((20, 20), np.uint8)))
+    data, fmt = support.encode_picture(big, exact=True)
+    assert fmt == "PNG" and set(np.unique(np.asarray(Image.open(io.BytesIO(data))))) <= {0, 128, 255}
+    assert support.encode_picture(big.convert("RGB").resize((900, 700)))[1] == "JPEG"
+
+
+def test_dataset_view_reports_progress_and_forwards_attributes():
+    from spg_core.data import build_dataset
+
+    dataset = build_dataset("synthetic", "test", image_size=64, num_classes=2, num_train=0, num_val=0, num_test=5)
+    seen = []
+    view = support.DatasetView(dataset, 3, lambda done, total: seen.append((done, total)))
+    assert len(view) == 3 and view.split == "test" and view.image_size == 64 and len(view.records) == 3
+    view[0], view[2]
+    assert seen == [(1, 3), (2, 3)]
+    with pytest.raises(IndexError):
+        view[3]
+    cache = support.ResultCache(max_entries=2)
+    for key in "abc":
+        cache.put(key, key.upper())
+    assert cache.get("a") is None and cache.get("c") == "C"
+
+
+# ----------------------------------------------------------------------------- ImageNet model, single-image guidance
+def test_imagenet_model_on_an_uploaded_photo_and_grown_guidance(runs, monkeypatch):
+    skimage_data = pytest.importorskip("skimage.data")
+    monkeypatch.setenv("SPG_APP_GUIDANCE_SECONDS", "0.5")  # a step or two instead of ~5 s
+    at = start(runs["spg"], image_source="upload")
+    at.sidebar.selectbox(key="model_choice").set_value("__imagenet__").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "Uploads only" in "\n".join(e.value for e in at.sidebar.info)
+    assert at.radio(key="image_source").disabled
+    cat = Image.fromarray(skimage_data.chelsea()).resize((150, 100))
+    buffer = io.BytesIO()
+    cat.save(buffer, format="PNG")
+    at.file_uploader(key="upload").set_value(("chelsea.png", buffer.getvalue(), "image/png")).run()
+    assert not at.exception, [e.message for e in at.exception]
+    top = at.dataframe[0].value
+    assert len(top) == 5 and top["class"].str.contains("cat").any()
+    assert "B2" not in images(at) and "Mask-A (seeds for B2)" in images(at)
+    at.button(key="grow_button").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    pictures = images(at)
+    assert "Guidance growth" in pictures
+    assert "B2" in pictures and "Mask-B2 (seeds for B1)" in pictures  # the same strip, from the grown maps
+    assert at.get("plotly_chart")  # the coverage history
+    mask_b2 = pictures["Mask-B2 (seeds for B1)"]
+    at.slider(key="delta_mask_b2").set_value((0.3, 0.9)).run()  # still live: re-thresholds the grown maps
+    assert not at.exception
+    assert images(at)["Mask-B2 (seeds for B1)"] != mask_b2 and "Guidance growth" in images(at)
+    at.button(key="grow_clear").click().run()
+    assert not at.exception and "B2" not in images(at)
+    at = start(model_choice="__imagenet__", page="dataset")  # the other pages need a dataset: said, not raised
+    assert "has no dataset here" in texts(at)

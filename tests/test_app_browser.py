@@ -1,0 +1,155 @@
+"""The app in a real browser: `streamlit run app.py` on a free port, headless Chromium through
+Playwright, a δ slider moved with the keyboard, and the Mask-A picture checked to change.
+
+Needs Debian's Chromium at /usr/bin/chromium (``apt-get install chromium``); skipped without it.
+With ``SPG_SAVE_SCREENSHOTS=1`` it also visits the dataset and triage pages, runs their
+computations on the default data, and writes docs/screenshots/{explore,dataset,sweep,triage}.png.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+MAX_SCREENSHOT_BYTES = 300 * 1024
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+MASK_A = 'img[alt="Mask-A (seeds for B2)"]'
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.is_file(), reason="no Chromium at /usr/bin/chromium (apt-get install chromium) for the browser test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+               str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{process.stdout.read()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail("streamlit did not answer its health check within 120 s")
+            time.sleep(0.5)
+        print(f"\nserver up in {time.perf_counter() - started:.1f} s")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the group of the one server process started above
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def save(page, name: str, tmp_path: Path) -> Path:
+    """Screenshot into tmp_path, and into docs/screenshots when SPG_SAVE_SCREENSHOTS=1 (kept
+    under 300 KB: quantised to a palette when a plain PNG is larger)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path))
+    if path.stat().st_size > MAX_SCREENSHOT_BYTES:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    if os.environ.get("SPG_SAVE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
+    return path
+
+
+def wait_for_change(page, selector: str, old: str, timeout: float = 60) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        current = page.locator(selector).get_attribute("src")
+        if current != old:
+            return current
+        time.sleep(0.2)
+    return old
+
+
+def test_moving_a_delta_slider_changes_the_seed_mask(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1440, "height": 2300})
+    started = time.perf_counter()
+    page.goto(server)
+    page.locator(MASK_A).wait_for(timeout=180_000)
+    print(f"first render (strip visible) in {time.perf_counter() - started:.1f} s")
+    before = page.locator(MASK_A).get_attribute("src")
+    slider = page.locator('[data-testid="stSlider"]').filter(has_text="Mask-A: δ_l, δ_h")
+    low_thumb = slider.locator('input[type="range"]').first
+    assert low_thumb.get_attribute("value") == "0.1"
+    low_thumb.focus()
+    for _ in range(15):
+        page.keyboard.press("ArrowRight")
+    moved = time.perf_counter()
+    after = wait_for_change(page, MASK_A, before)
+    assert low_thumb.get_attribute("value") == "0.25"
+    assert after != before, "the Mask-A picture did not change after moving δ_l"
+    print(f"Mask-A redrawn {time.perf_counter() - moved:.1f} s after the key presses")
+    page.wait_for_timeout(1500)  # let the rest of the strip settle before the picture is taken
+    assert save(page, "explore", tmp_path).stat().st_size > 0
+    page.close()
+
+
+@pytest.mark.skipif(os.environ.get("SPG_SAVE_SCREENSHOTS") != "1",
+                    reason="screenshots of every page are taken only with SPG_SAVE_SCREENSHOTS=1")
+def test_screenshots_of_the_dataset_and_triage_pages(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1440, "height": 1900})
+    page.goto(f"{server}/dataset")
+    page.get_by_role("button", name=re.compile(r"^Evaluate \d+ images")).click(timeout=180_000)
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    charts.nth(1).wait_for(timeout=600_000)
+    page.wait_for_timeout(2000)
+    save(page, "dataset", tmp_path)
+    page.get_by_role("tab", name="δ sweep").click()
+    page.get_by_role("button", name="Run sweep").click(timeout=60_000)
+    charts.nth(2).wait_for(timeout=600_000)
+    page.wait_for_timeout(2000)
+    page.set_viewport_size({"width": 1440, "height": 1100})
+    save(page, "sweep", tmp_path)
+    page.set_viewport_size({"width": 1440, "height": 1900})
+    page.goto(f"{server}/triage")
+    page.get_by_role("button", name=re.compile(r"^Analyse \d+ images")).click(timeout=180_000)
+    page.locator('img[alt^="triage "]').nth(11).wait_for(timeout=600_000)  # a full first page of tiles
+    page.wait_for_timeout(2000)
+    save(page, "triage", tmp_path)
+    page.close()
