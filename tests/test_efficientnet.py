@@ -37,17 +37,6 @@ CHELSEA = json.loads((Path(__file__).parent / "data" / "chelsea_box.json").read_
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These tests run full-size CPU forward passes (and one measures a time budget). With two
-    # threads on a shared, oversubscribed 2-core machine, torch's thread pool spins and the same
-    # work took 18x longer (63.6 s vs 3.6 s); one thread keeps them at seconds. Restored after.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def chelsea() -> Image.Image:
     image = Image.fromarray(skimage_data.chelsea())

@@ -26,17 +26,6 @@ from spg_core.viz import stage_picture
 CHELSEA = json.loads((Path(__file__).parent / "data" / "chelsea_box.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These tests run full-size CPU forward passes (and one measures a time budget). With two
-    # threads on a shared, oversubscribed 2-core machine, torch's thread pool spins and the same
-    # work took 18x longer (63.6 s vs 3.6 s); one thread keeps them at seconds. Restored after.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def chelsea() -> Image.Image:
     skimage_data = pytest.importorskip("skimage.data")
