@@ -53,7 +53,6 @@ with st.spinner("Loading the toolkit (first start only)…"):
     from spg_core.localize import MASKS, STAGE_TITLES, Localizer
     from spg_core.metrics import FAILURE_TYPES
     from spg_core.runs import load_run, resolve_run, shipped_runs
-    from spg_core.models.efficientnet import imagenet_class_names, imagenet_model, packaged_weights_path
     from spg_core.single_image import TRACKED_MASKS, growth_strip, single_image_guidance
     from spg_core.sweeps import guidance_batches, object_mask, seed_sweep, summarize_sweep
 
@@ -129,6 +128,9 @@ def load_dataset(key: str):
 @st.cache_resource(show_spinner="Loading the ImageNet EfficientNet-Lite0…")
 def load_imagenet():
     """(Localizer, weights path) of the pretrained 1000-class classifier (no SPG heads)."""
+    # Imported here: timm is only needed once someone picks the ImageNet model.
+    from spg_core.models.efficientnet import imagenet_class_names, imagenet_model, packaged_weights_path
+
     localizer = Localizer(imagenet_model(), 224, imagenet_class_names())
     return localizer, packaged_weights_path()
 

@@ -63,7 +63,9 @@ def run_metrics(folder: str | Path) -> dict | None:
 def default_tau(folder: str | Path) -> float:
     """τ chosen on the held-out split by the run's own evaluation, else CAM's 0.2."""
     metrics = run_metrics(folder) or {}
-    tau = metrics.get("tau")
+    # Shipped runs keep both protocols ({"paper": {...}, "wsolevaluation": {...}}); the paper
+    # protocol's τ is the one chosen on the held-out split. `evaluate --out` writes a flat dict.
+    tau = (metrics.get("paper") or {}).get("tau", metrics.get("tau"))
     return float(tau) if isinstance(tau, (int, float)) and 0 <= tau < 1 else DEFAULT_TAU
 
 
