@@ -8,6 +8,10 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from spg_core.evaluate import PROTOCOLS
+from spg_core.guidance import MAP_STAGES
+from spg_core.localize import MASKS
+
 FORMATS = ("synthetic", "wsol", "cub", "ilsvrc", "folder")
 
 
@@ -154,11 +158,11 @@ def build_evaluate_parser(sub) -> None:
     p.add_argument("--split", default="test", help="split to report")
     p.add_argument("--threshold-split", default="val", help="held-out split on which τ is chosen")
     p.add_argument("--tau", type=float, default=None, help="use this τ instead of choosing one")
-    p.add_argument("--protocol", choices=("paper", "wsolevaluation"), default="paper")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="paper")
     p.add_argument("--cam-curve-interval", type=float, default=0.01, help="τ grid step")
     p.add_argument("--ten-crop", action="store_true", help="classification from 10 crops (paper §4.1)")
     p.add_argument("--spg-star", action="store_true", help="also report SPG* top-5 boxes (non-standard)")
-    p.add_argument("--map-stage", default="attention", choices=("attention", "fused", "c", "b1", "b2"),
+    p.add_argument("--map-stage", default="attention", choices=MAP_STAGES,
                    help="map the boxes come from: the paper's attention map, or (an extension) a "
                         "class-agnostic guidance map")
     p.add_argument("--batch-size", type=int, default=64)
@@ -189,7 +193,7 @@ def build_evaluate_maps_parser(sub) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--threshold-maps", default=None, help="maps of the held-out split on which τ is chosen")
     p.add_argument("--threshold-split", default=None, help="held-out split matching --threshold-maps")
-    p.add_argument("--protocol", choices=("paper", "wsolevaluation"), default="wsolevaluation")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="wsolevaluation")
     p.add_argument("--cam-curve-interval", type=float, default=0.01)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_evaluate_maps)
@@ -230,7 +234,7 @@ def build_localize_parser(sub) -> None:
     p.add_argument("--tau", type=float, default=0.2, help="box threshold on the min-max localisation map")
     p.add_argument("--class-index", type=int, default=None, help="class whose map to use (default: top-1)")
     p.add_argument("--preset", default=None, help="seed thresholds preset (default: the run's)")
-    p.add_argument("--stage", default="mask_a", choices=("mask_a", "mask_b2", "mask_fuse"),
+    p.add_argument("--stage", default="mask_a", choices=tuple(MASKS),
                    help="stage whose thresholds --delta-low/--delta-high replace")
     p.add_argument("--delta-low", type=float, default=None)
     p.add_argument("--delta-high", type=float, default=None)
