@@ -319,6 +319,9 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
             if fmt == "synthetic":
                 flags["part_position"] = bar.selectbox("Part position", PART_POSITIONS, key="data_part_position")
                 flags["clutter"] = bar.slider("Clutter", 0.0, 1.0, 0.5, 0.05, key="data_clutter")
+                flags["body_cue"] = bar.slider("Body cue (class information in the body)", 0.0, 1.0,
+                                               float(config.synthetic.get("body_cue", 0.0)) if config.format == "synthetic"
+                                               else 0.0, 0.05, key="data_body_cue")
                 flags["synthetic_seed"] = int(bar.number_input("Generator seed", 0, 10**6, 0, key="data_seed"))
                 count = int(bar.number_input("Images in the split", 1, 5000, 200, key="data_count"))
                 flags[{"train": "synthetic_train", "val": "synthetic_val", "test": "synthetic_test"}[split]] = count

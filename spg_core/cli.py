@@ -19,7 +19,7 @@ FORMATS = ("synthetic", "wsol", "cub", "ilsvrc", "folder")
 # Generator flags (add_synthetic_arguments) → SyntheticConfig field names.
 SYNTHETIC_FLAGS = {"synthetic_classes": "num_classes", "synthetic_train": "num_train", "synthetic_val": "num_val",
                    "synthetic_test": "num_test", "part_position": "part_position", "clutter": "clutter",
-                   "synthetic_seed": "seed"}
+                   "body_cue": "body_cue", "synthetic_seed": "seed"}
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

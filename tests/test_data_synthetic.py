@@ -134,9 +134,27 @@ def test_dataset_items_match_the_generator():
     assert len(counts) == 3
 
 
+def test_body_cue_puts_class_information_in_the_body_and_zero_changes_nothing():
+    default, zero = SyntheticConfig(image_size=64, num_classes=8), SyntheticConfig(image_size=64, num_classes=8, body_cue=0.0)
+    for index in range(6):
+        assert generate(default, "train", index).image.tobytes() == generate(zero, "train", index).image.tobytes()
+    hues = {}
+    for cue in (0.0, 1.0):
+        config = SyntheticConfig(image_size=96, num_classes=8, body_cue=cue)
+        per_image = []
+        for index in range(64):
+            g = generate(config, "train", index)
+            hue = _hsv(g.image[g.body_mask & ~g.part_mask].mean(axis=0, keepdims=True).astype(float))[0, 0] * 360
+            per_image.append((g.label, hue))
+        labels, values = np.array(per_image).T
+        hues[cue] = np.corrcoef(labels, values)[0, 1]
+    assert hues[1.0] > 0.8  # the body's hue follows the class
+    assert abs(hues[0.0]) < 0.4  # ... and does not without the cue
+
+
 def test_config_validation():
     for bad in (dict(image_size=32), dict(image_size=300), dict(num_classes=1), dict(num_classes=MAX_CLASSES + 1),
-                dict(clutter=1.5), dict(part_position="bottom"), dict(num_train=-1), dict(seed=-3)):
+                dict(clutter=1.5), dict(body_cue=-0.1), dict(body_cue=2), dict(part_position="bottom"), dict(num_train=-1), dict(seed=-3)):
         with pytest.raises(ValueError):
             SyntheticConfig(**bad)
     with pytest.raises(ValueError, match="num_val=0"):
@@ -168,10 +186,10 @@ def test_cli_helpers():
     add_synthetic_arguments(parser)
     args = parser.parse_args(["--synthetic-classes", "12", "--synthetic-train", "50", "--synthetic-val", "5",
                               "--synthetic-test", "7", "--part-position", "top", "--clutter", "0.25",
-                              "--synthetic-seed", "3", "--image-size", "128"])
+                              "--body-cue", "0.5", "--synthetic-seed", "3", "--image-size", "128"])
     config = synthetic_config_from_args(args)
     assert config == SyntheticConfig(image_size=128, num_classes=12, num_train=50, num_val=5, num_test=7,
-                                     part_position="top", clutter=0.25, seed=3)
+                                     part_position="top", clutter=0.25, body_cue=0.5, seed=3)
     assert synthetic_config_from_args(args, 64).image_size == 64
     assert synthetic_config_from_args(argparse.Namespace()) == SyntheticConfig()
     assert synthetic_config_from_args(parser.parse_args([])) == SyntheticConfig()

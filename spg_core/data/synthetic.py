@@ -55,7 +55,10 @@ class SyntheticConfig:
     part_position [--part-position]: where the part attaches — "random" (anywhere on the rim),
     "top" (topmost rim point), "side" (leftmost or rightmost), "end" (an end of the long axis,
     the bird-head layout). clutter [--clutter]: 0 (plain textured background) to 1 (busy).
-    seed [--synthetic-seed].
+    body_cue [--body-cue]: 0 (default: the body carries no class information) to 1 (the body's
+    hue is set by the class within the earthy 20-42° family); in between the body's hue mixes a
+    random draw with the class hue, a weak, less discriminative cue like a bird's plumage next to
+    its head. Clutter fragments never carry it. seed [--synthetic-seed].
     """
 
     image_size: int = 96
@@ -65,6 +68,7 @@ class SyntheticConfig:
     num_test: int = 1000
     part_position: str = "random"
     clutter: float = 0.5
+    body_cue: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -80,6 +84,8 @@ class SyntheticConfig:
             raise ValueError(f"part_position={self.part_position!r} must be one of {PART_POSITIONS}")
         if not 0.0 <= float(self.clutter) <= 1.0:
             raise ValueError(f"clutter={self.clutter!r} must lie in [0, 1]")
+        if not 0.0 <= float(self.body_cue) <= 1.0:
+            raise ValueError(f"body_cue={self.body_cue!r} must lie in [0, 1] (0 = class-agnostic body, the default)")
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"synthetic seed={self.seed!r} must be a non-negative integer")
 
@@ -184,8 +190,18 @@ def _fill(image, window, inside, values) -> None:
     np.copyto(image[y0 : y1 + 1, x0 : x1 + 1], values, where=np.repeat(inside[..., None], 3, axis=2))
 
 
-def _body_colour(rng) -> np.ndarray:
-    return _rgb(rng.uniform(20, 42), rng.uniform(0.35, 0.55), rng.uniform(0.45, 0.75))
+BODY_HUES = (20.0, 42.0)  # the earthy family every body is drawn from
+
+
+def _body_colour(rng, cue: float = 0.0, label: int = 0) -> np.ndarray:
+    """A body colour. ``cue`` > 0 pulls the hue towards the class's own point of the family
+    (the same random draws either way, so cue 0 reproduces the class-agnostic images)."""
+    low, high = BODY_HUES
+    hue = rng.uniform(low, high)
+    if cue > 0:
+        class_hue = low + (high - low) * (label % len(PART_HUES)) / (len(PART_HUES) - 1)
+        hue = (1.0 - cue) * hue + cue * class_hue
+    return _rgb(hue, rng.uniform(0.35, 0.55), rng.uniform(0.45, 0.75))
 
 
 def _paint_body(image, rng, cx, cy, a, b, theta, base, window):
@@ -404,10 +420,11 @@ def generate(config: SyntheticConfig, split: str, index: int) -> SyntheticImage:
             grey_b = _rgb(rng.uniform(0, 360), rng.uniform(0, 0.15), rng.uniform(0.0, 0.4))
             _paint_part(image, rng, cx, cy, a, PART_PATTERNS[int(rng.integers(len(PART_PATTERNS)))], grey_a, grey_b, window)
 
-    # The object: class-agnostic body, then the class-deciding part on top of it.
+    # The object: the body (class-agnostic unless body_cue > 0), then the class-deciding part on top.
     g = geometry
     window = _window(g.cx, g.cy, g.a + 1, size)
-    _paint_body(image, rng, g.cx, g.cy, g.a, g.b, g.theta, _body_colour(rng), window)
+    body_colour = _body_colour(rng, float(config.body_cue), label)
+    _paint_body(image, rng, g.cx, g.cy, g.a, g.b, g.theta, body_colour, window)
     hue = PART_HUES[label % len(PART_HUES)] + rng.uniform(-5, 5)
     kind = PART_PATTERNS[label // len(PART_HUES)]
     colour_a = _rgb(hue, rng.uniform(0.8, 1.0), rng.uniform(0.85, 1.0))
@@ -481,6 +498,7 @@ def build_synthetic(
     counts=None,
     part_position: str | None = None,
     clutter: float | None = None,
+    body_cue: float | None = None,
     seed: int | None = None,
     cache_size: int = 256,
 ) -> SyntheticDataset:
@@ -492,7 +510,7 @@ def build_synthetic(
     and ``metadata_root`` are not used (nothing is written to disk).
     """
     overrides = dict(num_classes=num_classes, num_train=num_train, num_val=num_val, num_test=num_test,
-                     part_position=part_position, clutter=clutter, seed=seed)
+                     part_position=part_position, clutter=clutter, body_cue=body_cue, seed=seed)
     if counts is not None:
         values = counts if isinstance(counts, dict) else dict(zip(SPLITS, counts))
         unknown = sorted(set(values) - set(SPLITS))
@@ -560,6 +578,8 @@ def add_synthetic_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--part-position", choices=PART_POSITIONS, default=defaults.part_position,
                        help="where the class-deciding part attaches to the body")
     group.add_argument("--clutter", type=float, default=defaults.clutter, help="background clutter, 0..1")
+    group.add_argument("--body-cue", type=float, default=defaults.body_cue,
+                       help="class information in the body's hue, 0 (none, default) .. 1")
     group.add_argument("--synthetic-seed", type=int, default=defaults.seed, help="generator seed")
 
 
@@ -581,5 +601,6 @@ def synthetic_config_from_args(args: argparse.Namespace, image_size: int | None 
         num_test=given("synthetic_test", defaults.num_test),
         part_position=given("part_position", defaults.part_position),
         clutter=given("clutter", defaults.clutter),
+        body_cue=given("body_cue", defaults.body_cue),
         seed=given("synthetic_seed", defaults.seed),
     )
