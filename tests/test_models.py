@@ -320,3 +320,12 @@ def test_wrong_shapes_and_foreign_files_raise(tmp_path):
         load_backbone_weights(_build("tiny"), tmp_path / "list.pth")
     with pytest.raises(FileNotFoundError, match="absent.pth"):
         load_backbone_weights(_build("tiny"), tmp_path / "absent.pth")
+
+
+def test_tiny_b1_stride_4_reads_the_finer_stage():
+    model = build_model("tiny", NUM_CLASSES, b1_stride=4).train()
+    out = model(torch.randn(2, 3, 64, 64))
+    assert out["b1"].shape == (2, 1, 16, 16) and out["b2"].shape == (2, 1, 8, 8)
+    assert out["class_maps"].shape == (2, NUM_CLASSES, 8, 8)
+    with pytest.raises(ValueError, match="b1_stride=2"):
+        build_model("tiny", NUM_CLASSES, b1_stride=2)
