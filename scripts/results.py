@@ -7,7 +7,8 @@
 Every variant gets the same data, epochs, seed and budget (configs/synthetic_tiny.yaml). τ is
 chosen on the validation split and applied to the test split; MaxBoxAccV2 is the
 wsolevaluation number (its own τ sweep, threshold-free by definition). Runs that already exist
-are resumed, not retrained. Writes results/results.json and results/results.md.
+are resumed, not retrained, and their scores are cached in RUN_DIR/scores.json. Writes
+results/results.json and results/results.md (--out).
 """
 from __future__ import annotations
 
@@ -37,10 +38,19 @@ def run_config(base: dict, variant: str, seed: int, runs_root: Path) -> TrainCon
 
 
 def score(run_dir: Path, stage: str = "attention", shifted: bool = False) -> dict:
-    both = own_benchmark_metrics(run_dir, stage, SHIFTED if shifted else None)
-    paper, fair = both["paper"], both["wsolevaluation"]
-    return {**{k: paper[k] for k in ("classification_top1", "gt_known_loc", "top1_loc", "tau")},
-            "maxboxacc_v2": fair["maxboxacc_v2"], "maxboxacc_v2_per_iou": fair["maxboxacc_v2_per_iou"]}
+    """The table's numbers for one run and map, cached in RUN_DIR/scores.json (recomputed when
+    the checkpoint is newer than the cache)."""
+    cache_file, key = run_dir / "scores.json", stage + (" shifted" if shifted else "")
+    cache = {}
+    if cache_file.is_file() and cache_file.stat().st_mtime >= (run_dir / "checkpoint.pt").stat().st_mtime:
+        cache = json.loads(cache_file.read_text())
+    if key not in cache:
+        both = own_benchmark_metrics(run_dir, stage, SHIFTED if shifted else None)
+        paper, fair = both["paper"], both["wsolevaluation"]
+        cache[key] = {**{k: paper[k] for k in ("classification_top1", "gt_known_loc", "top1_loc", "tau")},
+                      "maxboxacc_v2": fair["maxboxacc_v2"], "maxboxacc_v2_per_iou": fair["maxboxacc_v2_per_iou"]}
+        cache_file.write_text(json.dumps(cache, indent=2))
+    return cache[key]
 
 
 def mean_spread(values: list[float]) -> str:

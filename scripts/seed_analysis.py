@@ -7,6 +7,11 @@ the validation images (never test): foreground precision (foreground seeds insid
 object recall (object pixels that are foreground seeds), object-as-background (object pixels
 that Eq. 1 labels *background* — the branch is then taught that this part of the object is not
 object) and background precision. Then the same statistics of Mask-A for a grid of δ_l.
+
+On the teaching benchmark (the generator knows which pixels are the class-deciding part and
+which the body), two more views: what Mask-A's foreground seeds are made of (part / body /
+background), and each stage's mean score at a given distance from the part, on body pixels and
+on background pixels. Equal curves mean the map encodes "near the part", not "on the object".
 """
 import argparse
 import json
@@ -19,9 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from spg_core.data import build_dataset  # noqa: E402
+from spg_core.data.synthetic import SyntheticConfig, generate  # noqa: E402
 from spg_core.guidance import BACKGROUND, FOREGROUND, seed_mask  # noqa: E402
 from spg_core.runs import load_run  # noqa: E402
-from spg_core.sweeps import guidance_batches  # noqa: E402
+from spg_core.sweeps import guidance_batches, score_by_distance, seed_composition  # noqa: E402
 
 
 def statistics(masks: np.ndarray, objects: np.ndarray) -> dict:
@@ -33,6 +39,21 @@ def statistics(masks: np.ndarray, objects: np.ndarray) -> dict:
         "object_as_background": float((bg & objects).sum() / total_object),
         "background_precision": float((bg & ~objects).sum() / max(int(bg.sum()), 1)),
     }
+
+
+def part_distance_profile(maps: dict, masks: dict, config, split: str, count: int, size: int) -> dict:
+    """Synthetic runs only: seed composition and score-vs-distance-from-the-part, body vs background."""
+    synthetic = SyntheticConfig(image_size=int(config.image_size), **{k: v for k, v in config.synthetic.items()
+                                                                      if k != "image_size"})
+    images = [generate(synthetic, split, index) for index in range(count)]
+    parts = np.stack([image.part_mask for image in images])
+    if parts.shape[1:] != (size, size):
+        raise ValueError(f"maps are {size}x{size} but the generator draws {parts.shape[1:]}; use mask_size = image_size")
+    regions = {"part": parts, "body": np.stack([image.body_mask & ~image.part_mask for image in images])}
+    regions["background"] = ~(regions["part"] | regions["body"])
+    return {"mask_a_foreground_made_of": seed_composition(masks["mask_a"], regions),
+            "mean_score_by_distance_from_part": {name: score_by_distance(score, parts, regions)
+                                                 for name, score in maps.items()}}
 
 
 def main() -> None:
@@ -60,6 +81,10 @@ def main() -> None:
     high = 0.7
     report["mask_a_delta_low_sweep"] = {
         str(low): statistics(seed_mask(attention, low, high), objects) for low in args.delta_lows if low < high}
+    if config.format == "synthetic":
+        report.update(part_distance_profile({k: np.concatenate(v) for k, v in maps.items()},
+                                            {k: np.concatenate(v) for k, v in masks.items()},
+                                            config, args.split, len(objects), objects.shape[-1]))
     print(json.dumps(report, indent=2))
 
 

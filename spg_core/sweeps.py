@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 import torch
+from scipy import ndimage
 
 from spg_core.guidance import (
     BACKGROUND,
@@ -39,6 +40,9 @@ __all__ = [
     "seed_sweep",
     "summarize_sweep",
     "guidance_batches",
+    "seed_composition",
+    "score_by_distance",
+    "DISTANCE_BINS",
 ]
 
 # Per image and grid cell; the definitions are guidance.seed_statistics' plus the fallback flag.
@@ -227,3 +231,43 @@ def guidance_batches(model, dataset, limit: int | None = None, preset: str | Gui
             done += kept + int(batch["num_skipped"])
             if on_batch is not None:
                 on_batch(done, total)
+
+
+# --------------------------------------------------------------------- what the seeds are made of
+DISTANCE_BINS = (0, 4, 8, 12, 16, 24, 32, 48)  # ring edges, pixels from the reference region
+
+
+def seed_composition(masks: np.ndarray, regions: dict[str, np.ndarray]) -> dict[str, float]:
+    """Share of the foreground seeds (``masks == FOREGROUND``, N×H×W) lying in each region
+    (name -> N×H×W bool, e.g. part / body / background of the teaching benchmark)."""
+    foreground = np.asarray(masks) == FOREGROUND
+    total = max(int(foreground.sum()), 1)
+    return {name: float((foreground & np.asarray(region, bool)).sum() / total) for name, region in regions.items()}
+
+
+def score_by_distance(scores: np.ndarray, reference: np.ndarray, regions: dict[str, np.ndarray],
+                      bins: Sequence[float] = DISTANCE_BINS) -> list[dict]:
+    """Mean score per region inside ``reference`` (N×H×W bool) and in rings of distance from
+    it, (bins[i], bins[i+1]] then beyond the last bin. One row each: {"distance": "lo-hi",
+    region: mean, or None where the ring holds no pixel of the region}.
+
+    On the teaching benchmark with reference = the class-deciding part, equal body and
+    background columns mean the map says "near the part", not "on the object".
+    """
+    scores, reference = np.asarray(scores, np.float64), np.asarray(reference, bool)
+    if scores.shape != reference.shape:
+        raise ValueError(f"scores {scores.shape} and reference {reference.shape} must have the same N×H×W shape")
+    distance = np.stack([ndimage.distance_transform_edt(~ref) for ref in reference])
+    edges = [float(b) for b in bins] + [np.inf]
+    rings = [("0 (inside)", distance == 0)]
+    for low, high in zip(edges[:-1], edges[1:]):
+        label = f"{low:g}-{high:g}" if np.isfinite(high) else f">{low:g}"
+        rings.append((label, (distance > low) & (distance <= high)))
+    rows = []
+    for label, ring in rings:
+        row = {"distance": label}
+        for name, region in regions.items():
+            pixels = scores[ring & np.asarray(region, bool)]
+            row[name] = float(pixels.mean()) if pixels.size else None
+        rows.append(row)
+    return rows

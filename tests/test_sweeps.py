@@ -101,3 +101,30 @@ def test_guidance_batches_on_a_tiny_model_and_dataset():
     plain = build_model("tiny", 2, variant="plain", widths=(4, 8, 16))
     only = next(guidance_batches(plain, dataset, limit=1))
     assert set(only["maps"]) == {"attention"}
+
+
+def test_seed_composition_and_score_by_distance():
+    from spg_core.sweeps import score_by_distance, seed_composition
+
+    reference = np.zeros((1, 20, 20), bool)
+    reference[0, 8:12, 0:4] = True  # a "part" on the left edge
+    body = np.zeros_like(reference)
+    body[0, 6:14, 4:14] = True
+    regions = {"part": reference, "body": body, "background": ~(reference | body)}
+    masks = np.full((1, 20, 20), 255, np.uint8)
+    masks[0, 8:12, 0:6] = 1  # 16 part pixels + 8 body pixels
+    assert seed_composition(masks, regions) == {"part": 16 / 24, "body": 8 / 24, "background": 0.0}
+    # A map that is 1 on the body and 0 elsewhere: body column 1, background 0 in every ring.
+    rows = score_by_distance(body.astype(float), reference, regions, bins=(0, 4, 8))
+    assert [row["distance"] for row in rows] == ["0 (inside)", "0-4", "4-8", ">8"]
+    assert rows[0]["part"] == 0.0 and rows[0]["body"] is None
+    assert all(row["body"] in (None, 1.0) and row["background"] in (None, 0.0) for row in rows)
+    # A radial map (a function of the distance only) gives equal body and background means.
+    from scipy import ndimage
+
+    radial = np.exp(-ndimage.distance_transform_edt(~reference[0]) / 5)[None]
+    for row in score_by_distance(radial, reference, regions, bins=tuple(range(9)))[1:-1]:
+        if row["body"] is not None and row["background"] is not None:
+            assert abs(row["body"] - row["background"]) < 0.05
+    with pytest.raises(ValueError, match="same"):
+        score_by_distance(radial[:, :10], reference, regions)
