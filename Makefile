@@ -20,5 +20,10 @@ test: $(STAMP)
 app: $(STAMP)
 	$(VENV)/bin/streamlit run app.py --server.headless true --browser.gatherUsageStats false
 
+# The README's results table: SPG and SPG-plain (seeds 0 1 2) and the ablations (seed 0) on CPU,
+# resumable; then the table in results/results.md.
+results: $(STAMP)
+	$(PY) scripts/results.py
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eval.py

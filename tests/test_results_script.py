@@ -1,0 +1,46 @@
+"""scripts/results.py: the table and SPG's paired gain over SPG-plain (no training here)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "results.py"
+
+
+@pytest.fixture(scope="module")
+def results_script():
+    spec = importlib.util.spec_from_file_location("results_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def metrics(gt_known: float, maxbox: float, tau: float = 0.2) -> dict:
+    return {"classification_top1": 100.0, "gt_known_loc": gt_known, "top1_loc": gt_known, "tau": tau,
+            "maxboxacc_v2": maxbox}
+
+
+def test_gain_is_paired_by_seed_and_skips_unpaired_seeds(results_script):
+    results = {
+        ("plain", "attention"): {0: metrics(10.0, 30.0), 1: metrics(20.0, 40.0)},
+        ("spg", "attention"): {0: metrics(13.0, 29.0), 1: metrics(21.0, 44.0), 2: metrics(90.0, 90.0)},
+        ("spg", "fused"): {0: metrics(15.0, 25.0)},
+    }
+    text = results_script.gains(results)
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()[2:]}
+    # seed 2 has no SPG-plain partner and must not enter the mean: gains 3 and 1 -> 2.0 ± 1.0
+    assert rows["attention"] == "| attention | default | 2 | 2.0 ± 1.0 | 1.5 ± 2.5 |"
+    assert rows["fused"] == "| fused | default | 1 | 5.0 | -5.0 |"
+    assert "shifted" not in text
+
+
+def test_no_gain_table_without_both_models(results_script):
+    assert results_script.gains({("spg", "attention"): {0: metrics(1.0, 2.0)}}) == ""
+
+
+def test_table_reports_mean_and_spread_over_seeds(results_script):
+    line = results_script.table({("spg", "attention"): {0: metrics(10.0, 30.0, 0.1), 1: metrics(14.0, 34.0, 0.3)}})
+    assert "| spg | attention | 2 | 100.0 ± 0.0 | 12.0 ± 2.0 | 12.0 ± 2.0 | 32.0 ± 2.0 | 0.10, 0.30 |" in line
+
