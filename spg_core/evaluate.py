@@ -256,6 +256,20 @@ def _choose_tau(report: SplitEvaluator, report_curves: dict, tau, threshold_curv
     return None
 
 
+TAU_WINDOW = 0.02
+
+
+def tau_window(curve, index: int, half_width: float = TAU_WINDOW) -> dict:
+    """How much a thresholded accuracy moves within ±``half_width`` of the τ at ``index``: the
+    lowest and highest value of ``curve`` there. A wide range marks a knife-edge number — a map
+    with a flat floor whose box is object-sized at one exact level only — that a slightly
+    different τ (or protocol) would not reproduce."""
+    taus, values = np.asarray(curve.taus, dtype=float), np.asarray(curve.values, dtype=float)
+    inside = np.abs(taus - taus[index]) <= half_width + 1e-9
+    return {"tau_low": float(taus[inside].min()), "tau_high": float(taus[inside].max()),
+            "min": float(values[inside].min()), "max": float(values[inside].max())}
+
+
 def _finish(report: SplitEvaluator, tau, threshold_curves: dict | None, extra: dict | None = None):
     curves = report.curves()
     metrics: dict = {"protocol": report.protocol, "split": report.split, "num_images": len(report),
@@ -276,6 +290,8 @@ def _finish(report: SplitEvaluator, tau, threshold_curves: dict | None, extra: d
         for name in ("gt_known_loc", "top1_loc", "top5_loc"):
             if name in curves:
                 metrics[name] = float(curves[name].values[index])
+        if "gt_known_loc" in curves:
+            metrics["gt_known_loc_tau_window"] = tau_window(curves["gt_known_loc"], index)
     if extra:
         metrics.update(extra)
     if threshold_curves:

@@ -254,3 +254,25 @@ def test_map_stage_scores_a_guidance_map_and_refuses_plain():
 
     with pytest.raises(ValueError, match="plain"):
         evaluate(Plain(), [], map_stage="fused", tau=0.5)
+
+
+def test_tau_window_flags_a_knife_edge_number():
+    """A map whose floor is box-sized at one exact level: 100 % at τ 0.02, 0 % a step away."""
+    maps, gt = [], {}
+    for i in range(4):
+        score = np.zeros((64, 64))
+        score[10:40, 12:44] = 0.02  # the GT box, at 2 % of the peak
+        score[20:23, 20:23] = 1.0  # a small peak inside it
+        maps.append((f"img{i}", score))
+        gt[f"img{i}"] = (np.array([[12, 10, 43, 39]], dtype=float), (64, 64), None)
+    metrics, _, _ = E.evaluate_maps(maps, gt, "paper", 0.01, tau=0.02)
+    assert metrics["gt_known_loc"] == 100.0
+    window = metrics["gt_known_loc_tau_window"]
+    assert (window["tau_low"], window["tau_high"]) == pytest.approx((0.0, 0.04))
+    assert window["max"] == 100.0 and window["min"] == 0.0
+
+
+def test_tau_window_is_flat_for_a_stable_map():
+    maps, gt = _rectangle_data(4, seed=2)
+    metrics, _, _ = E.evaluate_maps(maps, gt, "paper", 0.01, tau=0.5)
+    assert metrics["gt_known_loc_tau_window"] == {"tau_low": 0.48, "tau_high": 0.52, "min": 100.0, "max": 100.0}
