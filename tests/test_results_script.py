@@ -42,5 +42,12 @@ def test_no_gain_table_without_both_models(results_script):
 
 def test_table_reports_mean_and_spread_over_seeds(results_script):
     line = results_script.table({("spg", "attention"): {0: metrics(10.0, 30.0, 0.1), 1: metrics(14.0, 34.0, 0.3)}})
-    assert "| spg | attention | 2 | 100.0 ± 0.0 | 12.0 ± 2.0 | 12.0 ± 2.0 | 32.0 ± 2.0 | 0.10, 0.30 |" in line
+    assert "| spg | attention | 2 | 100.0 ± 0.0 | 12.0 ± 2.0 | 12.0 ± 2.0 | 32.0 ± 2.0 | 0.10, 0.30 | —, — |" in line
+
+
+def test_table_lists_each_seeds_tau_window(results_script):
+    windowed = {**metrics(30.0, 30.0), "gt_known_loc_tau_window": {"tau_low": 0.0, "tau_high": 0.04, "min": 0.0,
+                                                                  "max": 33.8}}
+    line = results_script.table({("spg", "fused"): {0: windowed, 1: metrics(14.0, 34.0)}})
+    assert line.endswith("| 0.20, 0.20 | 0.0–33.8, — |")
 
