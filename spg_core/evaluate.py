@@ -263,9 +263,10 @@ def tau_window(curve, index: int, half_width: float = TAU_WINDOW) -> dict:
     """How much a thresholded accuracy moves within ±``half_width`` of the τ at ``index``: the
     lowest and highest value of ``curve`` there. A wide range marks a knife-edge number — a map
     with a flat floor whose box is object-sized at one exact level only — that a slightly
-    different τ (or protocol) would not reproduce."""
+    different τ (or protocol) would not reproduce. τ = 0 (the whole image) is left out unless
+    it is the chosen τ itself."""
     taus, values = np.asarray(curve.taus, dtype=float), np.asarray(curve.values, dtype=float)
-    inside = np.abs(taus - taus[index]) <= half_width + 1e-9
+    inside = (np.abs(taus - taus[index]) <= half_width + 1e-9) & ((taus > 0) | (np.arange(len(taus)) == index))
     return {"tau_low": float(taus[inside].min()), "tau_high": float(taus[inside].max()),
             "min": float(values[inside].min()), "max": float(values[inside].max())}
 

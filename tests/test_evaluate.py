@@ -268,7 +268,7 @@ def test_tau_window_flags_a_knife_edge_number():
     metrics, _, _ = E.evaluate_maps(maps, gt, "paper", 0.01, tau=0.02)
     assert metrics["gt_known_loc"] == 100.0
     window = metrics["gt_known_loc_tau_window"]
-    assert (window["tau_low"], window["tau_high"]) == pytest.approx((0.0, 0.04))
+    assert (window["tau_low"], window["tau_high"]) == pytest.approx((0.01, 0.04))  # τ = 0, the whole image, left out
     assert window["max"] == 100.0 and window["min"] == 0.0
 
 
