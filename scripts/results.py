@@ -127,7 +127,8 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(
         [{"model": n, "map": s, "seeds": {str(k): v for k, v in m.items()}} for (n, s), m in results.items()],
         indent=2))
-    text = table(results) + ("\n\nSPG − SPG-plain, paired by seed:\n\n" + gains(results) if gains(results) else "")
+    paired = gains(results)
+    text = table(results) + ("\n\nSPG − SPG-plain, paired by seed:\n\n" + paired if paired else "")
     (out / "results.md").write_text(text + "\n")
     print(text)
 

@@ -24,10 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from spg_core.data import build_dataset  # noqa: E402
-from spg_core.data.synthetic import SyntheticConfig, generate  # noqa: E402
 from spg_core.guidance import BACKGROUND, FOREGROUND, seed_mask  # noqa: E402
 from spg_core.runs import load_run  # noqa: E402
-from spg_core.sweeps import guidance_batches, score_by_distance, seed_composition  # noqa: E402
+from spg_core.sweeps import benchmark_regions, guidance_batches, score_by_distance, seed_composition  # noqa: E402
 
 
 def statistics(masks: np.ndarray, objects: np.ndarray) -> dict:
@@ -43,14 +42,10 @@ def statistics(masks: np.ndarray, objects: np.ndarray) -> dict:
 
 def part_distance_profile(maps: dict, masks: dict, config, split: str, count: int, size: int) -> dict:
     """Synthetic runs only: seed composition and score-vs-distance-from-the-part, body vs background."""
-    synthetic = SyntheticConfig(image_size=int(config.image_size), **{k: v for k, v in config.synthetic.items()
-                                                                      if k != "image_size"})
-    images = [generate(synthetic, split, index) for index in range(count)]
-    parts = np.stack([image.part_mask for image in images])
+    regions = benchmark_regions(config, split, count)
+    parts = regions["part"]
     if parts.shape[1:] != (size, size):
         raise ValueError(f"maps are {size}x{size} but the generator draws {parts.shape[1:]}; use mask_size = image_size")
-    regions = {"part": parts, "body": np.stack([image.body_mask & ~image.part_mask for image in images])}
-    regions["background"] = ~(regions["part"] | regions["body"])
     return {"mask_a_foreground_made_of": seed_composition(masks["mask_a"], regions),
             "mean_score_by_distance_from_part": {name: score_by_distance(score, parts, regions)
                                                  for name, score in maps.items()}}

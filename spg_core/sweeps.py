@@ -237,6 +237,22 @@ def guidance_batches(model, dataset, limit: int | None = None, preset: str | Gui
 DISTANCE_BINS = (0, 4, 8, 12, 16, 24, 32, 48)  # ring edges, pixels from the reference region
 
 
+def benchmark_regions(config, split: str, count: int) -> dict[str, np.ndarray]:
+    """The teaching benchmark's own labels of its first ``count`` images of ``split``, redrawn by
+    the generator of a synthetic run's ``config``: N×S×S bool masks "part" (the class-deciding
+    part), "body" (the rest of the object) and "background"; together they tile each image."""
+    from spg_core.data.synthetic import SyntheticConfig, generate
+
+    if config.format != "synthetic":
+        raise ValueError(f"part/body/background regions exist only on the teaching benchmark, not {config.format!r}")
+    synthetic = SyntheticConfig(image_size=int(config.image_size),
+                                **{k: v for k, v in config.synthetic.items() if k != "image_size"})
+    drawn = [generate(synthetic, split, index) for index in range(count)]
+    part = np.stack([image.part_mask for image in drawn])
+    body = np.stack([image.body_mask & ~image.part_mask for image in drawn])
+    return {"part": part, "body": body, "background": ~(part | body)}
+
+
 def seed_composition(masks: np.ndarray, regions: dict[str, np.ndarray]) -> dict[str, float]:
     """Share of the foreground seeds (``masks == FOREGROUND``, N×H×W) lying in each region
     (name -> N×H×W bool, e.g. part / body / background of the teaching benchmark)."""

@@ -128,3 +128,21 @@ def test_seed_composition_and_score_by_distance():
             assert abs(row["body"] - row["background"]) < 0.05
     with pytest.raises(ValueError, match="same"):
         score_by_distance(radial[:, :10], reference, regions)
+
+
+def test_benchmark_regions_tile_the_image_and_match_the_generator():
+    from types import SimpleNamespace
+
+    from spg_core.data.synthetic import SyntheticConfig, generate
+    from spg_core.sweeps import benchmark_regions
+
+    options = {"num_classes": 3, "num_train": 4, "num_val": 4, "num_test": 4, "seed": 5}
+    config = SimpleNamespace(format="synthetic", image_size=64, synthetic=options)
+    regions = benchmark_regions(config, "val", 3)
+    assert {name: value.shape for name, value in regions.items()} == {n: (3, 64, 64) for n in ("part", "body", "background")}
+    total = regions["part"].astype(int) + regions["body"] + regions["background"]
+    assert (total == 1).all()  # every pixel in exactly one region
+    image = generate(SyntheticConfig(image_size=64, **options), "val", 2)
+    assert (regions["part"][2] == image.part_mask).all() and regions["part"][2].any()
+    with pytest.raises(ValueError, match="teaching benchmark"):
+        benchmark_regions(SimpleNamespace(format="cub", image_size=64, synthetic={}), "val", 1)
