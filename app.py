@@ -47,7 +47,7 @@ with st.spinner("Loading the toolkit (first start only)…"):
     from spg_core.cli import FORMATS, data_settings, dataset_from_settings
     from spg_core.config import load_config_file
     from spg_core.data import SPLITS
-    from spg_core.data.synthetic import PART_POSITIONS
+    from spg_core.data.synthetic import PART_LOOKS, PART_POSITIONS
     from spg_core.evaluate import PROTOCOLS, curves_figure, evaluate, resize_box
     from spg_core.guidance import MAP_STAGES, PRESETS
     from spg_core.localize import MASKS, STAGE_TITLES, Localizer
@@ -317,7 +317,13 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
                                     key="data_image_size")
             flags["image_size"] = int(size) or None
             if fmt == "synthetic":
-                flags["part_position"] = bar.selectbox("Part position", PART_POSITIONS, key="data_part_position")
+                own = config.synthetic if config.format == "synthetic" else {}
+                flags["part_position"] = bar.selectbox(
+                    "Part position", PART_POSITIONS, key="data_part_position",
+                    index=PART_POSITIONS.index(own.get("part_position", PART_POSITIONS[0])))
+                flags["part_look"] = bar.selectbox(
+                    "Part look (own colour: SPG's premise fails; body colour + mark: it holds)", PART_LOOKS,
+                    key="data_part_look", index=PART_LOOKS.index(own.get("part_look", PART_LOOKS[0])))
                 flags["clutter"] = bar.slider("Clutter", 0.0, 1.0, 0.5, 0.05, key="data_clutter")
                 flags["body_cue"] = bar.slider("Body cue (class information in the body)", 0.0, 1.0,
                                                float(config.synthetic.get("body_cue", 0.0)) if config.format == "synthetic"

@@ -80,9 +80,13 @@ def table(results: dict) -> str:
 
 
 def gains(results: dict) -> str:
-    """SPG minus SPG-plain (attention map, same seed), per SPG map and benchmark: mean ± spread."""
+    """SPG minus SPG-plain (attention map, same seed), per SPG map and benchmark: mean ± spread.
+    Models are named variant + suffix; each suffix (" (shifted benchmark)", " [premise-holds]", ...)
+    is one benchmark, the empty one the config's own."""
     lines = ["| SPG map | benchmark | seeds | GT-known Loc gain | MaxBoxAccV2 gain |", "|---|---|---|---|---|"]
-    for suffix, benchmark in (("", "default"), (" (shifted benchmark)", "shifted")):
+    suffixes = [name[len("plain"):] for name, stage in results if name.startswith("plain") and stage == "attention"]
+    for suffix in sorted(set(suffixes), key=suffixes.index):
+        benchmark = {"": "default", " (shifted benchmark)": "shifted"}.get(suffix, suffix.strip(" []()"))
         plain = results.get(("plain" + suffix, "attention"), {})
         for stage in ("attention", "fused", "c"):
             spg = results.get(("spg" + suffix, stage), {})
@@ -95,33 +99,50 @@ def gains(results: dict) -> str:
 
 
 def main() -> None:
+    from spg_core.data.synthetic import BENCHMARK_VARIANTS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "configs" / "synthetic_tiny.yaml"))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds of SPG and SPG-plain")
     parser.add_argument("--ablation-seeds", nargs="+", type=int, default=[0], help="seeds of the ablations")
+    parser.add_argument("--benchmarks", nargs="+", choices=sorted(BENCHMARK_VARIANTS), default=None,
+                        help="named benchmark variants to train and score on (default: the config's own "
+                             "generator settings, plus the shifted benchmark)")
+    parser.add_argument("--ablation-benchmarks", nargs="+", choices=sorted(BENCHMARK_VARIANTS), default=None,
+                        help="benchmarks the ablations run on (default: the first of --benchmarks)")
     parser.add_argument("--runs-root", default=str(ROOT / "results" / "runs"))
     parser.add_argument("--out", default=str(ROOT / "results"))
     parser.add_argument("--table-only", action="store_true", help="evaluate existing runs, train nothing")
     args = parser.parse_args()
     base = load_config_file(args.config)
     runs_root = Path(args.runs_root)
+    # (suffix of the model names, runs folder, generator options over the config's, score shifted?)
+    benchmarks = [("", runs_root, {}, True)]
+    if args.benchmarks:
+        benchmarks = [(f" [{name}]", runs_root / name, BENCHMARK_VARIANTS[name], False) for name in args.benchmarks]
+    ablation_benchmarks = set(args.ablation_benchmarks or (args.benchmarks or [])[:1])
     results: dict = {}
-    for variant in args.variants:
-        for seed in (args.seeds if variant in MAIN_VARIANTS else args.ablation_seeds):
-            config = run_config(base, variant, seed, runs_root)
-            if not args.table_only and epochs_done(config.out) < config.epochs:
-                train(config, resume=True)
-            if epochs_done(config.out) < config.epochs:
-                print(f"skipping {config.out}: not trained to {config.epochs} epochs", file=sys.stderr)
+    for suffix, folder, options, with_shifted in benchmarks:
+        config_values = {**base, "synthetic": {**base.get("synthetic", {}), **options}}
+        for variant in args.variants:
+            main_variant = variant in MAIN_VARIANTS
+            if not main_variant and args.benchmarks and suffix.strip(" []") not in ablation_benchmarks:
                 continue
-            stages = ["attention"] + (["fused", "c"] if variant == "spg" else [])
-            for stage in stages:
-                for shifted in (False, True):
-                    name = variant + (" (shifted benchmark)" if shifted else "")
-                    metrics = score(Path(config.out), stage, shifted)
-                    results.setdefault((name, stage), {})[seed] = metrics
-                    print(name, stage, seed, json.dumps(metrics), flush=True)
+            for seed in (args.seeds if main_variant else args.ablation_seeds):
+                config = run_config(config_values, variant, seed, folder)
+                if not args.table_only and epochs_done(config.out) < config.epochs:
+                    train(config, resume=True)
+                if epochs_done(config.out) < config.epochs:
+                    print(f"skipping {config.out}: not trained to {config.epochs} epochs", file=sys.stderr)
+                    continue
+                stages = ["attention"] + (["fused", "c"] if variant == "spg" else [])
+                for stage in stages:
+                    for shifted in (False, True) if with_shifted else (False,):
+                        name = variant + suffix + (" (shifted benchmark)" if shifted else "")
+                        metrics = score(Path(config.out), stage, shifted)
+                        results.setdefault((name, stage), {})[seed] = metrics
+                        print(name, stage, seed, json.dumps(metrics), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(

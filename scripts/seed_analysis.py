@@ -57,10 +57,16 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--limit", type=int, default=300)
     parser.add_argument("--delta-lows", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.2, 0.3])
+    parser.add_argument("--data-root", default=None, help="dataset folder (default: the run's own)")
+    parser.add_argument("--metadata-root", default=None, help="wsolevaluation metadata folder (default: the run's own)")
     args = parser.parse_args()
     model, config, _ = load_run(args.run)
-    options = {k: v for k, v in config.synthetic.items() if k != "image_size"}
+    options = ({k: v for k, v in config.synthetic.items() if k != "image_size"} if config.format == "synthetic"
+               else {"data_root": args.data_root or config.data_root,
+                     "metadata_root": args.metadata_root or config.metadata_root})
     dataset = build_dataset(config.format, args.split, image_size=config.image_size, **options)
+    # Without GT masks (box metadata) the object is its GT boxes' area: an upper bound of the object.
+    object_from = "masks" if dataset.read(0).mask is not None else "boxes"
     maps, masks, objects = {}, {}, []
     for batch in guidance_batches(model, dataset, limit=args.limit, preset=config.preset):
         for name, value in batch["maps"].items():
@@ -69,7 +75,7 @@ def main() -> None:
             masks.setdefault(name, []).append(value.numpy())
         objects.append(batch["object_masks"])
     objects = np.concatenate(objects)
-    report = {"run": str(args.run), "split": args.split, "images": int(len(objects)),
+    report = {"run": str(args.run), "split": args.split, "images": int(len(objects)), "object_from": object_from,
               "object_fraction_of_image": float(objects.mean()),
               "stages": {name: statistics(np.concatenate(value), objects) for name, value in masks.items()}}
     attention = np.concatenate(maps["attention"])

@@ -75,7 +75,7 @@ def variant_label(variant: str) -> str:
 
 # ----------------------------------------------------------------------------- datasets
 _DATA_FLAGS = ("format", "data_root", "metadata_root", "image_size", "synthetic_classes", "synthetic_train",
-               "synthetic_val", "synthetic_test", "part_position", "clutter", "body_cue", "synthetic_seed")
+               "synthetic_val", "synthetic_test", "part_position", "part_look", "clutter", "body_cue", "synthetic_seed")
 
 
 def data_namespace(**given) -> argparse.Namespace:

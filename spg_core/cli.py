@@ -18,8 +18,21 @@ FORMATS = ("synthetic", "wsol", "cub", "ilsvrc", "folder")
 # ----------------------------------------------------------------------------- shared flags
 # Generator flags (add_synthetic_arguments) → SyntheticConfig field names.
 SYNTHETIC_FLAGS = {"synthetic_classes": "num_classes", "synthetic_train": "num_train", "synthetic_val": "num_val",
-                   "synthetic_test": "num_test", "part_position": "part_position", "clutter": "clutter",
+                   "synthetic_test": "num_test", "part_position": "part_position", "part_look": "part_look", "clutter": "clutter",
                    "body_cue": "body_cue", "synthetic_seed": "seed"}
+
+
+def warmup_value(text: str):
+    """--guidance-warmup: 'auto' or a non-negative number of epochs."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number of epochs >= 0")
+    return value
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,8 +94,14 @@ def build_train_parser(sub) -> None:
     p.add_argument("--variant", default=None, help="spg | plain | no-share | no-c | no-cascade")
     p.add_argument("--preset", default=None, help="guidance thresholds: paper | authors | wsolevaluation")
     p.add_argument("--mask-size", type=int, default=None, help="seed-mask resolution (default: image size)")
-    p.add_argument("--guidance-warmup", type=int, default=None,
-                   help="epochs of classification only before the guidance losses switch on")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None,
+                   help="sgd (the paper's, default) or adamw; both with the 10x group on the new layers")
+    p.add_argument("--bce-balance", choices=("pixel", "class"), default=None,
+                   help="weighting of the seed pixels in the guidance losses: pixel (every seed alike, the "
+                        "reference codes) or class (foreground and background seeds half each)")
+    p.add_argument("--guidance-warmup", type=warmup_value, default=None,
+                   help="auto (default: classification only until the classifier has learned, see "
+                        "train.GuidanceSwitch) or a number of epochs of classification only")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="learning rate of pretrained layers (added layers: 10x)")

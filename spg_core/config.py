@@ -25,10 +25,13 @@ class TrainConfig:
     # guidance (paper §3.2)
     preset: str = "paper"
     mask_size: int | None = None  # seed-mask resolution; None = image size (the authors used 224 at 224)
-    guidance_warmup: int = 0  # epochs of CE only before the guidance losses switch on
+    # "auto": CE only until the classifier has learned (train.GuidanceSwitch); or a number of epochs
+    guidance_warmup: int | str = "auto"
+    bce_balance: str = "pixel"  # losses.BCE_BALANCES: "pixel" (reference codes) or "class"
     # optimisation (paper §3.3)
     epochs: int = 10
     batch_size: int = 30
+    optimizer: str = "sgd"  # sgd (paper §3.3) | adamw (momentum and weight decay as below are SGD's)
     lr: float = 0.001
     new_layer_lr_multiplier: float = 10.0
     momentum: float = 0.9
@@ -64,8 +67,9 @@ class TrainConfig:
         return self.mask_size or self.image_size
 
 
-def load_config_file(path: str | Path) -> dict:
-    """Read a YAML or JSON config file into a dict of TrainConfig fields (kebab-case keys allowed)."""
+def load_config_file(path: str | Path, _depth: int = 0) -> dict:
+    """Read a YAML or JSON config file into a dict of TrainConfig fields (kebab-case keys allowed).
+    A ``base: FILE`` key starts from another config file (path relative to this one)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
@@ -73,7 +77,18 @@ def load_config_file(path: str | Path) -> dict:
     data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping of option: value, got {type(data).__name__}")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    values = {k.replace("-", "_"): v for k, v in data.items()}
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    # `base: other.yaml` (relative to this file): start from that config, then apply these keys;
+    # a `synthetic` mapping is merged key by key, so a variant states only what it changes.
+    if _depth >= 8:
+        raise ValueError(f"config file {path}: `base:` chains deeper than 8 files (a cycle?)")
+    merged = load_config_file(path.parent / str(base), _depth + 1)
+    if isinstance(values.get("synthetic"), dict) and isinstance(merged.get("synthetic"), dict):
+        values["synthetic"] = {**merged["synthetic"], **values["synthetic"]}
+    return {**merged, **values}
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

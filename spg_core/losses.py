@@ -4,36 +4,53 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from spg_core.guidance import IGNORE, resize_map
+from spg_core.guidance import BACKGROUND, FOREGROUND, IGNORE, resize_map
 
 # Which seed mask supervises which branch (paper Fig. 2): B2 ← Mask-A, B1 ← Mask-B2, C ← Mask-fuse.
 SUPERVISION = {"b2": "mask_a", "b1": "mask_b2", "c": "mask_fuse"}
 
+# How the seed pixels of a batch are weighted: "pixel" = every non-ignored pixel alike (both
+# reference codes); "class" = the foreground seeds and the background seeds each carry half the
+# loss, so a branch cannot satisfy a mask that is mostly foreground (or mostly background) by
+# predicting that class everywhere.
+BCE_BALANCES = ("pixel", "class")
 
-def masked_bce(logits: torch.Tensor, seed_mask: torch.Tensor) -> torch.Tensor:
-    """BCE-with-logits over the non-ignored pixels of the whole batch, at the mask's resolution.
+
+def masked_bce(logits: torch.Tensor, seed_mask: torch.Tensor, balance: str = "pixel") -> torch.Tensor:
+    """BCE-with-logits over the non-ignored pixels of the whole batch, at the mask's resolution
+    (``balance="class"``: the mean over foreground seeds and the mean over background seeds,
+    averaged; a batch with seeds of one kind only is that kind's mean).
 
     An all-ignore batch contributes exactly 0 (both reference codes divide by a zero count and
     return NaN, which then poisons every weight).
     """
-    logits = resize_map(logits, tuple(seed_mask.shape[-2:]))
+    if balance not in BCE_BALANCES:
+        raise ValueError(f"bce balance {balance!r} is unknown; choose one of {BCE_BALANCES}")
+    logits = resize_map(logits, tuple(seed_mask.shape[-2:])).float()
     keep = seed_mask != IGNORE
     if not bool(keep.any()):
         return logits.sum() * 0.0  # keeps the graph, contributes nothing
-    target = seed_mask.to(logits.dtype)
-    return F.binary_cross_entropy_with_logits(logits.float()[keep], target.float()[keep])
+    if balance == "pixel":
+        return F.binary_cross_entropy_with_logits(logits[keep], seed_mask.float()[keep])
+    terms = []
+    for value in (FOREGROUND, BACKGROUND):
+        chosen = seed_mask == value
+        if bool(chosen.any()):
+            terms.append(F.binary_cross_entropy_with_logits(logits[chosen], torch.full_like(logits[chosen], float(value))))
+    return sum(terms) / len(terms)
 
 
-def spg_loss(outputs: dict, labels: torch.Tensor, guidance: dict | None) -> dict:
+def spg_loss(outputs: dict, labels: torch.Tensor, guidance: dict | None, balance: str = "pixel") -> dict:
     """Total = CE(logits, y) + BCE(B2, Mask-A) + BCE(B1, Mask-B2) + BCE(C, Mask-fuse), weights 1.
 
     ``guidance`` is the result of :func:`spg_core.guidance.self_produced_guidance`, or None
-    during guidance warm-up (CE only). Returns every term and ``total``.
+    during guidance warm-up (CE only). ``balance``: see :data:`BCE_BALANCES`. Returns every
+    term and ``total``.
     """
     terms = {"ce": F.cross_entropy(outputs["logits"].float(), labels)}
     if guidance is not None:
         for branch, mask_name in SUPERVISION.items():
             if branch in outputs and mask_name in guidance:
-                terms[f"bce_{branch}"] = masked_bce(outputs[branch], guidance[mask_name])
+                terms[f"bce_{branch}"] = masked_bce(outputs[branch], guidance[mask_name], balance)
     terms["total"] = sum(terms.values())
     return terms

@@ -31,6 +31,55 @@ log = logging.getLogger("spg_core.train")
 CHECKPOINT = "checkpoint.pt"
 
 
+# ----------------------------------------------------------------------------- guidance warm-up
+class GuidanceSwitch:
+    """When the guidance losses switch on (``--guidance-warmup``).
+
+    An integer N: after N epochs of classification only. ``auto`` (the default): as soon as the
+    classifier has learned — its accuracy over the last ``AUTO_WINDOW`` training batches reaches
+    ``AUTO_ACCURACY`` — and at the latest after half the epochs. Seeds are thresholds of the A4
+    map of the ground-truth class, and A4 is a new layer whatever the backbone, so before the
+    classifier is right on most images its map, and every mask grown from it, is noise. The rule
+    is the same for every backbone: a from-scratch one takes epochs to pass it, a pretrained one
+    passes it within its first epoch, so it costs a pretrained run only those first batches.
+    The state (on, recent batch accuracies) travels in the checkpoint, so a resumed run switches
+    at the same step as an uninterrupted one.
+    """
+
+    AUTO_ACCURACY = 0.8
+    AUTO_WINDOW = 20
+
+    def __init__(self, warmup, epochs: int, state: dict | None = None):
+        self.auto = warmup == "auto"
+        if not self.auto and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
+            raise ValueError(f"guidance_warmup={warmup!r} must be 'auto' or a number of epochs >= 0")
+        self.warmup = warmup
+        self.latest = max(1, epochs // 2)
+        state = state or {}
+        self.on = bool(state.get("on", False))
+        self.recent: list[float] = list(state.get("recent", []))
+
+    def active(self, epoch: int) -> bool:
+        if not self.auto:
+            return epoch >= self.warmup
+        if not self.on and epoch >= self.latest:
+            log.warning("guidance_warmup=auto: the classifier did not reach %.0f%% training accuracy in %d "
+                        "epochs; the guidance losses switch on now", 100 * self.AUTO_ACCURACY, self.latest)
+            self.on = True
+        return self.on
+
+    def observe(self, accuracy: float) -> None:
+        """Record one training batch's accuracy (already averaged over processes)."""
+        if not self.auto or self.on:
+            return
+        self.recent = (self.recent + [float(accuracy)])[-self.AUTO_WINDOW:]
+        if len(self.recent) == self.AUTO_WINDOW and sum(self.recent) / self.AUTO_WINDOW >= self.AUTO_ACCURACY:
+            self.on = True
+
+    def state_dict(self) -> dict:
+        return {"on": self.on, "recent": list(self.recent)}
+
+
 # ----------------------------------------------------------------------------- runtime helpers
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -125,7 +174,8 @@ def build_datasets(config: TrainConfig):
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig):
-    """Paper §3.3: SGD, 10× learning rate on the added layers, ÷10 step decay.
+    """Paper §3.3: SGD, 10× learning rate on the added layers, ÷10 step decay (``optimizer:
+    adamw`` keeps the two groups and the decay, and drops the momentum settings).
 
     (The authors' code meant to do the same but its 10× group matched no parameter name.)
     """
@@ -135,9 +185,14 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig):
         groups.append({"params": pretrained, "lr": config.lr})
     if new:
         groups.append({"params": new, "lr": config.lr * config.new_layer_lr_multiplier})
-    optimizer = torch.optim.SGD(
-        groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov
-    )
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov
+        )
+    elif config.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        raise ValueError(f"optimizer={config.optimizer!r} is unknown; use sgd (the paper's) or adamw")
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.resolved_lr_step(), gamma=config.lr_gamma)
     return optimizer, scheduler
 
@@ -187,6 +242,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     optimizer, scheduler = build_optimizer(model, config)
     history: list[dict] = []
     start_epoch = 0
+    switch_state = None
 
     if resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
@@ -195,6 +251,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = state["epoch"]
         history = state.get("history", [])
+        switch_state = state.get("guidance_switch")
         set_rng_state(state["rng"])
         if is_main:
             log.info("resumed %s at epoch %d", checkpoint_path, start_epoch)
@@ -212,6 +269,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     if is_main:
         save_config(config, out / "config.yaml")
 
+    switch = GuidanceSwitch(config.guidance_warmup, config.epochs, switch_state)
     cascade = config.variant != "no-cascade"
     mask_size = config.resolved_mask_size()
     summary: dict = history[-1] if history else {}
@@ -237,7 +295,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             pin_memory=device.type == "cuda",
             persistent_workers=False,
         )
-        use_guidance = config.variant != "plain" and epoch >= config.guidance_warmup
+        guided = config.variant != "plain"
+        guided_steps = 0
         net.train()
         totals = {"images": 0, "correct": 0, "skipped": 0, "steps": 0}
         loss_sums: dict[str, float] = {}
@@ -254,6 +313,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             if config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             labels = batch["label"].to(device, non_blocking=True)
+            use_guidance = guided and switch.active(epoch)
+            guided_steps += int(use_guidance)
             with autocast(device, amp_dtype):
                 outputs = net(images, with_guidance=use_guidance)
             guidance = (
@@ -261,7 +322,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 if use_guidance
                 else None
             )
-            losses = spg_loss(outputs, labels, guidance)
+            losses = spg_loss(outputs, labels, guidance, config.bce_balance)
             if not torch.isfinite(losses["total"]):
                 raise FloatingPointError(
                     f"non-finite loss {losses['total'].item()} at epoch {epoch + 1} step {step}; "
@@ -272,9 +333,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             scaler.step(optimizer)
             scaler.update()
             n = labels.shape[0]
+            correct = int((outputs["logits"].argmax(1) == labels).sum())
             totals["images"] += n
             totals["steps"] += 1
-            totals["correct"] += int((outputs["logits"].argmax(1) == labels).sum())
+            totals["correct"] += correct
+            if guided and not use_guidance:
+                counts = _reduce({"correct": correct, "n": n}, device, world)
+                switch.observe(counts["correct"] / max(counts["n"], 1))
             for name, value in losses.items():
                 loss_sums[name] = loss_sums.get(name, 0.0) + float(value.detach()) * n
             bar.set_postfix(loss=f"{loss_sums['total'] / totals['images']:.3f}",
@@ -290,7 +355,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             "train_accuracy": 100.0 * reduced["correct"] / images_seen,
             "images": int(reduced["images"]),
             "skipped_images": int(reduced["skipped"]),
-            "guidance": use_guidance,
+            "guidance": guided_steps > 0,
+            "guided_steps": guided_steps,
             "lr": epoch_lr,
             "seconds": time.time() - started,
             **{f"loss_{k}": reduced[k] / images_seen for k in loss_sums},
@@ -307,6 +373,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 "num_classes": num_classes,
                 "class_names": list(getattr(train_set, "class_names", [])),
                 "history": history,
+                "guidance_switch": switch.state_dict(),
             }
             atomic_save(state, checkpoint_path)
             (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
@@ -335,4 +402,4 @@ def epochs_done(run_dir: str | Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
 
 
-__all__ = ["train", "TrainConfig", "atomic_save", "resolve_device", "resolve_amp", "epochs_done"]
+__all__ = ["train", "TrainConfig", "GuidanceSwitch", "atomic_save", "resolve_device", "resolve_amp", "epochs_done"]

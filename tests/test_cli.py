@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,35 @@ def test_train_then_localize_end_to_end(tmp_path, capsys):
     for name in ("attention", "mask_a", "b2", "mask_b2", "b1", "fused", "mask_fuse", "c"):
         assert (tmp_path / "loc" / "photo" / f"{name}.npy").is_file(), name
         assert (tmp_path / "loc" / "photo" / f"{name}.png").is_file(), name
+
+
+def test_a_config_may_start_from_a_base_config(tmp_path):
+    from spg_core.config import load_config_file
+
+    (tmp_path / "base.yaml").write_text("backbone: tiny\nepochs: 7\nsynthetic: {num_classes: 4, clutter: 0.2}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nepochs: 3\nsynthetic: {clutter: 0.9}\n")
+    values = load_config_file(tmp_path / "child.yaml")
+    assert values["backbone"] == "tiny" and values["epochs"] == 3
+    assert values["synthetic"] == {"num_classes": 4, "clutter": 0.9}
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ValueError, match="base"):
+        load_config_file(tmp_path / "loop.yaml")
+
+
+def test_the_teaching_recipe_takes_any_format_from_the_data_flags(tmp_path):
+    from spg_core.cli import build_parser, train_config_from_args
+
+    recipe = str(Path(__file__).resolve().parents[1] / "configs" / "teaching.yaml")
+    args = build_parser().parse_args(["train", "--config", recipe, "--format", "wsol", "--data-root", str(tmp_path),
+                                      "--metadata-root", str(tmp_path / "metadata"), "--variant", "plain"])
+    config = train_config_from_args(args)
+    assert config.format == "wsol" and config.data_root == str(tmp_path) and config.synthetic == {}
+    assert config.backbone == "lite0_cut" and config.variant == "plain" and config.guidance_warmup == "auto"
+    tiny = load_config_file_values("teaching_tiny.yaml")
+    assert tiny["backbone"] == "tiny" and tiny["weights"] is None and tiny["epochs"] == config.epochs
+
+
+def load_config_file_values(name):
+    from spg_core.config import load_config_file
+
+    return load_config_file(Path(__file__).resolve().parents[1] / "configs" / name)

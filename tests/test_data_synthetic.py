@@ -196,3 +196,35 @@ def test_cli_helpers():
     unset = argparse.Namespace(synthetic_classes=None, clutter=None, synthetic_seed=4)
     assert synthetic_config_from_args(unset) == SyntheticConfig(seed=4)
     assert "image_size" not in config.options() and config.options()["num_train"] == 50
+
+
+def test_part_inside_lies_wholly_inside_the_body():
+    config = SyntheticConfig(image_size=96, part_position="inside")
+    for index in range(20):
+        g = generate(config, "train", index)
+        assert g.part_mask.any() and not (g.part_mask & ~g.body_mask).any()
+        np.testing.assert_array_equal(g.mask.astype(bool), g.body_mask)  # the object is the body
+
+
+def test_mark_look_paints_the_part_in_the_body_colour_with_a_small_class_mark():
+    own, mark = SyntheticConfig(image_size=96), SyntheticConfig(image_size=96, part_look="mark")
+    for index in range(10):
+        a, b = generate(own, "train", index), generate(mark, "train", index)
+        np.testing.assert_array_equal(a.mask, b.mask)  # same geometry, same ground truth
+        np.testing.assert_array_equal(a.box, b.box)
+        assert 0 < b.part_mask.sum() < 0.4 * a.part_mask.sum()  # the mark, not the whole part
+        assert not (b.part_mask & ~b.mask.astype(bool)).any()
+        saturation = lambda pixels: (pixels.max(1) - pixels.min(1)) / np.maximum(pixels.max(1), 1)  # noqa: E731
+        head = a.part_mask & ~b.part_mask  # the part minus its mark: body-coloured in the mark look
+        assert saturation(b.image[head].astype(float)).mean() < 0.7 < saturation(a.image[head].astype(float)).mean()
+    with pytest.raises(ValueError, match="part_look"):
+        SyntheticConfig(part_look="glow")
+
+
+def test_named_benchmark_variants_are_valid_generator_options():
+    from spg_core.data.synthetic import BENCHMARK_VARIANTS
+
+    assert set(BENCHMARK_VARIANTS) == {"premise-fails", "part-inside", "premise-holds"}
+    for options in BENCHMARK_VARIANTS.values():
+        generate(SyntheticConfig(image_size=64, **options), "val", 0)
+    assert SyntheticConfig(**BENCHMARK_VARIANTS["premise-fails"]) == SyntheticConfig()  # the default images

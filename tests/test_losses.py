@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -40,3 +41,20 @@ def test_spg_loss_terms_and_warmup():
     assert torch.isclose(terms["bce_b1"], masked_bce(outputs["b1"], guidance["mask_b2"]))
     warm = spg_loss(outputs, labels, None)
     assert set(warm) == {"ce", "total"}
+
+
+def test_class_balanced_bce_weights_foreground_and_background_seeds_equally():
+    from spg_core.losses import masked_bce
+
+    mask = torch.zeros(1, 4, 4, dtype=torch.uint8)  # 15 background seeds, 1 foreground, no ignore
+    mask[0, 0, 0] = 1
+    logits = torch.full((1, 1, 4, 4), 3.0)  # "foreground everywhere"
+    fg = torch.nn.functional.softplus(torch.tensor(-3.0))  # BCE of a foreground seed at logit 3
+    bg = torch.nn.functional.softplus(torch.tensor(3.0))
+    torch.testing.assert_close(masked_bce(logits, mask, "class"), (fg + bg) / 2)
+    torch.testing.assert_close(masked_bce(logits, mask, "pixel"), (fg + 15 * bg) / 16)
+    only_bg = torch.zeros(1, 4, 4, dtype=torch.uint8)
+    torch.testing.assert_close(masked_bce(logits, only_bg, "class"), bg)
+    assert masked_bce(logits, torch.full((1, 4, 4), 255, dtype=torch.uint8), "class").item() == 0.0
+    with pytest.raises(ValueError, match="balance"):
+        masked_bce(logits, mask, "median")

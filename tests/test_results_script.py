@@ -51,3 +51,14 @@ def test_table_lists_each_seeds_tau_window(results_script):
     line = results_script.table({("spg", "fused"): {0: windowed, 1: metrics(14.0, 34.0)}})
     assert line.endswith("| 0.20, 0.20 | 0.0–33.8, — |")
 
+
+
+def test_gain_per_named_benchmark(results_script):
+    results = {
+        ("plain [premise-holds]", "attention"): {0: metrics(10.0, 30.0)},
+        ("spg [premise-holds]", "attention"): {0: metrics(25.0, 33.0)},
+        ("plain [part-inside]", "attention"): {0: metrics(40.0, 50.0)},
+        ("spg [part-inside]", "attention"): {0: metrics(38.0, 49.0)},
+    }
+    lines = results_script.gains(results).splitlines()[2:]
+    assert lines == ["| attention | premise-holds | 1 | 15.0 | 3.0 |", "| attention | part-inside | 1 | -2.0 | -1.0 |"]

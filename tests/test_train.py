@@ -90,3 +90,43 @@ def test_smoke_training_learns(tmp_path):
         predicted = model(batch["image"])["logits"].argmax(1)
     accuracy = (predicted == batch["label"]).float().mean().item()
     assert accuracy > 0.6, (accuracy, summary)
+
+
+def test_guidance_switch_auto_waits_for_the_classifier_and_is_capped():
+    from spg_core.train import GuidanceSwitch
+
+    switch = GuidanceSwitch("auto", epochs=10)
+    assert not switch.active(0)
+    for _ in range(GuidanceSwitch.AUTO_WINDOW - 1):
+        switch.observe(1.0)
+    assert not switch.active(0)  # the window is not full yet
+    switch.observe(0.2)
+    mean = (GuidanceSwitch.AUTO_WINDOW - 1 + 0.2) / GuidanceSwitch.AUTO_WINDOW
+    assert switch.active(0) == (mean >= GuidanceSwitch.AUTO_ACCURACY)
+    resumed = GuidanceSwitch("auto", epochs=10, state=switch.state_dict())
+    assert resumed.active(0) == switch.active(0) and resumed.recent == switch.recent
+    never = GuidanceSwitch("auto", epochs=10)
+    for _ in range(50):
+        never.observe(0.1)
+    assert not never.active(4) and never.active(5)  # at the latest after half the epochs
+    assert not GuidanceSwitch(2, epochs=10).active(1) and GuidanceSwitch(2, epochs=10).active(2)
+    with pytest.raises(ValueError, match="guidance_warmup"):
+        GuidanceSwitch("soon", epochs=3)
+
+
+def test_auto_warmup_resumes_at_the_same_step(tmp_path):
+    """guidance_warmup=auto on a 2-class toy: the switch state travels in the checkpoint."""
+    overrides = dict(guidance_warmup="auto", epochs=4, max_steps_per_epoch=None, batch_size=8,
+                     synthetic={"num_classes": 2, "num_train": 48, "num_val": 8, "num_test": 8, "clutter": 0.0,
+                                "seed": 3})
+    train(small_config(tmp_path / "a", **overrides), progress=False)
+    train(small_config(tmp_path / "b", **{**overrides, "epochs": 1}), progress=False)
+    train(small_config(tmp_path / "b", **overrides), resume=True, progress=False)
+    history = [json.loads(line) for line in (tmp_path / "a" / "run" / "history.jsonl").read_text().splitlines()]
+    resumed = [json.loads(line) for line in (tmp_path / "b" / "run" / "history.jsonl").read_text().splitlines()]
+    assert [h["guided_steps"] for h in history] == [h["guided_steps"] for h in resumed]
+    assert history[-1]["guided_steps"] > 0  # switched on (by accuracy or at the latest after 2 epochs)
+    a = torch.load(tmp_path / "a" / "run" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key

@@ -40,7 +40,21 @@ from spg_core.data.transforms import mask_box
 PART_HUES = (0, 55, 95, 150, 190, 225, 270, 315)  # degrees; the body family sits at 20-42°
 PART_PATTERNS = ("solid", "stripes", "checker", "dots")
 MAX_CLASSES = len(PART_HUES) * len(PART_PATTERNS)
-PART_POSITIONS = ("random", "top", "side", "end")
+PART_POSITIONS = ("random", "top", "side", "end", "inside")
+# What the class-deciding part looks like: "own" = its own saturated class colour and pattern
+# (SPG's premise fails: nothing but position links the body to the part); "mark" = the body's
+# colour and texture, carrying a small class-coloured mark (an eye-ring on a head of the body's
+# colour: the premise holds, the part looks like the rest of the object).
+PART_LOOKS = ("own", "mark")
+MARK_RATIO = 0.5  # mark radius / part radius in the "mark" look (a quarter of its area)
+
+# Named benchmark variants: generator options that decide whether SPG's premise (pixels of one
+# object look alike, so guidance grown from the discriminative part spreads over the object) holds.
+BENCHMARK_VARIANTS = {
+    "premise-fails": {"part_look": "own", "part_position": "random"},   # the default images
+    "part-inside": {"part_look": "own", "part_position": "inside"},     # a class-coloured disc inside the body
+    "premise-holds": {"part_look": "mark", "part_position": "random"},  # a body-coloured head with a class mark
+}
 HUE_NAMES = ("red", "yellow", "lime", "green", "cyan", "blue", "violet", "magenta")
 _SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 _LABEL_STREAM = 1_000_003  # keeps label permutations and image streams independent
@@ -54,7 +68,10 @@ class SyntheticConfig:
     num_train/num_val/num_test [--synthetic-train/-val/-test]: images per split.
     part_position [--part-position]: where the part attaches — "random" (anywhere on the rim),
     "top" (topmost rim point), "side" (leftmost or rightmost), "end" (an end of the long axis,
-    the bird-head layout). clutter [--clutter]: 0 (plain textured background) to 1 (busy).
+    the bird-head layout), "inside" (a disc wholly inside the body, off its centre).
+    part_look [--part-look]: "own" (default: the part in its own class colour and pattern) or
+    "mark" (the part in the body's colour and texture with a small class-coloured mark, radius
+    half the part's). clutter [--clutter]: 0 (plain textured background) to 1 (busy).
     body_cue [--body-cue]: 0 (default: the body carries no class information) to 1 (the body's
     hue is set by the class within the earthy 20-42° family); in between the body's hue mixes a
     random draw with the class hue, a weak, less discriminative cue like a bird's plumage next to
@@ -67,6 +84,7 @@ class SyntheticConfig:
     num_val: int = 500
     num_test: int = 1000
     part_position: str = "random"
+    part_look: str = "own"
     clutter: float = 0.5
     body_cue: float = 0.0
     seed: int = 0
@@ -82,6 +100,9 @@ class SyntheticConfig:
                 raise ValueError(f"synthetic num_{split}={count!r} must be a non-negative integer")
         if self.part_position not in PART_POSITIONS:
             raise ValueError(f"part_position={self.part_position!r} must be one of {PART_POSITIONS}")
+        if self.part_look not in PART_LOOKS:
+            raise ValueError(f"part_look={self.part_look!r} must be one of {PART_LOOKS} "
+                             f"(own = class-coloured part, mark = body-coloured part with a class-coloured mark)")
         if not 0.0 <= float(self.clutter) <= 1.0:
             raise ValueError(f"clutter={self.clutter!r} must lie in [0, 1]")
         if not 0.0 <= float(self.body_cue) <= 1.0:
@@ -253,6 +274,8 @@ def _sample_geometry(rng, config: SyntheticConfig) -> _Geometry:
     theta = rng.uniform(0, math.pi)
     c, s = math.cos(theta), math.sin(theta)
     position = config.part_position
+    if position == "inside":
+        return _inside_geometry(rng, config, a, b, theta)
     if position == "random":
         t = rng.uniform(0, 2 * math.pi)
     elif position == "end":
@@ -286,6 +309,22 @@ def _sample_geometry(rng, config: SyntheticConfig) -> _Geometry:
     return _Geometry(cx, cy, a, b, theta, part_x, part_y, radius)
 
 
+def _inside_geometry(rng, config: SyntheticConfig, a: float, b: float, theta: float) -> _Geometry:
+    """A part disc (10-15 % of the body's area) wholly inside the body, its centre at a random
+    point of the ellipse shrunk by the disc's radius, at least half-way out from the centre."""
+    size = config.image_size
+    radius = math.sqrt(rng.uniform(0.10, 0.15) * a * b)
+    t, r = rng.uniform(0, 2 * math.pi), rng.uniform(0.5, 1.0)
+    px, py = r * (a - radius) * math.cos(t), r * (b - radius) * math.sin(t)
+    c, s = math.cos(theta), math.sin(theta)
+    half_w = math.sqrt((a * c) ** 2 + (b * s) ** 2)
+    half_h = math.sqrt((a * s) ** 2 + (b * c) ** 2)
+    margin = 2.0
+    cx = rng.uniform(margin + half_w, size - 1 - margin - half_w)
+    cy = rng.uniform(margin + half_h, size - 1 - margin - half_h)
+    return _Geometry(cx, cy, a, b, theta, px * c - py * s, px * s + py * c, radius)
+
+
 def _object_windows(geometry: _Geometry, size: int):
     """[(window, bool mask within it)] for the body and the part of a geometry."""
     g = geometry
@@ -312,7 +351,8 @@ def _object_masks(geometry: _Geometry, size: int):
 @dataclass
 class SyntheticImage:
     """One generated image. ``mask`` = body ∪ part (uint8 0/1), ``box`` its tight inclusive box
-    (1×4); ``body_mask``/``part_mask`` (bool) show which pixels decide the class."""
+    (1×4); ``body_mask``/``part_mask`` (bool) show which pixels decide the class: the part, or
+    in the "mark" look the mark alone (``body_mask`` is then the whole object)."""
 
     image: np.ndarray  # uint8 H×W×3
     mask: np.ndarray
@@ -430,7 +470,21 @@ def generate(config: SyntheticConfig, split: str, index: int) -> SyntheticImage:
     colour_a = _rgb(hue, rng.uniform(0.8, 1.0), rng.uniform(0.85, 1.0))
     colour_b = _rgb(hue, rng.uniform(0.8, 1.0), rng.uniform(0.3, 0.45))
     pcx, pcy = g.cx + g.part_x, g.cy + g.part_y
-    _paint_part(image, rng, pcx, pcy, g.part_radius, kind, colour_a, colour_b, _window(pcx, pcy, g.part_radius + 1, size))
+    part_window = _window(pcx, pcy, g.part_radius + 1, size)
+    if config.part_look == "mark":
+        # The part in the body's own look (same colour, same texture), a small class mark on it.
+        _paint_body(image, rng, pcx, pcy, g.part_radius, g.part_radius, 0.0, body_colour, part_window)
+        mark_radius = MARK_RATIO * g.part_radius
+        angle, offset = rng.uniform(0, 2 * math.pi), rng.uniform(0, g.part_radius - mark_radius - 0.5)
+        mcx, mcy = pcx + offset * math.cos(angle), pcy + offset * math.sin(angle)
+        inside = _paint_part(image, rng, mcx, mcy, mark_radius, kind, colour_a, colour_b,
+                             _window(mcx, mcy, mark_radius + 1, size))
+        x0, y0, x1, y1 = _window(mcx, mcy, mark_radius + 1, size)
+        body_mask = object_mask.copy()
+        part_mask = np.zeros_like(object_mask)
+        part_mask[y0 : y1 + 1, x0 : x1 + 1] = inside
+    else:
+        _paint_part(image, rng, pcx, pcy, g.part_radius, kind, colour_a, colour_b, part_window)
 
     image += (rng.random((size, size, 1), dtype=np.float32) - np.float32(0.5)) * np.float32(0.07)  # grain
     pixels = np.clip(image * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
@@ -497,6 +551,7 @@ def build_synthetic(
     num_test: int | None = None,
     counts=None,
     part_position: str | None = None,
+    part_look: str | None = None,
     clutter: float | None = None,
     body_cue: float | None = None,
     seed: int | None = None,
@@ -510,7 +565,7 @@ def build_synthetic(
     and ``metadata_root`` are not used (nothing is written to disk).
     """
     overrides = dict(num_classes=num_classes, num_train=num_train, num_val=num_val, num_test=num_test,
-                     part_position=part_position, clutter=clutter, body_cue=body_cue, seed=seed)
+                     part_position=part_position, part_look=part_look, clutter=clutter, body_cue=body_cue, seed=seed)
     if counts is not None:
         values = counts if isinstance(counts, dict) else dict(zip(SPLITS, counts))
         unknown = sorted(set(values) - set(SPLITS))
@@ -576,7 +631,10 @@ def add_synthetic_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--synthetic-val", type=int, default=defaults.num_val, help="validation images (threshold choice)")
     group.add_argument("--synthetic-test", type=int, default=defaults.num_test, help="test images")
     group.add_argument("--part-position", choices=PART_POSITIONS, default=defaults.part_position,
-                       help="where the class-deciding part attaches to the body")
+                       help="where the class-deciding part sits: on the body's rim, or inside it")
+    group.add_argument("--part-look", choices=PART_LOOKS, default=defaults.part_look,
+                       help="own: the part in its own class colour (SPG's premise fails); mark: the part in "
+                            "the body's look with a small class-coloured mark (the premise holds)")
     group.add_argument("--clutter", type=float, default=defaults.clutter, help="background clutter, 0..1")
     group.add_argument("--body-cue", type=float, default=defaults.body_cue,
                        help="class information in the body's hue, 0 (none, default) .. 1")
@@ -600,6 +658,7 @@ def synthetic_config_from_args(args: argparse.Namespace, image_size: int | None 
         num_val=given("synthetic_val", defaults.num_val),
         num_test=given("synthetic_test", defaults.num_test),
         part_position=given("part_position", defaults.part_position),
+        part_look=given("part_look", defaults.part_look),
         clutter=given("clutter", defaults.clutter),
         body_cue=given("body_cue", defaults.body_cue),
         seed=given("synthetic_seed", defaults.seed),

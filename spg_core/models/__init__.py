@@ -62,7 +62,7 @@ def register_backbone(name: str) -> Callable[[Callable[..., Backbone]], Callable
 # Backbones whose modules pull in torchvision or timm are imported on first use, so that
 # `tiny` runs (the app's default) start without paying for those imports.
 _LAZY_BACKBONES = {"inception_v3": "inception", "vgg16": "vgg", "resnet50": "resnet",
-                   "efficientnet_lite0": "efficientnet"}
+                   "efficientnet_lite0": "efficientnet", "lite0_cut": "lite0_cut"}
 
 
 def _ensure_registered(name: str) -> None:
@@ -210,7 +210,8 @@ def load_backbone_weights(model: SPGModel, path: str | Path) -> None:
     given = {k: v for k, v in given.items() if not k.startswith(backbone.ignored_weight_prefixes)}
     own = backbone.state_dict()
     # Files saved before PyTorch 0.4.1 have no BatchNorm step counters; BatchNorm fills them in.
-    missing = sorted(k for k in own if k not in given and not k.endswith("num_batches_tracked"))
+    missing = sorted(k for k in own if k not in given and not k.endswith("num_batches_tracked")
+                     and not k.startswith(backbone.new_weight_prefixes))
     unexpected = sorted(k for k in given if k not in own)
     mismatched = [f"{k} {tuple(given[k].shape)} != {tuple(own[k].shape)}"
                   for k in own if k in given and given[k].shape != own[k].shape]
@@ -224,7 +225,7 @@ def load_backbone_weights(model: SPGModel, path: str | Path) -> None:
             problems.append(f"shape mismatches ({len(mismatched)}): {_format_keys(mismatched)}")
         raise ValueError(f"{path} does not fit the {model.backbone_name!r} backbone "
                          f"(expected {backbone.weights_format}); " + "; ".join(problems))
-    backbone.load_state_dict(given, strict=True)
+    backbone.load_state_dict({**own, **given}, strict=True)
 
 
 # The backbone modules register themselves on import; they need register_backbone defined above.

@@ -63,6 +63,8 @@ class Backbone(nn.Module):
     has_pretrained_weights: bool = True
     # Keys of the torchvision file that belong to layers this truncated backbone drops.
     ignored_weight_prefixes: tuple[str, ...] = ()
+    # Keys of new backbone layers that no weight file holds (they keep their initialisation).
+    new_weight_prefixes: tuple[str, ...] = ()
     # Named in load errors, so the user knows which file the backbone expects.
     weights_format: str = "a state dict saved from this backbone"
     # Weights known by name rather than path (e.g. {"imagenet": loader}); loader(model) loads them.
