@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -114,8 +115,15 @@ def main() -> None:
     parser.add_argument("--runs-root", default=str(ROOT / "results" / "runs"))
     parser.add_argument("--out", default=str(ROOT / "results"))
     parser.add_argument("--table-only", action="store_true", help="evaluate existing runs, train nothing")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override config values that do not change what is learned, e.g. threads=1")
     args = parser.parse_args()
     base = load_config_file(args.config)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r} must look like KEY=VALUE")
+        base[key.replace("-", "_")] = yaml.safe_load(value)
     runs_root = Path(args.runs_root)
     # (suffix of the model names, runs folder, generator options over the config's, score shifted?)
     benchmarks = [("", runs_root, {}, True)]

@@ -178,7 +178,7 @@ def test_wsolevaluation_backbones_have_no_dropout(name):
 
 @pytest.mark.parametrize("name", list_backbones())
 def test_new_convs_are_xavier_uniform_with_zero_bias(name):
-    model = _build(name)
+    model = _build(name, c_init="xavier")  # the reference codes' start (the default zeroes C's output conv)
     convs = _new_convs(model)
     assert convs
     for conv in convs:
@@ -329,3 +329,15 @@ def test_tiny_b1_stride_4_reads_the_finer_stage():
     assert out["class_maps"].shape == (2, NUM_CLASSES, 8, 8)
     with pytest.raises(ValueError, match="b1_stride=2"):
         build_model("tiny", NUM_CLASSES, b1_stride=2)
+
+
+@pytest.mark.parametrize("name", ["tiny", "lite0_cut"])
+def test_spg_c_output_starts_at_zero_by_default(name):
+    model = _build(name)
+    output = model.spg_c[-1]
+    assert torch.count_nonzero(output.weight) == 0 and torch.count_nonzero(output.bias) == 0
+    assert torch.count_nonzero(model.spg_c[0][0].weight) > 0  # the hidden conv stays Xavier
+    out = model.train()(torch.randn(2, 3, 64, 64))
+    assert torch.count_nonzero(out["c"]) == 0  # logit 0: C's first loss is ln 2 on every seed
+    with pytest.raises(ValueError, match="c_init"):
+        _build(name, c_init="ones")

@@ -95,6 +95,7 @@ class SPGModel(nn.Module):
         variant: str = "spg",
         backbone_name: str = "custom",
         options: dict[str, Any] | None = None,
+        c_init: str = "zero",
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -117,7 +118,7 @@ class SPGModel(nn.Module):
                 backbone.b1_channels, backbone.b2_channels, config.b_width, share=variant != "no-share"
             )
         if variant not in ("plain", "no-c"):
-            self.spg_c = build_spg_c(a3_channels, config.c_width)
+            self.spg_c = build_spg_c(a3_channels, config.c_width, init=c_init)
 
     def forward(self, x: torch.Tensor, with_guidance: bool | None = None) -> dict[str, torch.Tensor]:
         if with_guidance is None:
@@ -146,13 +147,16 @@ class SPGModel(nn.Module):
 
 
 def build_model(name: str, num_classes: int, variant: str = "spg", **options: Any) -> SPGModel:
-    """Build a registered backbone with the SPG heads. `options` go to the backbone factory."""
+    """Build a registered backbone with the SPG heads. `options` go to the backbone factory,
+    except ``c_init`` (zero | xavier: how SPG-C's output conv starts, see heads.C_INITS)."""
     _ensure_registered(name)
     if name not in _BACKBONES:
         raise ValueError(f"backbone {name!r} is unknown; choose one of {', '.join(list_backbones())}")
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r} is unknown; choose one of {', '.join(VARIANTS)}")
     factory = _BACKBONES[name]
+    options = dict(options)
+    c_init = options.pop("c_init", "zero")  # a head option, not the backbone's (heads.C_INITS)
     signature = inspect.signature(factory)
     unknown = sorted(set(options) - set(signature.parameters))
     if unknown:
@@ -162,7 +166,7 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
     bound = signature.bind(**options)
     bound.apply_defaults()
     backbone = factory(**bound.arguments)
-    return SPGModel(backbone, num_classes, variant, backbone_name=name, options=dict(bound.arguments))
+    return SPGModel(backbone, num_classes, variant, backbone_name=name, options=dict(bound.arguments), c_init=c_init)
 
 
 def _format_keys(keys: list[str], limit: int = 12) -> str:

@@ -144,10 +144,23 @@ class SPGBranches(nn.Module):
         return b1, b2
 
 
-def build_spg_c(in_channels: int, width: int) -> nn.Sequential:
-    """SPG-C: conv3×3 + ReLU, conv1×1 -> 1 logit map, on the A3 output."""
+# How SPG-C's output conv starts. "zero" (default): logit 0 everywhere, so C's first loss is
+# ln 2 and its gradient into A3 grows with C's own output weights. "xavier" (both reference
+# codes): when the guidance switches on after a warm-up, A3's ReLU features have been scaled up by
+# the classification loss, a Xavier output conv on them starts with logits in the tens, C's first
+# BCE is 3-9, and its gradient rewrites A3 at the heads' learning rate: measured on lite0_cut,
+# the classifier fell from 90 % to chance within 20 steps (README, "SPG-C's first steps").
+C_INITS = ("zero", "xavier")
+
+
+def build_spg_c(in_channels: int, width: int, init: str = "zero") -> nn.Sequential:
+    """SPG-C: conv3×3 + ReLU, conv1×1 -> 1 logit map, on the A3 output. ``init``: see C_INITS."""
+    if init not in C_INITS:
+        raise ValueError(f"c_init={init!r} is unknown; choose one of {C_INITS}")
     module = nn.Sequential(conv3x3_relu(in_channels, width), nn.Conv2d(width, 1, 1))
     xavier_init_(module)
+    if init == "zero":
+        nn.init.zeros_(module[-1].weight)
     return module
 
 
