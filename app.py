@@ -304,6 +304,10 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
         if source == "benchmark":
             split = "test"
             settings = data_settings(support.data_namespace(), fallback=config)
+            # A shipped run names a test image on which its guidance visibly grows: open there.
+            showcase = (support.run_metrics(model.folder) or {}).get("showcase_index") if model.folder else None
+            if showcase is not None:
+                st.session_state.setdefault("explore_index", int(showcase))
         else:
             fmt = bar.selectbox("Format (--format)", FORMATS, key="data_format")
             flags = {"format": fmt}

@@ -16,11 +16,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from spg_core.config import TrainConfig, save_config  # noqa: E402
-from spg_core.evaluate import own_benchmark_metrics  # noqa: E402
+from spg_core.data import build_dataset  # noqa: E402
+from spg_core.evaluate import evaluate, own_benchmark_metrics  # noqa: E402
+from spg_core.runs import load_run  # noqa: E402
 from spg_core.runs import SHIPPED_DIR  # noqa: E402
 from spg_core.train import atomic_save  # noqa: E402
 
 KEEP = ("model", "epoch", "config", "num_classes", "class_names", "history")
+
+
+def showcase_index(run, tau: float, limit: int = 200) -> int | None:
+    """The test image (of the first ``limit``) on which the guidance visibly grows: correctly
+    classified, the largest gain in box IoU from the attention map to the fused guidance map
+    (both at the run's τ). What the app's explore page opens on. None for SPG-plain."""
+    model, config, _ = load_run(run)
+    if model.variant == "plain":
+        return None
+    options = {k: v for k, v in config.synthetic.items() if k != "image_size"}
+    test = build_dataset("synthetic", "test", image_size=config.image_size, **{**options, "num_test": limit})
+    rows = {stage: evaluate(model, test, tau=tau, map_stage=stage, progress=False)[1] for stage in ("attention", "fused")}
+    gains = [(fused["iou"] - attention["iou"], index) for index, (attention, fused)
+             in enumerate(zip(rows["attention"], rows["fused"])) if attention["prediction"] == attention["label"]]
+    return max(gains)[1] if gains else None
 
 
 def main(run_dir: str, name: str) -> None:
@@ -32,6 +49,7 @@ def main(run_dir: str, name: str) -> None:
     save_config(TrainConfig.from_dict(state["config"]), target / "config.yaml")
     metrics = own_benchmark_metrics(target)
     metrics["command"] = f"python scripts/ship_run.py {run_dir} {name}"
+    metrics["showcase_index"] = showcase_index(target, metrics["paper"]["tau"])
     (target / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     size = (target / "checkpoint.pt").stat().st_size / 2**20
     print(f"shipped {run_dir} as {target} ({size:.1f} MB)")

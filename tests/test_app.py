@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_runs import IMAGES, write_tiny_run  # noqa: E402
 from spg_core import app_support as support  # noqa: E402
-from spg_core.runs import shipped_runs  # noqa: E402
+from spg_core.runs import SHIPPED_DIR, shipped_runs  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180  # generous: the first run of a process imports torch and builds the model
@@ -85,6 +85,9 @@ def test_default_app_opens_on_the_shipped_run_with_every_stage():
     assert metric(at, "IoU of the box with GT") != "—"
     if "synthetic-plain" not in shipped_runs():
         assert "synthetic-plain" in texts(at)  # its absence is said, not hidden
+    # It opens on the test image its metrics.json names: one where the guidance visibly grows.
+    showcase = json.loads((SHIPPED_DIR / "synthetic-spg" / "metrics.json").read_text()).get("showcase_index")
+    assert showcase is not None and at.session_state["explore_index"] == showcase
 
 
 def test_delta_slider_changes_the_seed_mask_and_the_numbers(runs):

@@ -190,7 +190,7 @@ def test_fine_tuning_on_a_folder_dataset_runs(tmp_path):
     torch.save(read_imagenet_weights(), weights)
     config = TrainConfig(format="folder", data_root=str(data), image_size=64, backbone="efficientnet_lite0",
                          weights=str(weights), epochs=1, batch_size=2, lr=0.001, device="cpu", amp="off",
-                         out=str(tmp_path / "run"), max_steps_per_epoch=2, channels_last=False)
+                         out=str(tmp_path / "run"), max_steps_per_epoch=2, channels_last=False, guidance_warmup=0)
     summary = train(config, progress=False)
     assert summary["images"] == 4 and np.isfinite(summary["loss_total"])
     assert {"loss_bce_b1", "loss_bce_b2", "loss_bce_c"} <= set(summary)
