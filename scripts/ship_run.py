@@ -1,6 +1,7 @@
 """Package a trained synthetic-benchmark run as an embedded default (spg_core/checkpoints/NAME).
 
     python scripts/ship_run.py results/runs/spg-s0 synthetic-spg
+    python scripts/ship_run.py --showcase-only synthetic-spg    # only (re)write metrics.json's showcase_index
 
 Writes a slim checkpoint.pt (weights, config, class names, history; no optimiser state, so it
 stays small), config.yaml and metrics.json (both protocols on the run's own test split, τ from
@@ -56,5 +57,16 @@ def main(run_dir: str, name: str) -> None:
     print(json.dumps({k: metrics["paper"].get(k) for k in ("classification_top1", "gt_known_loc", "top1_loc", "tau")}))
 
 
+def write_showcase(name: str) -> None:
+    path = SHIPPED_DIR / name / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["showcase_index"] = showcase_index(SHIPPED_DIR / name, metrics["paper"]["tau"])
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"{name}: showcase_index {metrics['showcase_index']}")
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if sys.argv[1] == "--showcase-only":
+        write_showcase(sys.argv[2])
+    else:
+        main(*sys.argv[1:3])

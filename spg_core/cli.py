@@ -94,8 +94,6 @@ def build_train_parser(sub) -> None:
     p.add_argument("--variant", default=None, help="spg | plain | no-share | no-c | no-cascade")
     p.add_argument("--preset", default=None, help="guidance thresholds: paper | authors | wsolevaluation")
     p.add_argument("--mask-size", type=int, default=None, help="seed-mask resolution (default: image size)")
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None,
-                   help="sgd (the paper's, default) or adamw; both with the 10x group on the new layers")
     p.add_argument("--bce-balance", choices=("pixel", "class"), default=None,
                    help="weighting of the seed pixels in the guidance losses: pixel (every seed alike, the "
                         "reference codes) or class (foreground and background seeds half each)")

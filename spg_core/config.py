@@ -31,7 +31,6 @@ class TrainConfig:
     # optimisation (paper §3.3)
     epochs: int = 10
     batch_size: int = 30
-    optimizer: str = "sgd"  # sgd (paper §3.3) | adamw (momentum and weight decay as below are SGD's)
     lr: float = 0.001
     new_layer_lr_multiplier: float = 10.0
     momentum: float = 0.9
