@@ -197,6 +197,17 @@ def read_imagenet_weights(path: str | Path | None = None) -> dict[str, torch.Ten
     return state
 
 
+def check_fits(own: dict, state: dict, source, backbone: str) -> None:
+    """ValueError naming the missing, unexpected and wrongly shaped keys of ``state`` (read from
+    ``source``) against a backbone's own state dict ``own``; nothing when they match."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in own if k in state and own[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        raise ValueError(f"{source} does not fit {backbone}: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}, wrong shapes {mismatched[:5]}")
+
+
 def load_imagenet_weights(model: SPGModel, path: str | Path | None = None) -> SPGModel:
     """Load ImageNet weights into ``model`` (default: the packaged file; offline).
 
@@ -210,13 +221,7 @@ def load_imagenet_weights(model: SPGModel, path: str | Path | None = None) -> SP
     source = path or packaged_weights_path()
     state = read_imagenet_weights(source)
     backbone_state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    own = model.backbone.state_dict()
-    missing = sorted(set(own) - set(backbone_state))
-    unexpected = sorted(set(backbone_state) - set(own))
-    mismatched = sorted(k for k in own if k in backbone_state and own[k].shape != backbone_state[k].shape)
-    if missing or unexpected or mismatched:
-        raise ValueError(f"{source} does not fit efficientnet_lite0: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}, wrong shapes {mismatched[:5]}")
+    check_fits(model.backbone.state_dict(), backbone_state, source, "efficientnet_lite0")
     classifier = None
     if model.num_classes == IMAGENET_CLASSES:
         if "classifier.weight" not in state:

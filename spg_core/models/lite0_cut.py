@@ -34,6 +34,7 @@ from spg_core.models.efficientnet import (
     NETWORK_STD,
     PACKAGE,
     _timm_network,
+    check_fits,
     read_imagenet_weights,
 )
 from spg_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -123,12 +124,7 @@ def load_imagenet_cut(model: SPGModel, path=None) -> SPGModel:
     state = {k: v for k, v in read_imagenet_weights(path).items() if not k.startswith(DROPPED_PREFIXES)}
     own = model.backbone.state_dict()
     state.update({k: v for k, v in own.items() if k.startswith(NEW_PREFIXES)})
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in own if k in state and own[k].shape != state[k].shape)
-    if missing or unexpected or mismatched:
-        raise ValueError(f"{path or PACKAGE} does not fit lite0_cut: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}, wrong shapes {mismatched[:5]}")
+    check_fits(own, state, path or PACKAGE, "lite0_cut")
     model.backbone.load_state_dict(state, strict=True)
     return model
 
