@@ -72,7 +72,7 @@ def main() -> None:
         optimizer.step()
         window.setdefault("accuracy", []).append(float((outputs["logits"].argmax(1) == batch["label"]).float().mean()))
         for name, value in losses.items():
-            window.setdefault(name, []).append(float(value))
+            window.setdefault(name, []).append(float(value.detach()))
         if (step + 1) % args.window == 0:
             means = {name: sum(values) / len(values) for name, values in window.items()}
             print(f"steps {step + 2 - args.window}-{step + 1}: training accuracy {100 * means.pop('accuracy'):.1f} %, "
