@@ -28,8 +28,9 @@ KEEP = ("model", "epoch", "config", "num_classes", "class_names", "history")
 
 def showcase_index(run, tau: float, limit: int = 200) -> int | None:
     """The test image (of the first ``limit``) on which the guidance visibly grows: correctly
-    classified, the largest gain in box IoU from the attention map to the fused guidance map
-    (both at the run's τ). What the app's explore page opens on. None for SPG-plain."""
+    classified, its attention box overlapping the object (IoU > 0.1), and the largest gain in box
+    IoU from the attention map to the fused guidance map (both at the run's τ). What the app's
+    explore page opens on. None for SPG-plain."""
     model, config, _ = load_run(run)
     if model.variant == "plain":
         return None
@@ -37,7 +38,8 @@ def showcase_index(run, tau: float, limit: int = 200) -> int | None:
     test = build_dataset("synthetic", "test", image_size=config.image_size, **{**options, "num_test": limit})
     rows = {stage: evaluate(model, test, tau=tau, map_stage=stage, progress=False)[1] for stage in ("attention", "fused")}
     gains = [(fused["iou"] - attention["iou"], index) for index, (attention, fused)
-             in enumerate(zip(rows["attention"], rows["fused"])) if attention["prediction"] == attention["label"]]
+             in enumerate(zip(rows["attention"], rows["fused"]))
+             if attention["prediction"] == attention["label"] and attention["iou"] > 0.1]
     return max(gains)[1] if gains else None
 
 
