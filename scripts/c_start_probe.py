@@ -21,12 +21,12 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spg_core.data import build_dataset, collate  # noqa: E402
+from spg_core.data import collate  # noqa: E402
 from spg_core.guidance import get_preset, self_produced_guidance  # noqa: E402
 from spg_core.losses import spg_loss  # noqa: E402
 from spg_core.models import build_model  # noqa: E402
 from spg_core.runs import resolve_run  # noqa: E402
-from spg_core.train import build_optimizer  # noqa: E402
+from spg_core.train import build_datasets, build_optimizer  # noqa: E402
 from spg_core.config import TrainConfig  # noqa: E402
 
 
@@ -51,9 +51,7 @@ def main() -> None:
     model.load_state_dict(state["model"], strict=False)  # B and C are not in a plain checkpoint
     model.train()
     optimizer, _ = build_optimizer(model, config)
-    options = {k: v for k, v in config.synthetic.items() if k != "image_size"} if config.format == "synthetic" else \
-        {"data_root": config.data_root, "metadata_root": config.metadata_root}
-    train_set = build_dataset(config.format, "train", image_size=config.image_size, train=True, **options)
+    train_set = build_datasets(config)  # the run's own training split, as the trainer builds it
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
                         generator=torch.Generator().manual_seed(args.seed))
     preset = get_preset(config.preset)
