@@ -26,7 +26,8 @@ from spg_core.guidance import get_preset, self_produced_guidance  # noqa: E402
 from spg_core.losses import spg_loss  # noqa: E402
 from spg_core.models import build_model  # noqa: E402
 from spg_core.runs import resolve_run  # noqa: E402
-from spg_core.train import build_datasets, build_optimizer  # noqa: E402
+from spg_core.data.settings import DataSettings  # noqa: E402
+from spg_core.train import build_optimizer  # noqa: E402
 from spg_core.config import TrainConfig  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def main() -> None:
     model.load_state_dict(state["model"], strict=False)  # B and C are not in a plain checkpoint
     model.train()
     optimizer, _ = build_optimizer(model, config)
-    train_set = build_datasets(config)  # the run's own training split, as the trainer builds it
+    train_set = DataSettings.from_config(config).dataset("train", train=True)  # as the trainer builds it
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
                         generator=torch.Generator().manual_seed(args.seed))
     preset = get_preset(config.preset)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from spg_core.config import TrainConfig, save_config  # noqa: E402
-from spg_core.data import build_dataset  # noqa: E402
+from spg_core.data.settings import DataSettings  # noqa: E402
 from spg_core.evaluate import evaluate, own_benchmark_metrics  # noqa: E402
 from spg_core.runs import load_run  # noqa: E402
 from spg_core.runs import SHIPPED_DIR  # noqa: E402
@@ -34,8 +34,7 @@ def showcase_index(run, tau: float, limit: int = 200) -> int | None:
     model, config, _ = load_run(run)
     if model.variant == "plain":
         return None
-    options = {k: v for k, v in config.synthetic.items() if k != "image_size"}
-    test = build_dataset("synthetic", "test", image_size=config.image_size, **{**options, "num_test": limit})
+    test = DataSettings.from_config(config).with_synthetic(num_test=limit).dataset("test")
     rows = {stage: evaluate(model, test, tau=tau, map_stage=stage, progress=False)[1] for stage in ("attention", "fused")}
     gains = [(fused["iou"] - attention["iou"], index) for index, (attention, fused)
              in enumerate(zip(rows["attention"], rows["fused"]))

@@ -619,27 +619,27 @@ def write_outputs(out_dir, metrics: dict, rows: list[dict], curves: dict) -> dic
 
 
 # ----------------------------------------------------------------------------- command-line entry points
-def evaluate_run(run, data, split: str = "test", threshold_split: str | None = "val", tau=None,
+def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_split: str | None = "val", tau=None,
                  protocol: str = "paper", cam_curve_interval: float = 0.01, ten_crop: bool = False,
                  spg_star: bool = False, batch_size: int = 64, device="auto", limit: int | None = None,
                  out=None, map_stage: str = "attention") -> dict:
     """``python -m spg_core evaluate``: load a run, build its splits, evaluate, write files.
 
-    ``data(config)`` turns the run's TrainConfig into dataset settings (see ``spg_core.cli``).
-    With ``tau`` given no held-out split is scored.
+    ``data``: data flags (``spg_core.data.settings.DATA_FLAGS``) over the run's own data; None =
+    the run's own data. With ``tau`` given no held-out split is scored.
     """
     import torch
 
-    from spg_core.cli import dataset_from_settings
+    from spg_core.data.settings import DataSettings
     from spg_core.runs import load_run
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, config, _ = load_run(run, device=device)
-    settings = data(config)
+    settings = DataSettings.from_flags(config, **(data or {}))
 
     def build(name: str):
-        dataset = dataset_from_settings(settings, name)
+        dataset = settings.dataset(name)
         if limit is not None and limit < len(dataset):
             from torch.utils.data import Subset
 
@@ -709,18 +709,17 @@ def own_benchmark_metrics(run, map_stage: str = "attention", synthetic_overrides
     ``{"paper": ... (τ chosen on val), "wsolevaluation": ...}``. ``synthetic_overrides`` changes
     generator settings (e.g. an unseen part position or clutter level). What the shipped runs'
     metrics.json, the results table and its reproduction test all call."""
-    from spg_core.data import build_dataset
+    from spg_core.data.settings import DataSettings
     from spg_core.runs import load_run
 
     model, config, _ = load_run(run, device=device)
     if config.format != "synthetic":
         raise ValueError(f"run {run} was trained on format {config.format!r}; use evaluate_run with its data")
-    options = {**config.synthetic, **(synthetic_overrides or {})}
-    options.pop("image_size", None)
-    val, test = (build_dataset("synthetic", split, image_size=config.image_size, **options) for split in ("val", "test"))
+    settings = DataSettings.from_config(config).with_synthetic(**(synthetic_overrides or {}))
+    val, test = (settings.dataset(split) for split in ("val", "test"))
     paper, _, _ = evaluate(model, test, device=device, protocol="paper", threshold_dataset=val, progress=progress,
                            map_stage=map_stage)
     fair, _, _ = evaluate(model, test, device=device, protocol="wsolevaluation", progress=progress,
                           map_stage=map_stage)
     return _json_ready({"paper": paper, "wsolevaluation": fair, "map_stage": map_stage,
-                        "synthetic": options})
+                        "synthetic": settings.synthetic})

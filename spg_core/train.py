@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from spg_core.config import TrainConfig, save_config
+from spg_core.data.settings import DataSettings
 from spg_core.guidance import get_preset, self_produced_guidance
 from spg_core.losses import spg_loss
 from spg_core.models import build_model, load_backbone_weights
@@ -164,16 +165,6 @@ def atomic_save(obj, path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- building blocks
-def build_datasets(config: TrainConfig):
-    from spg_core.data import build_dataset
-
-    common = dict(data_root=config.data_root, metadata_root=config.metadata_root, image_size=config.image_size)
-    options = dict(config.synthetic) if config.format == "synthetic" else {}
-    options.pop("image_size", None)
-    train_set = build_dataset(config.format, "train", train=True, **common, **options)
-    return train_set
-
-
 def build_optimizer(model: torch.nn.Module, config: TrainConfig):
     """Paper §3.3: SGD, 10× learning rate on the added layers, ÷10 step decay.
 
@@ -226,7 +217,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
-    train_set = build_datasets(config)
+    train_set = DataSettings.from_config(config).dataset("train", train=True)
     num_classes = train_set.num_classes
     model = build_training_model(config, num_classes)
     if config.sync_batchnorm and world > 1:

@@ -622,6 +622,12 @@ def write_wsol(root: str | Path, config: SyntheticConfig | None = None, splits=S
     return root
 
 
+# Generator flags (add_synthetic_arguments) → SyntheticConfig field names.
+SYNTHETIC_FLAGS = {"synthetic_classes": "num_classes", "synthetic_train": "num_train", "synthetic_val": "num_val",
+                   "synthetic_test": "num_test", "part_position": "part_position", "part_look": "part_look",
+                   "clutter": "clutter", "body_cue": "body_cue", "synthetic_seed": "seed"}
+
+
 def add_synthetic_arguments(parser: argparse.ArgumentParser) -> None:
     """Generator flags shared by every subcommand (the image size comes from --image-size)."""
     defaults = SyntheticConfig()
@@ -644,22 +650,8 @@ def add_synthetic_arguments(parser: argparse.ArgumentParser) -> None:
 def synthetic_config_from_args(args: argparse.Namespace, image_size: int | None = None) -> SyntheticConfig:
     """SyntheticConfig from parsed flags; flags absent from ``args`` or set to None keep their
     defaults (so a parser may default them to None to detect "not given")."""
-    defaults = SyntheticConfig()
-
-    def given(flag: str, default):
-        value = getattr(args, flag, None)
-        return default if value is None else value
-
+    options = SyntheticConfig().options()
+    options.update({option: getattr(args, flag) for flag, option in SYNTHETIC_FLAGS.items()
+                    if getattr(args, flag, None) is not None})
     size = image_size if image_size is not None else getattr(args, "image_size", None)
-    return SyntheticConfig(
-        image_size=int(size) if size is not None else defaults.image_size,
-        num_classes=given("synthetic_classes", defaults.num_classes),
-        num_train=given("synthetic_train", defaults.num_train),
-        num_val=given("synthetic_val", defaults.num_val),
-        num_test=given("synthetic_test", defaults.num_test),
-        part_position=given("part_position", defaults.part_position),
-        part_look=given("part_look", defaults.part_look),
-        clutter=given("clutter", defaults.clutter),
-        body_cue=given("body_cue", defaults.body_cue),
-        seed=given("synthetic_seed", defaults.seed),
-    )
+    return SyntheticConfig(image_size=int(size) if size is not None else SyntheticConfig().image_size, **options)
