@@ -8,20 +8,12 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from spg_core.data.settings import DATA_FLAGS, DataSettings, add_data_arguments
 from spg_core.evaluate import PROTOCOLS
-from spg_core.guidance import MAP_STAGES
-from spg_core.localize import MASKS
-
-FORMATS = ("synthetic", "wsol", "cub", "ilsvrc", "folder")
+from spg_core.guidance import MAP_STAGES, STAGE_NAMES
 
 
 # ----------------------------------------------------------------------------- shared flags
-# Generator flags (add_synthetic_arguments) → SyntheticConfig field names.
-SYNTHETIC_FLAGS = {"synthetic_classes": "num_classes", "synthetic_train": "num_train", "synthetic_val": "num_val",
-                   "synthetic_test": "num_test", "part_position": "part_position", "part_look": "part_look", "clutter": "clutter",
-                   "body_cue": "body_cue", "synthetic_seed": "seed"}
-
-
 def warmup_value(text: str):
     """--guidance-warmup: 'auto' or a non-negative number of epochs."""
     if text == "auto":
@@ -35,53 +27,17 @@ def warmup_value(text: str):
     return value
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    from spg_core.data.synthetic import add_synthetic_arguments
+def model_options(items: list[str], base: dict | None = None) -> dict:
+    """--model-option KEY=VALUE items (YAML values) over ``base``."""
+    import yaml
 
-    group = parser.add_argument_group("data")
-    group.add_argument("--format", choices=FORMATS, default=None,
-                       help="dataset format (default: the run's own format, else synthetic)")
-    group.add_argument("--data-root", default=None, help="dataset folder (images, native annotation files)")
-    group.add_argument("--metadata-root", default=None,
-                       help="wsolevaluation metadata folder holding <split>/{image_ids,class_labels,...}.txt")
-    group.add_argument("--image-size", type=int, default=None,
-                       help="network input size in pixels (default: the run's, else 96 synthetic / 224 real data)")
-    add_synthetic_arguments(parser)
-    # None = "not given", so a run's own generator settings can fill what the user did not set.
-    parser.set_defaults(**{flag: None for flag in SYNTHETIC_FLAGS})
-
-
-def data_settings(args, fallback=None) -> dict:
-    """Data flags → the data fields of a TrainConfig. Flags not given fall back to ``fallback``
-    (a run's TrainConfig) when it uses the same format, then to the defaults."""
-    from spg_core.data.synthetic import SyntheticConfig
-
-    fmt = args.format or (fallback.format if fallback else "synthetic")
-    same = fallback is not None and fallback.format == fmt
-    image_size = args.image_size or (fallback.image_size if fallback else (96 if fmt == "synthetic" else 224))
-    settings = {
-        "format": fmt,
-        "data_root": args.data_root or (fallback.data_root if same else None),
-        "metadata_root": args.metadata_root or (fallback.metadata_root if same else None),
-        "image_size": image_size,
-        "synthetic": {},
-    }
-    if fmt == "synthetic":
-        options = SyntheticConfig().options()
-        if same:
-            options.update(fallback.synthetic)
-        options.update({field: getattr(args, flag) for flag, field in SYNTHETIC_FLAGS.items()
-                        if getattr(args, flag, None) is not None})
-        settings["synthetic"] = SyntheticConfig(image_size=image_size, **options).options()  # validates
-    return settings
-
-
-def dataset_from_settings(settings: dict, split: str, train: bool = False):
-    from spg_core.data import build_dataset
-
-    return build_dataset(settings["format"], split, data_root=settings["data_root"],
-                         metadata_root=settings["metadata_root"], image_size=settings["image_size"],
-                         train=train, **settings["synthetic"])
+    options = dict(base or {})
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--model-option {item!r} must look like KEY=VALUE, e.g. output_stride=16")
+        options[key.replace("-", "_")] = yaml.safe_load(raw)
+    return options
 
 
 # ----------------------------------------------------------------------------- train
@@ -122,12 +78,6 @@ def build_train_parser(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _parse_value(text: str):
-    import yaml
-
-    return yaml.safe_load(text)
-
-
 def train_config_from_args(args):
     from spg_core.config import TrainConfig, load_config_file
 
@@ -142,15 +92,9 @@ def train_config_from_args(args):
     if args.no_channels_last:
         values["channels_last"] = False
     if args.model_option:
-        options = dict(values.get("model_options") or {})
-        for item in args.model_option:
-            key, sep, raw = item.partition("=")
-            if not sep:
-                raise SystemExit(f"--model-option {item!r} must look like KEY=VALUE")
-            options[key.replace("-", "_")] = _parse_value(raw)
-        values["model_options"] = options
+        values["model_options"] = model_options(args.model_option, values.get("model_options"))
     # Data: flags over the config file over defaults.
-    values.update(data_settings(args, fallback=TrainConfig.from_dict(values)))
+    values.update(DataSettings.from_args(args, fallback=TrainConfig.from_dict(values)).config_fields())
     return TrainConfig.from_dict(values)
 
 
@@ -193,7 +137,7 @@ def cmd_evaluate(args) -> int:
     from spg_core.evaluate import evaluate_run
 
     metrics = evaluate_run(
-        args.run, data=lambda fallback: data_settings(args, fallback), split=args.split,
+        args.run, data={name: getattr(args, name) for name in DATA_FLAGS}, split=args.split,
         threshold_split=args.threshold_split, tau=args.tau, protocol=args.protocol,
         cam_curve_interval=args.cam_curve_interval, ten_crop=args.ten_crop, spg_star=args.spg_star,
         batch_size=args.batch_size, device=args.device, limit=args.limit, out=args.out, map_stage=args.map_stage,
@@ -219,12 +163,12 @@ def build_evaluate_maps_parser(sub) -> None:
 def cmd_evaluate_maps(args) -> int:
     from spg_core.evaluate import evaluate_map_folder
 
-    settings = data_settings(args)
+    settings = DataSettings.from_args(args)
     metrics = evaluate_map_folder(
-        args.maps, dataset_from_settings(settings, args.split), protocol=args.protocol,
+        args.maps, settings.dataset(args.split), protocol=args.protocol,
         cam_curve_interval=args.cam_curve_interval, out=args.out,
         threshold_maps=args.threshold_maps,
-        threshold_dataset=dataset_from_settings(settings, args.threshold_split) if args.threshold_split else None,
+        threshold_dataset=settings.dataset(args.threshold_split) if args.threshold_split else None,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -251,7 +195,7 @@ def build_localize_parser(sub) -> None:
     p.add_argument("--tau", type=float, default=0.2, help="box threshold on the min-max localisation map")
     p.add_argument("--class-index", type=int, default=None, help="class whose map to use (default: top-1)")
     p.add_argument("--preset", default=None, help="seed thresholds preset (default: the run's)")
-    p.add_argument("--stage", default="mask_a", choices=tuple(MASKS),
+    p.add_argument("--stage", default="mask_a", choices=STAGE_NAMES,
                    help="stage whose thresholds --delta-low/--delta-high replace")
     p.add_argument("--delta-low", type=float, default=None)
     p.add_argument("--delta-high", type=float, default=None)
@@ -274,13 +218,7 @@ def pretrained_localizer(args, device):
     if args.backbone != "efficientnet_lite0":
         raise ValueError(f"--backbone {args.backbone} has no packaged ImageNet classifier; use --backbone "
                          f"efficientnet_lite0, or train a run (python -m spg_core train ...) and pass --run")
-    options = {}
-    for item in args.model_option:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--model-option {item!r} must look like KEY=VALUE, e.g. output_stride=16")
-        options[key.replace("-", "_")] = _parse_value(raw)
-    model = imagenet_model(weights=args.weights or "imagenet", **options)
+    model = imagenet_model(weights=args.weights or "imagenet", **model_options(args.model_option))
     return Localizer(model, args.image_size or 224, imagenet_class_names(), device, args.preset or "paper")
 
 
@@ -290,7 +228,7 @@ def cmd_localize(args) -> int:
 
     from spg_core.data.images import BadImageError, load_image
     from spg_core.guidance import get_preset
-    from spg_core.localize import Localizer, localization_box, thresholds_override
+    from spg_core.localize import Localizer, localization_box
     from spg_core.train import resolve_device
     from spg_core.viz import draw_boxes, stage_picture
 
@@ -305,7 +243,7 @@ def cmd_localize(args) -> int:
     else:
         localizer = Localizer.from_run(args.run or "synthetic-spg", device)
     preset = get_preset(args.preset) if args.preset else localizer.preset
-    preset = thresholds_override(preset, args.stage, args.delta_low, args.delta_high)
+    preset = preset.replace(args.stage, delta_low=args.delta_low, delta_high=args.delta_high)
     out_root = Path(args.out)
     results = []
     for path in args.images:
@@ -369,7 +307,7 @@ def cmd_localize(args) -> int:
 def build_synth_parser(sub) -> None:
     p = sub.add_parser("synth", help="write the teaching benchmark in the wsolevaluation layout",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    from spg_core.data.synthetic import add_synthetic_arguments
+    from spg_core.data.synthetic import SYNTHETIC_FLAGS, add_synthetic_arguments
 
     p.add_argument("--image-size", type=int, default=96)
     add_synthetic_arguments(p)
@@ -379,11 +317,9 @@ def build_synth_parser(sub) -> None:
 
 
 def cmd_synth(args) -> int:
-    from spg_core.data.synthetic import SyntheticConfig, write_wsol
+    from spg_core.data.synthetic import synthetic_config_from_args, write_wsol
 
-    options = SyntheticConfig().options()
-    options.update({field: getattr(args, flag) for flag, field in SYNTHETIC_FLAGS.items() if getattr(args, flag) is not None})
-    config = SyntheticConfig(image_size=args.image_size, **options)
+    config = synthetic_config_from_args(args)
     write_wsol(args.out, config)
     print(f"wrote the synthetic benchmark to {args.out} ({asdict(config)})")
     return 0

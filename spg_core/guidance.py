@@ -7,7 +7,8 @@ Seed mask values (Eq. 1): 0 = background, 1 = foreground, 255 = ignored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
+import dataclasses
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -39,10 +40,60 @@ def check_thresholds(delta_low: float, delta_high: float) -> None:
         )
 
 
+# ----------------------------------------------------------------------------- the stages
+# The score maps of a model output, in the paper's order (Fig. 2): the A4 attention map of one
+# class, the two B branches, their fused mean, SPG-C. A box can be drawn from any of them: the
+# paper localises from the attention map only (§3.4); the class-agnostic B1/B2/fused/SPG-C maps are
+# offered as an extension for comparison.
+SCORE_MAPS = ("attention", "b2", "b1", "fused", "c")
+MAP_STAGES = SCORE_MAPS
+MAP_TITLES = {"attention": "Attention map (A4)", "b2": "B2", "b1": "B1", "fused": "Fused guidance (B1+B2)/2",
+              "c": "SPG-C"}
+
+
+@dataclass(frozen=True)
+class GuidedStage:
+    """One Eq. 1 stage of Algorithm 1: seeds drawn from a score map supervise a branch."""
+
+    mask: str  # the seed mask's name, also its GuidancePreset field (the preset key)
+    source: str  # the score map the seeds are drawn from (a SCORE_MAPS name)
+    branch: str  # the branch the seeds supervise
+    title: str  # short title, e.g. "Mask-A"
+    source_title: str  # the source map in words, e.g. "attention map"
+
+    @property
+    def role(self) -> str:
+        return f"seeds for {MAP_TITLES[self.branch]}"
+
+    @property
+    def full_title(self) -> str:
+        return f"{self.title} ({self.role})"
+
+
+# Paper Fig. 2 / Algorithm 1: Mask-A (attention) → B2, Mask-B2 (B2) → B1, Mask-fuse (fused) → SPG-C.
+STAGES = (
+    GuidedStage("mask_a", "attention", "b2", "Mask-A", "attention map"),
+    GuidedStage("mask_b2", "b2", "b1", "Mask-B2", "B2"),
+    GuidedStage("mask_fuse", "fused", "c", "Mask-fuse", "fused guidance"),
+)
+STAGE_NAMES = tuple(stage.mask for stage in STAGES)
+# Titles of every map and seed mask; the stage strip's order: each map, then the seeds drawn from it.
+STAGE_TITLES = {**MAP_TITLES, **{stage.mask: stage.full_title for stage in STAGES}}
+STAGE_ORDER = tuple(name for source in SCORE_MAPS
+                    for name in (source, *(stage.mask for stage in STAGES if stage.source == source)))
+
+
+def guided_stage(name: str) -> GuidedStage:
+    for stage in STAGES:
+        if stage.mask == name:
+            return stage
+    raise ValueError(f"unknown guidance stage {name!r}; use one of {', '.join(STAGE_NAMES)}")
+
+
 @dataclass(frozen=True)
 class GuidancePreset:
-    """Per-stage thresholds: attention → Mask-A (supervises B2), B2 → Mask-B2 (supervises B1),
-    fused → Mask-fuse (supervises SPG-C)."""
+    """Per-stage thresholds (one field per ``STAGES`` entry): attention → Mask-A (supervises
+    B2), B2 → Mask-B2 (supervises B1), fused → Mask-fuse (supervises SPG-C)."""
 
     name: str
     mask_a: Thresholds
@@ -51,16 +102,29 @@ class GuidancePreset:
     description: str = ""
 
     def stage(self, stage: str) -> Thresholds:
-        try:
-            return {"mask_a": self.mask_a, "mask_b2": self.mask_b2, "mask_fuse": self.mask_fuse}[stage]
-        except KeyError:
-            raise ValueError(f"unknown guidance stage {stage!r}; use one of mask_a, mask_b2, mask_fuse") from None
+        return getattr(self, guided_stage(stage).mask)
 
-    def replace(self, stage: str, thresholds: Thresholds) -> "GuidancePreset":
-        values = {"mask_a": self.mask_a, "mask_b2": self.mask_b2, "mask_fuse": self.mask_fuse}
-        self.stage(stage)
-        values[stage] = thresholds
-        return GuidancePreset(name=f"{self.name}+custom", description=self.description, **values)
+    def replace(self, stage: str, thresholds: Thresholds | None = None, *, delta_low: float | None = None,
+                delta_high: float | None = None) -> "GuidancePreset":
+        """The preset with one stage's thresholds replaced: by ``thresholds``, or only the
+        ``delta_low`` / ``delta_high`` given (the others kept). Unchanged → this preset."""
+        current = self.stage(stage)
+        if thresholds is None:
+            if delta_low is None and delta_high is None:
+                return self
+            thresholds = Thresholds(current.delta_low if delta_low is None else delta_low,
+                                    current.delta_high if delta_high is None else delta_high)
+        if thresholds == current:
+            return self
+        name = self.name if self.name.endswith("+custom") else f"{self.name}+custom"
+        return dataclasses.replace(self, name=name, **{stage: thresholds})
+
+    def with_thresholds(self, thresholds: dict[str, tuple[float, float]]) -> "GuidancePreset":
+        """The preset with each stage's (δ_l, δ_h) replaced by ``thresholds[stage]`` where given."""
+        preset = self
+        for stage, (low, high) in thresholds.items():
+            preset = preset.replace(stage, delta_low=low, delta_high=high)
+        return preset
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -182,19 +246,16 @@ def self_produced_guidance(
     Returns the score maps (in [0, 1], at ``mask_size``) and the masks (uint8 0/1/255).
     """
     with torch.no_grad():
-        o_a = normalize_map(resize_map(attention_map(outputs["class_maps"].detach(), labels), mask_size))
-        mask_a = seed_mask(o_a, preset.mask_a.delta_low, preset.mask_a.delta_high)
-        result = {"attention": o_a, "mask_a": mask_a}
-        if "b2" in outputs:
-            o_b2 = torch.sigmoid(resize_map(outputs["b2"].detach(), mask_size))
-            result["b2"] = o_b2
-            result["mask_b2"] = (
-                seed_mask(o_b2, preset.mask_b2.delta_low, preset.mask_b2.delta_high) if cascade else mask_a
-            )
-        if "b1" in outputs and "b2" in outputs:
-            o_fuse = fused_guidance(outputs["b1"].detach(), outputs["b2"].detach(), (mask_size, mask_size))
-            result["fused"] = o_fuse
-            result["mask_fuse"] = seed_mask(o_fuse, preset.mask_fuse.delta_low, preset.mask_fuse.delta_high)
+        detached = {name: value.detach() for name, value in outputs.items()}
+        result = stage_maps(detached, labels, (mask_size, mask_size), stages=("attention", "b2", "fused"))
+        for stage in STAGES:
+            if stage.source not in result:
+                continue
+            if stage.mask == "mask_b2" and not cascade:
+                result[stage.mask] = result["mask_a"]
+                continue
+            thresholds = preset.stage(stage.mask)
+            result[stage.mask] = seed_mask(result[stage.source], thresholds.delta_low, thresholds.delta_high)
     return result
 
 
@@ -217,23 +278,41 @@ def seed_statistics(mask: np.ndarray, object_mask: np.ndarray | None = None) -> 
     return {k: float(v) for k, v in stats.items()}
 
 
-# Maps a box can be drawn from. The paper localises from the attention map only (§3.4); the
-# class-agnostic B1/B2/fused/SPG-C maps are offered as an extension for comparison.
-MAP_STAGES = ("attention", "fused", "c", "b1", "b2")
+def stage_maps(outputs: dict, class_index: torch.Tensor, size=None, stages=SCORE_MAPS,
+               normalize: bool = True) -> dict[str, torch.Tensor]:
+    """The score maps of a model output, B×H×W float: ``attention`` = the A4 map of
+    ``class_index`` (one per image), ``b2``/``b1``/``c`` = the branches' sigmoids, ``fused`` =
+    their mean (``fused_guidance``). Each is resized (bilinear, logits before the sigmoid) to
+    ``size`` when given, else kept at its own resolution (B2's for fused). ``normalize``: min-max
+    the attention map per image (Eq. 1 and the stage strip); False keeps it raw (a protocol that
+    resizes before normalising). Stages whose branches the output lacks are left out; what the
+    trainer's guidance, the localiser and the evaluator all compute their maps with."""
+    unknown = [stage for stage in stages if stage not in SCORE_MAPS]
+    if unknown:
+        raise ValueError(f"unknown map stage(s) {unknown}; choose from {SCORE_MAPS}")
+
+    def resized(logits: torch.Tensor) -> torch.Tensor:
+        return resize_map(logits.float(), size) if size is not None else logits.float().flatten(0, -3)
+
+    maps = {}
+    for stage in stages:
+        if stage == "attention":
+            raw = resized(attention_map(outputs["class_maps"], class_index)[:, None])
+            maps[stage] = normalize_map(raw) if normalize else raw
+        elif stage == "fused":
+            if "b1" in outputs and "b2" in outputs:
+                maps[stage] = fused_guidance(outputs["b1"].float(), outputs["b2"].float(), size)
+        elif stage in outputs:
+            maps[stage] = torch.sigmoid(resized(outputs[stage]))
+    return maps
 
 
 def stage_score_map(outputs: dict, class_index: torch.Tensor, stage: str = "attention") -> torch.Tensor:
-    """B×h×w score map of one stage: the A4 map of ``class_index`` (raw), or a sigmoid map of a
-    guidance branch (``fused`` = mean of the B1 and B2 sigmoids at B2's size)."""
-    if stage == "attention":
-        return attention_map(outputs["class_maps"], class_index)
-    if stage not in MAP_STAGES:
-        raise ValueError(f"unknown map stage {stage!r}; choose one of {MAP_STAGES}")
-    needed = ("b1", "b2") if stage == "fused" else (stage,)
-    missing = [name for name in needed if name not in outputs]
-    if missing:
-        raise ValueError(f"map stage {stage!r} needs the model outputs {missing}; run the model with "
-                         "with_guidance=True on a variant that has them")
-    if stage == "fused":
-        return fused_guidance(outputs["b1"], outputs["b2"])
-    return torch.sigmoid(outputs[stage].float())[:, 0]
+    """The raw B×h×w map of one stage at its own resolution (``stage_maps`` with
+    ``normalize=False``); a ValueError names the outputs a missing stage needs."""
+    maps = stage_maps(outputs, class_index, stages=(stage,), normalize=False)
+    if stage not in maps:
+        needed = ("b1", "b2") if stage == "fused" else (stage,)
+        raise ValueError(f"map stage {stage!r} needs the model outputs {[n for n in needed if n not in outputs]}; "
+                         "run the model with with_guidance=True on a variant that has them")
+    return maps[stage]

@@ -15,31 +15,7 @@ from PIL import Image
 
 from spg_core import boxes as box_ops
 from spg_core.data.transforms import to_tensor
-from spg_core.guidance import (
-    GuidancePreset,
-    Thresholds,
-    fused_guidance,
-    get_preset,
-    normalize_map,
-    seed_mask,
-    seed_statistics,
-)
-
-# Paper order of the stage strip (Fig. 2 / Fig. 4).
-SCORE_MAPS = ("attention", "b2", "b1", "fused", "c")
-MASKS = {"mask_a": "attention", "mask_b2": "b2", "mask_fuse": "fused"}
-STAGE_ORDER = ("attention", "mask_a", "b2", "mask_b2", "b1", "fused", "mask_fuse", "c")
-STAGE_TITLES = {
-    "attention": "Attention map (A4)",
-    "mask_a": "Mask-A (seeds for B2)",
-    "b2": "B2",
-    "mask_b2": "Mask-B2 (seeds for B1)",
-    "b1": "B1",
-    "fused": "Fused guidance (B1+B2)/2",
-    "mask_fuse": "Mask-fuse (seeds for SPG-C)",
-    "c": "SPG-C",
-}
-
+from spg_core.guidance import STAGES, GuidancePreset, get_preset, seed_mask, seed_statistics, stage_maps
 
 @dataclass
 class StageMaps:
@@ -63,11 +39,11 @@ class StageMaps:
 def stage_masks(maps: dict[str, np.ndarray], preset: GuidancePreset) -> dict:
     """Eq. 1 seeds of each guided stage, with per-image fallback flags (``<mask>_fallback``)."""
     out = {}
-    for mask_name, source in MASKS.items():
-        if source in maps:
-            t = preset.stage(mask_name)
-            out[mask_name], fired = seed_mask(maps[source], t.delta_low, t.delta_high, return_fallback=True)
-            out[f"{mask_name}_fallback"] = bool(fired)
+    for stage in STAGES:
+        if stage.source in maps:
+            t = preset.stage(stage.mask)
+            out[stage.mask], fired = seed_mask(maps[stage.source], t.delta_low, t.delta_high, return_fallback=True)
+            out[f"{stage.mask}_fallback"] = bool(fired)
     return out
 
 
@@ -128,33 +104,9 @@ class Localizer:
             class_index = int(np.argmax(probabilities))
         if not 0 <= class_index < probabilities.shape[0]:
             raise ValueError(f"class index {class_index} is out of range 0..{probabilities.shape[0] - 1}")
-        size = (image.height, image.width)
-        up = lambda t: F.interpolate(t.float(), size=size, mode="bilinear", align_corners=False)[0, 0]  # noqa: E731
-        maps = {"attention": normalize_map(up(outputs["class_maps"][:, class_index : class_index + 1]))}
-        if "b2" in outputs:
-            maps["b2"] = torch.sigmoid(up(outputs["b2"]))
-        if "b1" in outputs:
-            maps["b1"] = torch.sigmoid(up(outputs["b1"]))
-        if "b1" in outputs and "b2" in outputs:
-            maps["fused"] = fused_guidance(outputs["b1"], outputs["b2"], size)[0]
-        if "c" in outputs:
-            maps["c"] = torch.sigmoid(up(outputs["c"]))
-        maps = {k: v.cpu().numpy().astype(np.float32) for k, v in maps.items()}
+        maps = stage_maps(outputs, torch.tensor([class_index]), (image.height, image.width))
+        maps = {k: v[0].cpu().numpy().astype(np.float32) for k, v in maps.items()}
         return StageMaps(image, probabilities, class_index, self.class_names, maps)
 
     def masks(self, stage_maps: StageMaps, preset: GuidancePreset | None = None) -> dict:
         return stage_masks(stage_maps.maps, preset or self.preset)
-
-
-def thresholds_override(preset: GuidancePreset, stage: str, delta_low=None, delta_high=None) -> GuidancePreset:
-    """The preset with one stage's (δ_l, δ_h) replaced where given."""
-    if delta_low is None and delta_high is None:
-        return preset
-    current = preset.stage(stage)
-    return preset.replace(
-        stage,
-        Thresholds(
-            current.delta_low if delta_low is None else delta_low,
-            current.delta_high if delta_high is None else delta_high,
-        ),
-    )

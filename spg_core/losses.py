@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from spg_core.guidance import BACKGROUND, FOREGROUND, IGNORE, resize_map
+from spg_core.guidance import BACKGROUND, FOREGROUND, IGNORE, STAGES, resize_map
 
-# Which seed mask supervises which branch (paper Fig. 2): B2 ← Mask-A, B1 ← Mask-B2, C ← Mask-fuse.
-SUPERVISION = {"b2": "mask_a", "b1": "mask_b2", "c": "mask_fuse"}
+# Which seed mask supervises which branch (guidance.STAGES): B2 ← Mask-A, B1 ← Mask-B2, C ← Mask-fuse.
+SUPERVISION = {stage.branch: stage.mask for stage in STAGES}
 
 # How the seed pixels of a batch are weighted: "pixel" = every non-ignored pixel alike (both
 # reference codes); "class" = the foreground seeds and the background seeds each carry half the

@@ -28,14 +28,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from spg_core.guidance import FOREGROUND, GuidancePreset, get_preset, self_produced_guidance
+from spg_core.guidance import FOREGROUND, STAGE_NAMES, GuidancePreset, get_preset, self_produced_guidance
 from spg_core.localize import Localizer, StageMaps, stage_masks
 from spg_core.losses import spg_loss
 from spg_core.models import SPGModel
 from spg_core.models.heads import SPGBranches, build_spg_c
 
 # The masks whose foreground share the history follows, in paper order.
-TRACKED_MASKS = ("mask_a", "mask_b2", "mask_fuse")
+TRACKED_MASKS = STAGE_NAMES
 SNAPSHOT_SIDE = 56  # fused-map snapshots are stored small: they are for a strip of thumbnails
 
 
@@ -111,16 +111,6 @@ def guided_model(model: SPGModel, train_c: bool = False, width: int | None = Non
     return guided.to(device).eval()
 
 
-def guided_outputs(model: SPGModel, features, a3: torch.Tensor, class_maps: torch.Tensor) -> dict:
-    """SPGModel.forward with the frozen part precomputed: the backbone features, A3 and the class
-    maps of each view are computed once; only B1/B2 (and C) run at every step."""
-    outputs = {"logits": class_maps.mean(dim=(2, 3)), "class_maps": class_maps}
-    outputs["b1"], outputs["b2"] = model.spg_b(features.b1, features.b2)
-    if model.spg_c is not None:
-        outputs["c"] = model.spg_c(a3)
-    return outputs
-
-
 @dataclass
 class _FrozenViews:
     """The frozen part of the network, computed once per augmented view."""
@@ -132,7 +122,7 @@ class _FrozenViews:
 
     def outputs(self, model: SPGModel, index) -> dict:
         features = type(self.features)(*(tensor[index] for tensor in self.features))
-        return guided_outputs(model, features, self.a3[index], self.class_maps[index])
+        return model.head_outputs(features, self.a3[index], self.class_maps[index])
 
 
 @torch.no_grad()
@@ -321,5 +311,5 @@ def growth_strip(result: SingleImageGuidance, count: int = 5, height: int = 160)
     return strip
 
 
-__all__ = ["SingleImageGuidance", "single_image_guidance", "guided_model", "guided_outputs", "augmented_views",
+__all__ = ["SingleImageGuidance", "single_image_guidance", "guided_model", "augmented_views",
            "box_coverage", "growth_strip", "TRACKED_MASKS"]

@@ -27,12 +27,12 @@ from spg_core.guidance import (
     FALLBACK_RATIO,
     FOREGROUND,
     IGNORE,
+    STAGES,
     GuidancePreset,
     get_preset,
     seed_mask,
     self_produced_guidance,
 )
-from spg_core.localize import MASKS
 
 __all__ = [
     "SWEEP_STATISTICS",
@@ -223,8 +223,9 @@ def guidance_batches(model, dataset, limit: int | None = None, preset: str | Gui
                     "indices": indices,
                     "image_ids": [str(i) for i in batch["image_id"]],
                     "labels": batch["label"].tolist(),
-                    "maps": {source: guidance[source].float().cpu() for source in MASKS.values() if source in guidance},
-                    "masks": {name: guidance[name].cpu() for name in MASKS if name in guidance},
+                    "maps": {stage.source: guidance[stage.source].float().cpu() for stage in STAGES
+                             if stage.source in guidance},
+                    "masks": {stage.mask: guidance[stage.mask].cpu() for stage in STAGES if stage.mask in guidance},
                     "object_masks": np.stack(objects),
                 }
             start += kept + int(batch["num_skipped"])

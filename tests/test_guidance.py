@@ -150,3 +150,56 @@ def test_seed_statistics():
     s = seed_statistics(mask, obj)
     assert s["foreground"] == 0.5 and s["background"] == 0.25 and s["ignored"] == 0.25
     assert s["foreground_precision"] == 0.5 and s["background_precision"] == 1.0
+
+
+def test_the_stage_table_names_every_stage_once():
+    from dataclasses import fields as dataclass_fields
+
+    from spg_core.guidance import STAGE_ORDER, STAGE_TITLES, STAGES, GuidancePreset, guided_stage
+    from spg_core.losses import SUPERVISION
+
+    assert [(s.mask, s.source, s.branch) for s in STAGES] == [
+        ("mask_a", "attention", "b2"), ("mask_b2", "b2", "b1"), ("mask_fuse", "fused", "c")]
+    assert SUPERVISION == {"b2": "mask_a", "b1": "mask_b2", "c": "mask_fuse"}
+    assert {s.mask for s in STAGES} <= {f.name for f in dataclass_fields(GuidancePreset)}
+    assert STAGE_ORDER == ("attention", "mask_a", "b2", "mask_b2", "b1", "fused", "mask_fuse", "c")
+    assert STAGE_TITLES["mask_fuse"] == "Mask-fuse (seeds for SPG-C)"
+    with pytest.raises(ValueError, match="mask_z"):
+        guided_stage("mask_z")
+
+
+def test_preset_replace_changes_only_what_is_given():
+    from spg_core.guidance import PRESETS, Thresholds
+
+    paper = PRESETS["paper"]
+    assert paper.replace("mask_a") is paper
+    assert paper.replace("mask_a", delta_low=0.1) is paper  # the same value: unchanged
+    moved = paper.replace("mask_a", delta_high=0.8)
+    assert moved.mask_a == Thresholds(0.1, 0.8) and moved.mask_b2 == paper.mask_b2 and moved.name == "paper+custom"
+    both = paper.with_thresholds({"mask_a": (0.2, 0.8), "mask_fuse": (0.05, 0.6)})
+    assert (both.mask_a, both.mask_fuse, both.name) == (Thresholds(0.2, 0.8), Thresholds(0.05, 0.6), "paper+custom")
+    with pytest.raises(ValueError, match="δ_l"):
+        paper.replace("mask_b2", delta_low=0.9)
+
+
+def test_stage_maps_are_the_branch_sigmoids_and_the_normalised_attention():
+    import torch.nn.functional as F
+
+    from spg_core.guidance import normalize_map, stage_maps
+
+    torch.manual_seed(1)
+    outputs = {"class_maps": torch.randn(2, 3, 4, 4), "b1": torch.randn(2, 1, 8, 8), "b2": torch.randn(2, 1, 4, 4),
+               "c": torch.randn(2, 1, 4, 4)}
+    labels = torch.tensor([2, 0])
+    maps = stage_maps(outputs, labels, (16, 16))
+    assert set(maps) == {"attention", "b2", "b1", "fused", "c"} and all(m.shape == (2, 16, 16) for m in maps.values())
+    up = lambda t: F.interpolate(t, size=(16, 16), mode="bilinear", align_corners=False)[:, 0]  # noqa: E731
+    torch.testing.assert_close(maps["b1"], torch.sigmoid(up(outputs["b1"])))
+    torch.testing.assert_close(maps["fused"], (torch.sigmoid(up(outputs["b1"])) + torch.sigmoid(up(outputs["b2"]))) / 2)
+    expected = normalize_map(up(outputs["class_maps"][[0, 1], [2, 0]][:, None]))
+    torch.testing.assert_close(maps["attention"], expected)
+    raw = stage_maps(outputs, labels, stages=("attention", "c"), normalize=False)
+    torch.testing.assert_close(raw["attention"], outputs["class_maps"][[0, 1], [2, 0]])
+    assert raw["c"].shape == (2, 4, 4)
+    plain = stage_maps({"class_maps": outputs["class_maps"]}, labels)
+    assert set(plain) == {"attention"}

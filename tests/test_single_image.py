@@ -18,7 +18,6 @@ from spg_core.single_image import (
     box_coverage,
     growth_strip,
     guided_model,
-    guided_outputs,
     single_image_guidance,
 )
 from spg_core.viz import stage_picture
@@ -110,7 +109,7 @@ def test_cached_forward_equals_the_model_forward():
         full = guided(x, with_guidance=True)
         features = guided.backbone(x)
         a3 = guided.spg_a3(features.top)
-        cached = guided_outputs(guided, features, a3, guided.spg_a4(a3))
+        cached = guided.head_outputs(features, a3, guided.spg_a4(a3))
     assert set(full) == set(cached) == {"logits", "class_maps", "b1", "b2", "c"}
     for key in full:
         torch.testing.assert_close(full[key], cached[key], rtol=0, atol=0)

@@ -125,7 +125,13 @@ class SPGModel(nn.Module):
             with_guidance = self.training
         features = self.backbone(x)
         a3 = self.spg_a3(features.top)
-        class_maps = self.spg_a4(a3)
+        return self.head_outputs(features, a3, self.spg_a4(a3), with_guidance)
+
+    def head_outputs(self, features, a3: torch.Tensor, class_maps: torch.Tensor,
+                     with_guidance: bool = True) -> dict[str, torch.Tensor]:
+        """The outputs ``forward`` returns, from the backbone features, A3 and the A4 class maps
+        already computed (a caller with a frozen classifier computes those once and runs only the
+        guidance branches)."""
         out = {"logits": class_maps.mean(dim=(2, 3)), "class_maps": class_maps}
         if with_guidance and self.spg_b is not None:
             out["b1"], out["b2"] = self.spg_b(features.b1, features.b2)
