@@ -6,7 +6,7 @@
 
 What the explore page recomputes (the model is not run: maps are cached per image):
 
-* a δ move — ``app_support.threshold_view`` (Eq. 1 seeds of every stage with their fallback
+* a δ move — ``spg_app.thresholds.threshold_view`` (Eq. 1 seeds of every stage with their fallback
   flags, coverage and precision against the GT mask, the box at τ and its IoU), then the three
   seed-mask pictures drawn and encoded (``viz.mask_image``; score-map pictures are cached);
 * a τ move — the same computation, then the final localisation picture with its new box;
@@ -26,8 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spg_core import app_support as support  # noqa: E402
-from spg_core.cli import data_settings, dataset_from_settings  # noqa: E402
+from spg_app.datasets import dataset_from_settings, settings_from_flags  # noqa: E402
+from spg_app.pictures import encode_picture, final_picture, mask_picture, strip_pictures  # noqa: E402
+from spg_app.thresholds import custom_preset, threshold_view  # noqa: E402
 from spg_core.guidance import get_preset  # noqa: E402
 from spg_core.localize import Localizer  # noqa: E402
 from spg_core.runs import load_run  # noqa: E402
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     model, config, info = load_run(args.run, "cpu")
     localizer = Localizer(model, config.image_size, info["class_names"], "cpu", config.preset)
-    dataset = dataset_from_settings(data_settings(support.data_namespace(), fallback=config), "test")
+    dataset = dataset_from_settings(settings_from_flags(config), "test")
     sample = dataset.load_sample(args.index)
     image, boxes, mask = sample.image, sample.boxes, sample.mask
     if args.photo_side:
@@ -66,18 +67,18 @@ def main(argv=None) -> int:
     delta, tau_move, full = [], [], []
     for _ in range(args.repeats + 5):
         low = float(rng.uniform(0.0, 0.3))
-        moved = support.custom_preset(preset, {"mask_a": (round(low, 2), 0.7)})
+        moved = custom_preset(preset, {"mask_a": (round(low, 2), 0.7)})
         tau = float(rng.uniform(0.1, 0.6))
         t0 = time.perf_counter()
-        view = support.threshold_view(stage_maps, moved, tau, region, boxes)
+        view = threshold_view(stage_maps, moved, tau, region, boxes)
         t1 = time.perf_counter()
         for name in view.masks:
-            support.encode_picture(support.mask_picture(view, name), exact=True)
+            encode_picture(mask_picture(view, name), exact=True)
         t2 = time.perf_counter()
-        support.encode_picture(support.final_picture(stage_maps, view.box, 0.5, boxes))
+        encode_picture(final_picture(stage_maps, view.box, 0.5, boxes))
         t3 = time.perf_counter()
-        for name, _, picture in support.strip_pictures(stage_maps, view, 0.5, boxes):
-            support.encode_picture(picture, exact=name in view.masks)
+        for name, _, picture in strip_pictures(stage_maps, view, 0.5, boxes):
+            encode_picture(picture, exact=name in view.masks)
         t4 = time.perf_counter()
         delta.append((t2 - t0))
         tau_move.append((t1 - t0) + (t3 - t2))

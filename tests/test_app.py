@@ -1,5 +1,5 @@
 """The Streamlit app driven headless with streamlit.testing (AppTest): every page, the sliders,
-presets, model switch, uploads, and the plumbing in spg_core.app_support.
+presets, model switch, uploads, and the app's plumbing in spg_app.
 
 Most tests use a tiny untrained run (tests/app_runs.py) so that a script run costs well under
 a second; one test opens the app on its real default, the shipped run.
@@ -18,7 +18,12 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_runs import IMAGES, write_tiny_run  # noqa: E402
-from spg_core import app_support as support  # noqa: E402
+from spg_app.datasets import DatasetView  # noqa: E402
+from spg_app.downloads import boxes_json, maps_npz  # noqa: E402
+from spg_app.loaders import ResultCache  # noqa: E402
+from spg_app.pictures import encode_picture, mask_picture, png_bytes, strip_pictures  # noqa: E402
+from spg_app.thresholds import clean_thresholds, custom_preset, threshold_view  # noqa: E402
+from spg_app.uploads import DISPLAY_MAX_SIDE, MAX_UPLOAD_BYTES, UploadError, read_upload  # noqa: E402
 from spg_core.runs import SHIPPED_DIR, shipped_runs  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -194,7 +199,7 @@ def test_upload_of_a_valid_and_invalid_files(runs):
     at.file_uploader(key="upload").set_value(("broken.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png")).run()
     assert not at.exception
     assert any("could not be read as an image" in e.value for e in at.error)
-    big = b"\xff\xd8\xff" + bytes(support.MAX_UPLOAD_BYTES)
+    big = b"\xff\xd8\xff" + bytes(MAX_UPLOAD_BYTES)
     at.file_uploader(key="upload").set_value(("huge.jpg", big, "image/jpeg")).run()
     assert not at.exception
     assert any("the limit is 20 MB" in e.value for e in at.error)
@@ -278,27 +283,27 @@ def test_triage_gallery_filters_and_opens_in_explore(runs):
     assert f"#{first} ·" in texts(at)
 
 
-# ----------------------------------------------------------------------------- app_support
+# ----------------------------------------------------------------------------- spg_app plumbing
 def test_read_upload_checks_size_type_and_content():
-    image, scale = support.read_upload("a.png", _png(50, 40))
+    image, scale = read_upload("a.png", _png(50, 40))
     assert image.size == (50, 40) and scale == 1.0
-    image, scale = support.read_upload("big.png", _png(2400, 1200))
-    assert max(image.size) == support.DISPLAY_MAX_SIDE and scale == pytest.approx(support.DISPLAY_MAX_SIDE / 2400)
-    with pytest.raises(support.UploadError, match="holds PNG data"):
-        support.read_upload("a.jpg", _png())
-    with pytest.raises(support.UploadError, match="empty"):
-        support.read_upload("a.png", b"")
-    with pytest.raises(support.UploadError, match="limit"):
-        support.read_upload("a.png", _png(), max_bytes=10)
+    image, scale = read_upload("big.png", _png(2400, 1200))
+    assert max(image.size) == DISPLAY_MAX_SIDE and scale == pytest.approx(DISPLAY_MAX_SIDE / 2400)
+    with pytest.raises(UploadError, match="holds PNG data"):
+        read_upload("a.jpg", _png())
+    with pytest.raises(UploadError, match="empty"):
+        read_upload("a.png", b"")
+    with pytest.raises(UploadError, match="limit"):
+        read_upload("a.png", _png(), max_bytes=10)
 
 
 def test_clean_thresholds_and_custom_preset():
     from spg_core.guidance import PRESETS
 
-    assert support.clean_thresholds(0.1, 0.7) == (0.1, 0.7, False)
-    assert support.clean_thresholds(0.5, 0.5) == (0.5, 0.51, True)
-    assert support.clean_thresholds(1.0, 1.0) == (0.99, 1.0, True)
-    preset = support.custom_preset(PRESETS["paper"], {"mask_a": (0.2, 0.8), "mask_b2": (0.05, 0.5)})
+    assert clean_thresholds(0.1, 0.7) == (0.1, 0.7, False)
+    assert clean_thresholds(0.5, 0.5) == (0.5, 0.51, True)
+    assert clean_thresholds(1.0, 1.0) == (0.99, 1.0, True)
+    preset = custom_preset(PRESETS["paper"], {"mask_a": (0.2, 0.8), "mask_b2": (0.05, 0.5)})
     assert (preset.mask_a.delta_low, preset.mask_a.delta_high) == (0.2, 0.8)
     assert preset.mask_b2 == PRESETS["paper"].mask_b2
 
@@ -313,23 +318,23 @@ def test_threshold_view_and_downloads(runs):
     gt = np.array([[10, 5, 40, 30]], dtype=np.float32)
     region = np.zeros((48, 64), bool)
     region[5:31, 10:41] = True
-    view = support.threshold_view(maps, PRESETS["paper"], 0.2, region, gt)
+    view = threshold_view(maps, PRESETS["paper"], 0.2, region, gt)
     assert set(view.masks) == {"mask_a", "mask_b2", "mask_fuse"}
     assert 0 <= view.iou <= 1 and len(view.box) == 4
     assert "foreground_precision" in view.report["mask_a"]
-    tiles = support.strip_pictures(maps, view, 0.5, gt)
+    tiles = strip_pictures(maps, view, 0.5, gt)
     assert [name for name, _, _ in tiles][0] == "image" and tiles[-1][0] == "final"
-    archive = np.load(io.BytesIO(support.maps_npz(maps, view.masks)))
+    archive = np.load(io.BytesIO(maps_npz(maps, view.masks)))
     assert {"attention", "b2", "b1", "fused", "c", "mask_a", "probabilities"} <= set(archive.files)
     assert archive["mask_a"].shape == (48, 64) and archive["mask_a"].dtype == np.uint8
-    payload = json.loads(support.boxes_json("x", maps, view, 0.2, PRESETS["paper"], gt))
+    payload = json.loads(boxes_json("x", maps, view, 0.2, PRESETS["paper"], gt))
     assert payload["predicted_box"] == list(view.box) and payload["gt_boxes"] == gt.tolist()
-    assert support.png_bytes(tiles[-1][2]).startswith(b"\x89PNG")
+    assert png_bytes(tiles[-1][2]).startswith(b"\x89PNG")
     # Seed masks stay exact when shrunk for the page; large overlays go out as JPEG.
-    big = Image.fromarray(np.kron(np.asarray(support.mask_picture(view, "mask_a")), np.ones((20, 20), np.uint8)))
-    data, fmt = support.encode_picture(big, exact=True)
+    big = Image.fromarray(np.kron(np.asarray(mask_picture(view, "mask_a")), np.ones((20, 20), np.uint8)))
+    data, fmt = encode_picture(big, exact=True)
     assert fmt == "PNG" and set(np.unique(np.asarray(Image.open(io.BytesIO(data))))) <= {0, 128, 255}
-    assert support.encode_picture(big.convert("RGB").resize((900, 700)))[1] == "JPEG"
+    assert encode_picture(big.convert("RGB").resize((900, 700)))[1] == "JPEG"
 
 
 def test_dataset_view_reports_progress_and_forwards_attributes():
@@ -337,13 +342,13 @@ def test_dataset_view_reports_progress_and_forwards_attributes():
 
     dataset = build_dataset("synthetic", "test", image_size=64, num_classes=2, num_train=0, num_val=0, num_test=5)
     seen = []
-    view = support.DatasetView(dataset, 3, lambda done, total: seen.append((done, total)))
+    view = DatasetView(dataset, 3, lambda done, total: seen.append((done, total)))
     assert len(view) == 3 and view.split == "test" and view.image_size == 64 and len(view.records) == 3
     view[0], view[2]
     assert seen == [(1, 3), (2, 3)]
     with pytest.raises(IndexError):
         view[3]
-    cache = support.ResultCache(max_entries=2)
+    cache = ResultCache(max_entries=2)
     for key in "abc":
         cache.put(key, key.upper())
     assert cache.get("a") is None and cache.get("c") == "C"

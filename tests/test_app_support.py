@@ -1,6 +1,6 @@
 import json
 
-from spg_core.app_support import DEFAULT_TAU, default_tau
+from spg_app.runs import DEFAULT_TAU, default_tau
 
 
 def test_default_tau_reads_shipped_and_flat_metrics(tmp_path):

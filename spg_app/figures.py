@@ -1,0 +1,143 @@
+"""The app's plotly figures, each a pure function of plain data (arrays, dicts, lists): no
+Streamlit here, so they are built and tested without a running app."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from spg_app.stages import STAGE_SOURCES, STAGES
+from spg_core.evaluate import curves_figure
+from spg_core.localize import MASKS, STAGE_TITLES
+from spg_core.single_image import TRACKED_MASKS
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
+CURVE_NAMES = {
+    "gt_known_loc": "GT-known Loc",
+    "top1_loc": "Top-1 Loc",
+    "top5_loc": "Top-5 Loc",
+    "boxacc_v1_iou30": "MaxBoxAcc @ IoU 30",
+    "boxacc_v1_iou50": "MaxBoxAcc @ IoU 50",
+    "boxacc_v1_iou70": "MaxBoxAcc @ IoU 70",
+    "boxacc_v2_iou30": "MaxBoxAccV2 @ IoU 30",
+    "boxacc_v2_iou50": "MaxBoxAccV2 @ IoU 50",
+    "boxacc_v2_iou70": "MaxBoxAccV2 @ IoU 70",
+    "pxap_pr": "PxAP precision-recall",
+}
+PRESET_SYMBOLS = ("circle-open", "square-open", "diamond-open", "triangle-up-open")
+
+
+def histogram_figure(maps: dict, thresholds: dict[str, tuple[float, float]]) -> go.Figure:
+    """Score histogram (log counts) of each map a guided stage thresholds (``maps``: name -> array
+    in [0, 1]), with that stage's δ_l and δ_h (``thresholds``) as vertical lines."""
+    sources = [stage for stage in STAGES if MASKS[stage] in maps]
+    fig = make_subplots(rows=1, cols=len(sources), subplot_titles=[STAGE_SOURCES[s] for s in sources])
+    for column, stage in enumerate(sources, 1):
+        values = np.asarray(maps[MASKS[stage]]).ravel()
+        counts, edges = np.histogram(values, bins=50, range=(0, 1))
+        fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=0.02, marker_color="#888",
+                             showlegend=False), row=1, col=column)
+        low, high = thresholds[stage]
+        fig.add_vline(x=low, line_color="black", annotation_text="δ_l", row=1, col=column)
+        fig.add_vline(x=high, line_color="#d62728", annotation_text="δ_h", row=1, col=column)
+    fig.update_layout(height=260, margin=dict(t=40, b=20, l=20, r=20), template="plotly_white")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def growth_figure(history: list[dict]) -> go.Figure:
+    """Foreground share of each seed mask of the plain view while the heads trained."""
+    steps = [record["step"] for record in history]
+    fig = go.Figure()
+    for number, name in enumerate(TRACKED_MASKS):
+        values = [100 * record["foreground"][name] if name in record["foreground"] else None for record in history]
+        if any(v is not None for v in values):
+            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=STAGE_TITLES[name],
+                                     line=dict(color=PALETTE[number]),
+                                     hovertemplate="step %{x}<br>%{y:.1f}% of the image<extra></extra>"))
+    fig.update_layout(height=260, template="plotly_white", margin=dict(t=30, b=30, l=40, r=10),
+                      xaxis_title="training step", yaxis_title="foreground seeds (%)", yaxis_range=[0, 100],
+                      title=dict(text="Seed coverage while the guidance grew", font=dict(size=13)))
+    return fig
+
+
+def rename_curves(label: str, curves: dict, chosen: list[str]) -> dict:
+    """The ``chosen`` curves of one model, named "<label> · <curve name>" for a shared legend."""
+    return {(f"{label} · {CURVE_NAMES.get(name, name)}" if name != "pxap_pr" else f"{label} · pxap_pr"): curve
+            for name, curve in curves.items() if name in chosen}
+
+
+def accuracy_figure(results: list[tuple[str, dict]], chosen: list[str], tau: float) -> go.Figure:
+    """Accuracy against τ (``evaluate.curves_figure``) of one or two evaluations ``(label, result)``
+    on the same axes: colour by curve kind, line style by model."""
+    combined = {}
+    for label, result in results:
+        combined.update(rename_curves(label, result["curves"], chosen))
+    fig = curves_figure(combined, tau)
+    kinds = [CURVE_NAMES.get(name, name) for name in chosen]
+    for trace in fig.data:
+        model_index = next((i for i, (label, _) in enumerate(results) if trace.name.startswith(f"{label} · ")), 0)
+        kind = next((k for k, name in enumerate(kinds) if f" · {name} (" in trace.name), 0)
+        trace.line.color = PALETTE[kind % len(PALETTE)]
+        trace.line.dash = ("solid", "dash", "dot")[model_index % 3]
+    fig.update_layout(height=480)
+    for annotation in fig.layout.annotations:
+        if annotation.text == "accuracy vs τ":
+            annotation.text = "accuracy vs τ (solid: first model, dashed: second)"
+    return fig
+
+
+def iou_histogram(results: list[tuple[str, dict]]) -> go.Figure:
+    """Per-image IoU (``result["rows"]``) of each evaluation ``(label, result)``, overlaid."""
+    fig = go.Figure()
+    for index, (label, result) in enumerate(results):
+        fig.add_trace(go.Histogram(x=[row["iou"] for row in result["rows"]], name=label, opacity=0.6,
+                                   xbins=dict(start=0, end=1.0001, size=0.05), marker_color=PALETTE[index]))
+    fig.add_vline(x=0.5, line_dash="dot", annotation_text="IoU 0.5")
+    fig.update_layout(barmode="overlay", template="plotly_white", height=360, xaxis_title="IoU of the box at τ",
+                      yaxis_title="images", xaxis_range=[0, 1], title="Per-image IoU at the chosen τ",
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def sweep_figure(result: dict, kind: str, marks: dict[str, tuple[float, float]]) -> go.Figure:
+    """Seed precision and coverage over the (δ_l, δ_h) grid on one colour scale (both in %),
+    the presets and the explore page's current thresholds marked."""
+    summary = result["summary"]
+    lows, highs = list(result["lows"]), list(result["highs"])
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=(f"{kind} seed precision (%)", f"{kind} seed coverage (%)"))
+    panels = ((f"{kind}_precision", 1, "precision"), (kind, 2, "coverage"))
+    for name, column, word in panels:
+        fig.add_trace(go.Heatmap(z=summary[name] * 100, x=highs, y=lows, coloraxis="coloraxis",
+                                 hovertemplate=f"δ_l=%{{y:.2f}} δ_h=%{{x:.2f}}<br>{word} %{{z:.1f}}%<extra></extra>"),
+                      row=1, col=column)
+        for number, (label, (low, high)) in enumerate(marks.items()):
+            current = label == "current"
+            fig.add_trace(go.Scatter(
+                x=[high], y=[low], mode="markers", name="your thresholds" if current else f"{label} preset",
+                legendgroup=label, showlegend=column == 1,
+                hovertemplate=f"{label}: δ_l={low:.2f} δ_h={high:.2f}<extra></extra>",
+                marker=dict(symbol="star" if current else PRESET_SYMBOLS[number % len(PRESET_SYMBOLS)],
+                            size=16 if current else 12, color="#ff7f0e" if current else "white",
+                            line=dict(width=2, color="black" if current else "white"))), row=1, col=column)
+        fig.update_xaxes(title_text="δ_h", row=1, col=column)
+        fig.update_yaxes(title_text="δ_l", row=1, col=column)
+    fig.update_layout(height=440, template="plotly_white", margin=dict(t=50, l=50, r=20, b=40),
+                      coloraxis=dict(colorscale="Viridis", cmin=0, cmax=100, colorbar=dict(title="%", thickness=12)),
+                      legend=dict(orientation="h", y=-0.18, bgcolor="#777", font=dict(color="white")))
+    return fig
+
+
+def fallback_figure(result: dict) -> go.Figure:
+    """How often the 30-pixel fallback fires: it depends on δ_h only (Eq. 1's upper threshold)."""
+    rates = result["summary"]["fallback"]
+    highs = list(result["highs"])
+    # Every valid cell of a δ_h column has the same rate; take it from the first valid one.
+    column_rate = [next((float(v) for v in rates[:, j] if np.isfinite(v)), float("nan")) * 100
+                   for j in range(len(highs))]
+    fig = go.Figure(go.Scatter(x=highs, y=column_rate, mode="lines+markers",
+                               hovertemplate="δ_h=%{x:.2f}<br>fallback on %{y:.1f}% of images<extra></extra>"))
+    fig.update_layout(height=440, template="plotly_white", title="fallback fired (% of images)",
+                      margin=dict(t=50, l=40, r=10, b=40), xaxis_title="δ_h", yaxis_range=[0, 100])
+    return fig

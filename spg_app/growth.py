@@ -1,0 +1,68 @@
+"""Growing the guidance on one uploaded photo (``spg_core.single_image``, beyond the paper):
+the explore page's controls and the grown results kept in the session."""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from spg_app.state import ModelContext
+from spg_core.single_image import single_image_guidance
+
+if TYPE_CHECKING:  # the picker imports the loaders, which import this module
+    from spg_app.picker import Picked
+
+GUIDANCE_BUTTON = "Grow the guidance on this photo (single-image SPG, ~5 s)"
+GUIDANCE_SECONDS = 5.0  # time budget of single-image guidance; SPG_APP_GUIDANCE_SECONDS overrides it
+GUIDANCE_KEPT = 3  # grown results kept in the session (each holds full-size maps of one photo)
+
+
+def guidance_seconds() -> float:
+    """Time budget of single-image guidance (SPG_APP_GUIDANCE_SECONDS overrides GUIDANCE_SECONDS)."""
+    value = os.environ.get("SPG_APP_GUIDANCE_SECONDS", "").strip()
+    try:
+        return float(value) if value and float(value) > 0 else GUIDANCE_SECONDS
+    except ValueError:
+        return GUIDANCE_SECONDS
+
+
+def grow_guidance(model: ModelContext, picked: Picked, class_index: int):
+    """The single-image guidance controls (an exploration beyond the paper): returns
+    (key, result) of this photo, model and class once grown, else None. Results live in
+    st.session_state (the last GUIDANCE_KEPT ones); ``key`` is new at every growth."""
+    st.subheader("Grow the guidance on this photo")
+    st.caption(":orange[**Beyond the paper.**] SPG learns B2, B1 and the fused guidance over a whole training "
+               "set. Here the classifier stays frozen and fresh B2 → B1 heads are trained for a few seconds on "
+               "augmented views of this one photo, supervised by its own seeds (Mask-A → B2, Mask-B2 → B1, "
+               "Algorithm 1's functions): the seeds of the attention map spread over more of the object. "
+               f"For the class shown ({model.localizer.class_names[class_index]}); nothing here is a paper result.")
+    store = st.session_state.setdefault("grown_guidance", {})
+    photo = f"{model.key}|{picked.image_key}|{class_index}"
+    columns = st.columns([2, 1, 2], vertical_alignment="center")
+    if columns[0].button(GUIDANCE_BUTTON, key="grow_button", type="primary", width="stretch"):
+        bar = st.progress(0.0, text="step 0")
+        try:
+            result = single_image_guidance(
+                model.localizer, picked.image, class_index=class_index, seconds=guidance_seconds(),
+                progress=lambda fraction, info: bar.progress(fraction, text=f"step {info['step']}"))
+        except (ValueError, TypeError, RuntimeError) as error:
+            bar.empty()
+            st.error(f"Growing the guidance failed: {error}")
+            return None
+        bar.empty()
+        number = st.session_state.get("grown_count", 0) + 1
+        st.session_state["grown_count"] = number
+        store.pop(photo, None)
+        store[photo] = (f"{model.key}|grown-{number}", result)
+        while len(store) > GUIDANCE_KEPT:
+            store.pop(next(iter(store)))
+    entry = store.get(photo)
+    if entry is not None:
+        if columns[1].button("Show the model's own maps", key="grow_clear", width="stretch"):
+            store.pop(photo, None)
+            return None
+        result = entry[1]
+        columns[2].caption(f"Grown: {result.steps} steps in {result.seconds:.1f} s on {result.views} views. "
+                           "The strip below shows the grown maps; the sliders re-threshold them.")
+    return entry

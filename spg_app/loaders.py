@@ -1,0 +1,162 @@
+"""The cached resources of the app: models, datasets, samples, per-image maps and encoded
+pictures (``st.cache_resource`` / ``st.cache_data``), and the result cache of long computations.
+
+A slider move only re-thresholds cached maps; the keys below say what each entry depends on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from types import SimpleNamespace
+
+import streamlit as st
+
+from spg_app import pictures
+from spg_app.datasets import dataset_from_settings
+from spg_app.growth import GUIDANCE_KEPT
+from spg_app.runs import run_stamp, variant_label
+from spg_app.state import ModelContext
+from spg_app.uploads import read_upload
+from spg_core.config import load_config_file
+from spg_core.localize import Localizer
+from spg_core.runs import load_run, resolve_run
+from spg_core.single_image import growth_strip
+
+
+class ResultCache:
+    """A small thread-safe LRU for long computations (evaluations, sweeps) that report progress
+    while they run — which ``st.cache_data`` cannot wrap, since its replay forbids writing to a
+    progress bar created outside the cached function."""
+
+    def __init__(self, max_entries: int = 32):
+        self.max_entries = int(max_entries)
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def __contains__(self, key) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+def load_model(folder: str, stamp: str):
+    """(Localizer, TrainConfig, info) of a run; ``stamp`` changes when the checkpoint does."""
+    model, config, info = load_run(folder, "cpu")
+    localizer = Localizer(model, config.image_size, info["class_names"], "cpu", config.preset)
+    return localizer, config, info
+
+
+@st.cache_resource(show_spinner="Preparing the dataset…", max_entries=8)
+def load_dataset(key: str):
+    spec = json.loads(key)
+    split = spec.pop("split")
+    return dataset_from_settings(spec, split)
+
+
+@st.cache_resource(show_spinner="Loading the ImageNet EfficientNet-Lite0…")
+def load_imagenet():
+    """(Localizer, weights path) of the pretrained 1000-class classifier (no SPG heads)."""
+    # Imported here: timm is only needed once someone picks the ImageNet model.
+    from spg_core.models.efficientnet import imagenet_class_names, imagenet_model, packaged_weights_path
+
+    localizer = Localizer(imagenet_model(), 224, imagenet_class_names())
+    return localizer, packaged_weights_path()
+
+
+@st.cache_resource
+def result_cache() -> ResultCache:
+    return ResultCache(max_entries=48)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def dataset_sample(data_key: str, index: int, _dataset):
+    return _dataset.load_sample(index)
+
+
+@st.cache_data(max_entries=128, show_spinner="Running the model…")
+def predict_maps(run_key: str, image_key: str, class_index: int | None, _localizer, _image):
+    """Every stage map of one image for one class: computed once, re-thresholded on every move."""
+    return _localizer.predict(_image, class_index)
+
+
+@st.cache_data(max_entries=6, show_spinner="Running the model…")
+def predict_upload_maps(run_key: str, image_key: str, class_index: int | None, _localizer, _image):
+    """As predict_maps, for uploaded photos (larger maps, so kept for a few photos only)."""
+    return _localizer.predict(_image, class_index)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def map_tile(run_key: str, image_key: str, class_index: int, name: str, alpha: float, _maps) -> tuple[bytes, str]:
+    """Encoded picture of the image or one score map over it: changes with image, class, opacity."""
+    return pictures.encode_picture(pictures.map_picture(_maps, name, alpha))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def final_tile(run_key: str, image_key: str, class_index: int, alpha: float, box_stage: str, box: tuple,
+               gt_key: str, _maps, _gt_boxes, side: int = pictures.STRIP_SIDE) -> tuple[bytes, str]:
+    """Encoded localisation map with its boxes: changes with τ only through the box."""
+    return pictures.encode_picture(pictures.final_picture(_maps, box, alpha, _gt_boxes, box_stage), side)
+
+
+@st.cache_data(max_entries=GUIDANCE_KEPT, show_spinner=False)
+def growth_tile(grown_key: str, _result) -> bytes:
+    """PNG of ``single_image.growth_strip`` of one grown result (``grown_key`` names it)."""
+    return pictures.png_bytes(growth_strip(_result))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def decode_upload(file_id: str, name: str, _data: bytes):
+    return read_upload(name, _data)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_variant(name: str, stamp: str) -> str | None:
+    try:
+        return load_config_file(resolve_run(name) / "config.yaml").get("variant")
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def open_model(run: str, label: str | None = None) -> ModelContext:
+    folder = resolve_run(run)
+    localizer, config, info = load_model(str(folder), run_stamp(folder))
+    variant = variant_label(config.variant)
+    return ModelContext(localizer, config, info, f"{folder}@{run_stamp(folder)}",
+                        label or f"{run} ({variant})", folder)
+
+
+def open_imagenet() -> ModelContext:
+    localizer, weights = load_imagenet()
+    config = SimpleNamespace(backbone="efficientnet_lite0", variant="plain", preset=localizer.preset.name,
+                             image_size=localizer.image_size)
+    return ModelContext(localizer, config, {}, f"imagenet@{weights}", "ImageNet EfficientNet-Lite0", weights,
+                        uploads_only=True)
+
+
+def dataset_image_key(data_key: str, index: int) -> str:
+    """Cache key of one dataset image (the maps of ``predict_maps`` are keyed on it)."""
+    return f"{short_hash(data_key)}#{index}"

@@ -1,0 +1,95 @@
+"""The pictures of the stage strip (drawn by ``spg_core.viz``), sized and encoded for the page."""
+from __future__ import annotations
+
+import io
+
+from spg_app.thresholds import ThresholdView
+from spg_core.localize import StageMaps
+
+STRIP_SIDE = 240  # display width of a strip tile, in CSS pixels
+SMALL_SIDE = 256  # pictures up to this size are sent losslessly whatever they show
+
+
+def display(picture, side: int = STRIP_SIDE, exact: bool = False):
+    """A picture sized for the page: large ones shrunk to about twice ``side`` (sharp on
+    high-density screens, cheap to encode and send) — by nearest neighbour when ``exact``, so a
+    seed mask keeps only its three values; small ones are sent as they are and enlarged by the
+    browser without smoothing (the app sets ``image-rendering: pixelated``), which costs nothing
+    on the server and keeps every map pixel visible."""
+    from PIL import Image
+
+    longest = max(picture.size)
+    if longest > 2.5 * side:  # a few percent smaller would cost a resize and gain nothing
+        scale = 2 * side / longest
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        return picture.resize(size, Image.NEAREST if exact else Image.BILINEAR)
+    return picture
+
+
+def encode_picture(picture, side: int = STRIP_SIDE, exact: bool = False) -> tuple[bytes, str]:
+    """(bytes, "PNG" | "JPEG") of a picture sized by :func:`display`. Seed masks (``exact``)
+    and small pictures are PNG, so mask pixels stay exactly white/grey/black; large photo-like
+    overlays are JPEG, which encodes them ~10x faster than PNG (what keeps slider moves live
+    on uploaded photos)."""
+    shown = display(picture, side, exact)
+    if exact or max(shown.size) <= SMALL_SIDE:
+        return png_bytes(shown), "PNG"
+    buffer = io.BytesIO()
+    shown.convert("RGB").save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue(), "JPEG"
+
+
+def png_bytes(image) -> bytes:
+    """Lossless PNG (seed masks must stay exactly white/grey/black), fast compression: a slider
+    move re-encodes the whole strip."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def strip_names(stage_maps: StageMaps, view: ThresholdView) -> list[tuple[str, str]]:
+    """(name, title) of the stage strip in the paper's order (Fig. 2 / Fig. 4): the image, each
+    score map and seed mask the model has, then the final localisation map with its box."""
+    from spg_core.localize import STAGE_ORDER, STAGE_TITLES
+
+    names = [("image", "Image")]
+    names += [(name, STAGE_TITLES[name]) for name in STAGE_ORDER if name in stage_maps.maps or name in view.masks]
+    return names + [("final", "Localisation map + box")]
+
+
+def map_picture(stage_maps: StageMaps, name: str, alpha: float = 0.5):
+    """The image, or one score map over it (``viz.heatmap_overlay``): independent of δ and τ."""
+    from spg_core import viz
+
+    return stage_maps.image if name == "image" else viz.heatmap_overlay(stage_maps.image, stage_maps.maps[name], alpha)
+
+
+def mask_picture(view: ThresholdView, name: str):
+    """One seed mask as in Fig. 4 (``viz.mask_image``): fg white, bg black, ignored grey — as
+    a one-channel picture (the three greys are exact), a third of the bytes to encode."""
+    from spg_core import viz
+
+    return viz.mask_image(view.masks[name]).convert("L")
+
+
+def final_picture(stage_maps: StageMaps, box, alpha: float = 0.5, gt_boxes=None, box_stage: str = "attention"):
+    """The localisation map (``box_stage``'s) with the predicted box (green) and GT (red)."""
+    from spg_core import viz
+
+    overlay = viz.heatmap_overlay(stage_maps.image, stage_maps.maps[box_stage], alpha)
+    return viz.draw_boxes(overlay, [box], () if gt_boxes is None else gt_boxes)
+
+
+def strip_pictures(stage_maps: StageMaps, view: ThresholdView, alpha: float = 0.5, gt_boxes=None,
+                   box_stage: str = "attention") -> list:
+    """(name, title, picture) of the whole strip (:func:`strip_names`), every picture drawn."""
+    out = []
+    for name, title in strip_names(stage_maps, view):
+        if name in view.masks:
+            picture = mask_picture(view, name)
+        elif name == "final":
+            picture = final_picture(stage_maps, view.box, alpha, gt_boxes, box_stage)
+        else:
+            picture = map_picture(stage_maps, name, alpha)
+        out.append((name, title, picture))
+    return out

@@ -1,0 +1,39 @@
+"""What the app reads from a run folder besides its weights: the checkpoint's identity (cache
+keys), the metrics written by ``evaluate --out``, the τ they chose, the variant's name."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+DEFAULT_TAU = 0.2  # CAM's box threshold (Zhou et al. 2016), the CLI's `localize --tau` default
+
+
+def run_stamp(folder: str | Path) -> str:
+    """Identity of a run's weights: a run replaced under the same name gets a new stamp, so
+    nothing cached for the old checkpoint is shown for the new one."""
+    stat = (Path(folder) / "checkpoint.pt").stat()
+    return f"{stat.st_mtime_ns}-{stat.st_size}"
+
+
+def run_metrics(folder: str | Path) -> dict | None:
+    """metrics.json written next to a run by ``python -m spg_core evaluate --out RUN_DIR``, if any."""
+    path = Path(folder) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def default_tau(folder: str | Path) -> float:
+    """τ chosen on the held-out split by the run's own evaluation, else CAM's 0.2."""
+    metrics = run_metrics(folder) or {}
+    # Shipped runs keep both protocols ({"paper": {...}, "wsolevaluation": {...}}); the paper
+    # protocol's τ is the one chosen on the held-out split. `evaluate --out` writes a flat dict.
+    tau = (metrics.get("paper") or {}).get("tau", metrics.get("tau"))
+    return float(tau) if isinstance(tau, (int, float)) and 0 <= tau < 1 else DEFAULT_TAU
+
+
+def variant_label(variant: str) -> str:
+    return {"spg": "SPG", "plain": "SPG-plain"}.get(variant, f"SPG ({variant})")

@@ -1,0 +1,160 @@
+"""The sidebar, shared by every page: the model, the data and the box/display settings, drawn
+into the :class:`spg_app.state.Context` the page then receives."""
+from __future__ import annotations
+
+import streamlit as st
+
+from spg_app.datasets import FORMATS, settings_from_flags, settings_key
+from spg_app.loaders import load_dataset, open_imagenet, open_model, run_variant
+from spg_app.runs import DEFAULT_TAU, default_tau, run_metrics, run_stamp, variant_label
+from spg_app.state import IMAGENET, OTHER_RUN, Context, ModelContext
+from spg_core.data import SPLITS
+from spg_core.data.synthetic import PART_LOOKS, PART_POSITIONS
+from spg_core.runs import resolve_run, shipped_runs
+
+IMAGENET_LABEL = "ImageNet EfficientNet-Lite0 (pretrained, 1000 classes, offline)"
+
+
+def run_label(name: str) -> str:
+    if name == OTHER_RUN:
+        return "Another run folder (RUN_DIR)…"
+    if name == IMAGENET:
+        return IMAGENET_LABEL
+    try:
+        variant = run_variant(name, run_stamp(resolve_run(name)))
+    except (FileNotFoundError, OSError):
+        variant = None
+    return f"{name} ({variant_label(variant)})" if variant else name
+
+
+def sidebar_model() -> ModelContext | None:
+    bar = st.sidebar
+    bar.header("Model")
+    runs = shipped_runs()
+    options = [*runs, IMAGENET, OTHER_RUN]
+    if st.session_state.get("model_choice") not in options:
+        st.session_state["model_choice"] = "synthetic-spg" if "synthetic-spg" in runs else options[0]
+    choice = bar.selectbox("Trained run", options, key="model_choice", format_func=run_label,
+                           help="Runs shipped with the package, or any folder written by "
+                                "`python -m spg_core train --out RUN_DIR`.")
+    missing = [name for name in ("synthetic-spg", "synthetic-plain") if name not in runs]
+    if missing:
+        bar.caption(f"Not shipped in this install: {', '.join(f'`{m}`' for m in missing)}. "
+                    f"Shipped: {', '.join(f'`{r}`' for r in runs) or 'none'}.")
+    if choice == IMAGENET:
+        try:
+            model = open_imagenet()
+        except Exception as error:  # e.g. the weights package is not installed: say so, no traceback
+            bar.error(f"Could not load the ImageNet model: {error}")
+            return None
+        bar.caption("EfficientNet-Lite0 classifier pretrained on ImageNet-1k (weights shipped with its package, "
+                    "nothing downloaded) · 1000 classes · 224 px input · no SPG heads (they can be grown on a photo).")
+        bar.info("Uploads only: this model has no dataset here. Upload a photo on the Explore page.")
+        return model
+    if choice == OTHER_RUN:
+        run = bar.text_input("RUN_DIR", key="run_dir", placeholder="runs/my-spg",
+                             help="A folder holding checkpoint.pt, or the checkpoint file itself.").strip()
+        if not run:
+            bar.info("Type the path of a run folder.")
+            return None
+    else:
+        run = choice
+    try:
+        model = open_model(run, run_label(run) if choice != OTHER_RUN else None)
+    except Exception as error:  # a typed path can fail in many ways; show why, never a traceback
+        bar.error(f"Could not load the run {run!r}: {error}")
+        return None
+    config = model.config
+    bar.caption(f"{config.backbone} backbone · {variant_label(config.variant)} · "
+                f"{model.localizer.model.num_classes} classes · {config.image_size} px input · "
+                f"epoch {model.info['epoch']} · trained with the `{config.preset}` preset")
+    return model
+
+
+def sidebar_data(model: ModelContext, ctx: Context) -> None:
+    bar = st.sidebar
+    bar.header("Data")
+    source = bar.radio("Images from", ["benchmark", "custom"], key="data_source",
+                       format_func=lambda s: "The run's own test split" if s == "benchmark" else "Another dataset…",
+                       help="The run's own data is the generated teaching benchmark for the shipped runs "
+                            "(made on the fly, nothing on disk).")
+    config = model.config
+    try:
+        if source == "benchmark":
+            split = "test"
+            settings = settings_from_flags(config)
+            # A shipped run names a test image on which its guidance visibly grows: open there.
+            showcase = (run_metrics(model.folder) or {}).get("showcase_index") if model.folder else None
+            if showcase is not None:
+                st.session_state.setdefault("explore_index", int(showcase))
+        else:
+            fmt = bar.selectbox("Format (--format)", FORMATS, key="data_format")
+            flags = {"format": fmt}
+            if fmt != "synthetic":
+                flags["data_root"] = bar.text_input("Data root (--data-root)", key="data_root")
+                flags["metadata_root"] = bar.text_input("Metadata root (--metadata-root, optional)",
+                                                        key="metadata_root")
+            st.session_state.setdefault("data_split", "test")
+            split = bar.selectbox("Split", SPLITS, key="data_split")
+            size = bar.number_input("Input size (--image-size; 0 = the run's)", 0, 1024, 0, step=8,
+                                    key="data_image_size")
+            flags["image_size"] = int(size) or None
+            if fmt == "synthetic":
+                own = config.synthetic if config.format == "synthetic" else {}
+                flags["part_position"] = bar.selectbox(
+                    "Part position", PART_POSITIONS, key="data_part_position",
+                    index=PART_POSITIONS.index(own.get("part_position", PART_POSITIONS[0])))
+                flags["part_look"] = bar.selectbox(
+                    "Part look (own colour: SPG's premise fails; body colour + mark: it holds)", PART_LOOKS,
+                    key="data_part_look", index=PART_LOOKS.index(own.get("part_look", PART_LOOKS[0])))
+                flags["clutter"] = bar.slider("Clutter", 0.0, 1.0, 0.5, 0.05, key="data_clutter")
+                flags["body_cue"] = bar.slider("Body cue (class information in the body)", 0.0, 1.0,
+                                               float(config.synthetic.get("body_cue", 0.0)) if config.format == "synthetic"
+                                               else 0.0, 0.05, key="data_body_cue")
+                flags["synthetic_seed"] = int(bar.number_input("Generator seed", 0, 10**6, 0, key="data_seed"))
+                count = int(bar.number_input("Images in the split", 1, 5000, 200, key="data_count"))
+                flags[{"train": "synthetic_train", "val": "synthetic_val", "test": "synthetic_test"}[split]] = count
+            elif not flags.get("data_root", "").strip():
+                bar.info(f"Type the data root of your {fmt} dataset.")
+                return
+            settings = settings_from_flags(config, **flags)
+        key = settings_key(settings, split)
+        dataset = load_dataset(key)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as error:
+        bar.error(f"Could not open the dataset: {error}")
+        return
+    if len(dataset) == 0:
+        bar.error(f"The {split} split is empty; pick another split.")
+        return
+    ctx.dataset, ctx.data_key = dataset, key
+    ctx.data_label = f"{settings['format']} · {split} · {len(dataset)} images"
+    bar.caption(ctx.data_label)
+    ctx.gt_usable = dataset.num_classes == model.localizer.model.num_classes
+    if not ctx.gt_usable:
+        bar.warning(f"The dataset has {dataset.num_classes} classes but the model {model.localizer.model.num_classes}: "
+                    "ground-truth class maps and the evaluation pages need the model's own classes.")
+
+
+def sidebar_display(model: ModelContext | None, ctx: Context) -> None:
+    bar = st.sidebar
+    bar.header("Box and display")
+    if "tau" not in st.session_state:
+        st.session_state["tau"] = default_tau(model.folder) if model else DEFAULT_TAU
+    ctx.tau = bar.slider("Box threshold τ", 0.0, 0.99, step=0.01, key="tau", format="%.2f",
+                         help="The localisation map is min-max normalised and kept where ≥ τ; the box is the "
+                              "tight box of the largest connected component (paper §4, after CAM).")
+    if model is not None:
+        note = ("τ chosen on the held-out split by the run's metrics.json" if run_metrics(model.folder)
+                else f"default {DEFAULT_TAU} (CAM's)")
+        bar.caption(f"Suggested: {default_tau(model.folder):.2f} — {note}")
+    if "alpha" not in st.session_state:
+        st.session_state["alpha"] = 0.5
+    ctx.alpha = bar.slider("Map opacity", 0.0, 1.0, step=0.05, key="alpha")
+
+
+def draw(ctx: Context) -> None:
+    """Draw the sidebar into ``ctx``: the model, then (unless it is for uploads only) the data, then τ and opacity."""
+    ctx.model = sidebar_model()
+    if ctx.model is not None and not ctx.model.uploads_only:
+        sidebar_data(ctx.model, ctx)
+    sidebar_display(ctx.model, ctx)
