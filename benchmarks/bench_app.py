@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spg_app.datasets import dataset_from_settings, settings_from_flags  # noqa: E402
+from spg_core.data.settings import DataSettings  # noqa: E402
 from spg_app.pictures import encode_picture, final_picture, mask_picture, strip_pictures  # noqa: E402
-from spg_app.thresholds import custom_preset, threshold_view  # noqa: E402
+from spg_app.thresholds import threshold_view  # noqa: E402
 from spg_core.guidance import get_preset  # noqa: E402
 from spg_core.localize import Localizer  # noqa: E402
 from spg_core.runs import load_run  # noqa: E402
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     model, config, info = load_run(args.run, "cpu")
     localizer = Localizer(model, config.image_size, info["class_names"], "cpu", config.preset)
-    dataset = dataset_from_settings(settings_from_flags(config), "test")
+    dataset = DataSettings.from_flags(config).dataset("test")
     sample = dataset.load_sample(args.index)
     image, boxes, mask = sample.image, sample.boxes, sample.mask
     if args.photo_side:
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     delta, tau_move, full = [], [], []
     for _ in range(args.repeats + 5):
         low = float(rng.uniform(0.0, 0.3))
-        moved = custom_preset(preset, {"mask_a": (round(low, 2), 0.7)})
+        moved = preset.with_thresholds({"mask_a": (round(low, 2), 0.7)})
         tau = float(rng.uniform(0.1, 0.6))
         t0 = time.perf_counter()
         view = threshold_view(stage_maps, moved, tau, region, boxes)

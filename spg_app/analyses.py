@@ -8,11 +8,10 @@ import streamlit as st
 
 from spg_app.datasets import DatasetView
 from spg_app.loaders import result_cache
-from spg_app.stages import STAGE_SOURCES
 from spg_app.state import Context, ModelContext
 from spg_core.evaluate import evaluate
 from spg_core.guidance import PRESETS
-from spg_core.localize import MASKS
+from spg_core.guidance import guided_stage
 from spg_core.sweeps import guidance_batches, seed_sweep, summarize_sweep
 
 FAILURE_NOTES = {
@@ -76,10 +75,10 @@ def guidance_statistics(ctx: Context, model: ModelContext, n: int, stage: str, l
     try:
         for batch in guidance_batches(model.localizer.model, ctx.dataset, limit=n, preset=PRESETS[config.preset],
                                       mask_size=mask_size, on_batch=progress_callback(bar, text)):
-            source = MASKS[stage]
+            source = guided_stage(stage).source
             if source not in batch["maps"]:
                 bar.empty()
-                st.error(f"{model.label} has no {STAGE_SOURCES[stage]} map: {stage} cannot be swept.")
+                st.error(f"{model.label} has no {guided_stage(stage).source_title} map: {stage} cannot be swept.")
                 return None
             parts.append(seed_sweep(batch["maps"][source], batch["object_masks"], lows, highs))
             indices.extend(batch["indices"])

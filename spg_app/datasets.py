@@ -1,51 +1,10 @@
-"""Datasets in the app: the data options mapped to a dataset, cache keys, sample listing and a
-dataset view that reports progress.
-
-The mapping from the ``--format/--data-root/...`` options to a dataset is the CLI's
-(``spg_core.cli``); :func:`settings_from_flags`, :func:`dataset_from_settings` and
-:data:`FORMATS` are the app's only way to it.
-"""
+"""Datasets in the app: sample listing and a dataset view that reports progress. (The widgets'
+data options become datasets through ``spg_core.data.settings.DataSettings``, as the CLI's flags.)"""
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Callable
 
 import torch
-
-from spg_core import cli
-
-FORMATS = cli.FORMATS  # the --format choices
-
-_DATA_FLAGS = ("format", "data_root", "metadata_root", "image_size", "synthetic_classes", "synthetic_train",
-               "synthetic_val", "synthetic_test", "part_position", "part_look", "clutter", "body_cue", "synthetic_seed")
-
-
-def data_namespace(**given) -> argparse.Namespace:
-    """The ``--format/--data-root/...`` flags of the CLI as a namespace (None = not given), so
-    the app builds datasets through the same ``spg_core.cli.data_settings`` as the CLI."""
-    unknown = sorted(set(given) - set(_DATA_FLAGS))
-    if unknown:
-        raise TypeError(f"unknown data flag(s) {unknown}; use {_DATA_FLAGS}")
-    values = {flag: None for flag in _DATA_FLAGS}
-    values.update({k: (None if v is None or (isinstance(v, str) and not v.strip()) else v) for k, v in given.items()})
-    return argparse.Namespace(**values)
-
-
-def settings_from_flags(config, **flags) -> dict:
-    """The dataset settings of the data flags given (None or blank = not given: the run's own
-    ``config`` decides), by the CLI's ``data_settings``."""
-    return cli.data_settings(data_namespace(**flags), fallback=config)
-
-
-def dataset_from_settings(settings: dict, split: str):
-    """The dataset of one split of ``settings`` (:func:`settings_from_flags`), by the CLI's mapping."""
-    return cli.dataset_from_settings(settings, split)
-
-
-def settings_key(settings: dict, split: str) -> str:
-    """A stable text key for (dataset settings, split): what the caches are keyed on."""
-    return json.dumps({"split": split, **settings}, sort_keys=True, default=str)
 
 
 def indices_by_class(dataset) -> dict[int, list[int]]:

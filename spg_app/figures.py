@@ -6,9 +6,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from spg_app.stages import STAGE_SOURCES, STAGES
 from spg_core.evaluate import curves_figure
-from spg_core.localize import MASKS, STAGE_TITLES
+from spg_core.guidance import STAGE_TITLES, STAGES
 from spg_core.single_image import TRACKED_MASKS
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
@@ -30,10 +29,10 @@ PRESET_SYMBOLS = ("circle-open", "square-open", "diamond-open", "triangle-up-ope
 def histogram_figure(maps: dict, thresholds: dict[str, tuple[float, float]]) -> go.Figure:
     """Score histogram (log counts) of each map a guided stage thresholds (``maps``: name -> array
     in [0, 1]), with that stage's δ_l and δ_h (``thresholds``) as vertical lines."""
-    sources = [stage for stage in STAGES if MASKS[stage] in maps]
-    fig = make_subplots(rows=1, cols=len(sources), subplot_titles=[STAGE_SOURCES[s] for s in sources])
+    sources = [stage for stage in STAGES if stage.source in maps]
+    fig = make_subplots(rows=1, cols=len(sources), subplot_titles=[s.source_title for s in sources])
     for column, stage in enumerate(sources, 1):
-        values = np.asarray(maps[MASKS[stage]]).ravel()
+        values = np.asarray(maps[stage.source]).ravel()
         counts, edges = np.histogram(values, bins=50, range=(0, 1))
         fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=0.02, marker_color="#888",
                              showlegend=False), row=1, col=column)

@@ -6,7 +6,6 @@ A slider move only re-thresholds cached maps; the keys below say what each entry
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from types import SimpleNamespace
@@ -14,7 +13,6 @@ from types import SimpleNamespace
 import streamlit as st
 
 from spg_app import pictures
-from spg_app.datasets import dataset_from_settings
 from spg_app.growth import GUIDANCE_KEPT
 from spg_app.runs import run_stamp, variant_label
 from spg_app.state import ModelContext
@@ -23,6 +21,7 @@ from spg_core.config import load_config_file
 from spg_core.localize import Localizer
 from spg_core.runs import load_run, resolve_run
 from spg_core.single_image import growth_strip
+from spg_core.data.settings import DataSettings
 
 
 class ResultCache:
@@ -68,9 +67,8 @@ def load_model(folder: str, stamp: str):
 
 @st.cache_resource(show_spinner="Preparing the dataset…", max_entries=8)
 def load_dataset(key: str):
-    spec = json.loads(key)
-    split = spec.pop("split")
-    return dataset_from_settings(spec, split)
+    settings, split = DataSettings.from_key(key)
+    return settings.dataset(split)
 
 
 @st.cache_resource(show_spinner="Loading the ImageNet EfficientNet-Lite0…")

@@ -50,7 +50,7 @@ def png_bytes(image) -> bytes:
 def strip_names(stage_maps: StageMaps, view: ThresholdView) -> list[tuple[str, str]]:
     """(name, title) of the stage strip in the paper's order (Fig. 2 / Fig. 4): the image, each
     score map and seed mask the model has, then the final localisation map with its box."""
-    from spg_core.localize import STAGE_ORDER, STAGE_TITLES
+    from spg_core.guidance import STAGE_ORDER, STAGE_TITLES
 
     names = [("image", "Image")]
     names += [(name, STAGE_TITLES[name]) for name in STAGE_ORDER if name in stage_maps.maps or name in view.masks]

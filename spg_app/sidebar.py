@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from spg_app.datasets import FORMATS, settings_from_flags, settings_key
 from spg_app.loaders import load_dataset, open_imagenet, open_model, run_variant
 from spg_app.runs import DEFAULT_TAU, default_tau, run_metrics, run_stamp, variant_label
 from spg_app.state import IMAGENET, OTHER_RUN, Context, ModelContext
 from spg_core.data import SPLITS
 from spg_core.data.synthetic import PART_LOOKS, PART_POSITIONS
 from spg_core.runs import resolve_run, shipped_runs
+from spg_core.data.settings import FORMATS, DataSettings
 
 IMAGENET_LABEL = "ImageNet EfficientNet-Lite0 (pretrained, 1000 classes, offline)"
 
@@ -82,7 +82,7 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
     try:
         if source == "benchmark":
             split = "test"
-            settings = settings_from_flags(config)
+            settings = DataSettings.from_flags(config)
             # A shipped run names a test image on which its guidance visibly grows: open there.
             showcase = (run_metrics(model.folder) or {}).get("showcase_index") if model.folder else None
             if showcase is not None:
@@ -117,8 +117,8 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
             elif not flags.get("data_root", "").strip():
                 bar.info(f"Type the data root of your {fmt} dataset.")
                 return
-            settings = settings_from_flags(config, **flags)
-        key = settings_key(settings, split)
+            settings = DataSettings.from_flags(config, **flags)
+        key = settings.key(split)
         dataset = load_dataset(key)
     except (ValueError, TypeError, FileNotFoundError, OSError) as error:
         bar.error(f"Could not open the dataset: {error}")
@@ -127,7 +127,7 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
         bar.error(f"The {split} split is empty; pick another split.")
         return
     ctx.dataset, ctx.data_key = dataset, key
-    ctx.data_label = f"{settings['format']} · {split} · {len(dataset)} images"
+    ctx.data_label = f"{settings.format} · {split} · {len(dataset)} images"
     bar.caption(ctx.data_label)
     ctx.gt_usable = dataset.num_classes == model.localizer.model.num_classes
     if not ctx.gt_usable:

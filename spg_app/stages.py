@@ -1,13 +1,9 @@
-"""The app's words for the three guided stages (Eq. 1 on the attention map, B2, the fused
-guidance): the map each is drawn from, what its seeds supervise, and the note under each
-picture of the stage strip."""
+"""The note under each picture of the stage strip. (The stages themselves, the map each is drawn
+from and what its seeds supervise, are ``spg_core.guidance.STAGES``.)"""
 from __future__ import annotations
 
-from spg_core.localize import MASKS, STAGE_TITLES
+from spg_core.guidance import STAGE_TITLES
 
-STAGES = tuple(MASKS)  # mask_a, mask_b2, mask_fuse: the three Eq. 1 stages
-STAGE_SOURCES = {"mask_a": "attention map", "mask_b2": "B2", "mask_fuse": "fused guidance"}
-STAGE_ROLES = {"mask_a": "seeds for B2", "mask_b2": "seeds for B1", "mask_fuse": "seeds for SPG-C"}
 STAGE_NOTES = {
     "image": "The input, at its own resolution.",
     "attention": "A4 map of the chosen class, min-max normalised: the classifier's evidence.",

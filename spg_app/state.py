@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from spg_app.runs import DEFAULT_TAU
-from spg_app.stages import STAGES
+from spg_core.guidance import STAGE_NAMES
 from spg_core.guidance import PRESETS
 from spg_core.localize import Localizer
 
@@ -20,7 +20,7 @@ PAGE_REQUEST = "page_request"  # a page name set to switch to it on the next run
 # the top of every run keeps thresholds, the chosen image and the filters across page switches.
 PERSISTENT_KEYS = (
     "model_choice", "run_dir", "image_source", "browse_mode", "explore_index", "explore_class", "explore_class_rank", "worst_n", "worst_rank",
-    "view_class", "box_stage", "preset", *(f"delta_{stage}" for stage in STAGES), "show_histograms",
+    "view_class", "box_stage", "preset", *(f"delta_{stage}" for stage in STAGE_NAMES), "show_histograms",
     "compare_runs", "eval_n", "eval_protocol", "eval_map_stage", "eval_curves",
     "sweep_stage", "sweep_n", "sweep_step", "sweep_kind",
     "triage_n", "triage_failures", "triage_fallback", "triage_page", "triage_per_page",
@@ -66,4 +66,4 @@ def current_thresholds(preset_name: str | None = None) -> dict[str, tuple[float,
     if saved:
         return dict(saved)
     preset = PRESETS[preset_name or "paper"]
-    return {stage: (preset.stage(stage).delta_low, preset.stage(stage).delta_high) for stage in STAGES}
+    return {stage: (preset.stage(stage).delta_low, preset.stage(stage).delta_high) for stage in STAGE_NAMES}

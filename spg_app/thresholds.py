@@ -12,7 +12,7 @@ import numpy as np
 
 from spg_core import boxes as box_ops
 from spg_core.guidance import GuidancePreset
-from spg_core.localize import StageMaps, localization_box, seed_report, stage_masks, thresholds_override
+from spg_core.localize import StageMaps, localization_box, seed_report, stage_masks
 
 
 def clean_thresholds(delta_low: float, delta_high: float, step: float = 0.01) -> tuple[float, float, bool]:
@@ -24,16 +24,6 @@ def clean_thresholds(delta_low: float, delta_high: float, step: float = 0.01) ->
     if low + step <= 1.0:
         return low, round(low + step, 4), True
     return round(high - step, 4), high, True
-
-
-def custom_preset(base: GuidancePreset, thresholds: dict[str, tuple[float, float]]) -> GuidancePreset:
-    """``base`` with each stage's (δ_l, δ_h) replaced by ``thresholds[stage]`` where given."""
-    preset = base
-    for stage, (low, high) in thresholds.items():
-        current = preset.stage(stage)
-        if (current.delta_low, current.delta_high) != (low, high):
-            preset = thresholds_override(preset, stage, low, high)
-    return preset
 
 
 @dataclass

@@ -22,7 +22,7 @@ from spg_app.datasets import DatasetView  # noqa: E402
 from spg_app.downloads import boxes_json, maps_npz  # noqa: E402
 from spg_app.loaders import ResultCache  # noqa: E402
 from spg_app.pictures import encode_picture, mask_picture, png_bytes, strip_pictures  # noqa: E402
-from spg_app.thresholds import clean_thresholds, custom_preset, threshold_view  # noqa: E402
+from spg_app.thresholds import clean_thresholds, threshold_view  # noqa: E402
 from spg_app.uploads import DISPLAY_MAX_SIDE, MAX_UPLOAD_BYTES, UploadError, read_upload  # noqa: E402
 from spg_core.runs import SHIPPED_DIR, shipped_runs  # noqa: E402
 
@@ -303,7 +303,7 @@ def test_clean_thresholds_and_custom_preset():
     assert clean_thresholds(0.1, 0.7) == (0.1, 0.7, False)
     assert clean_thresholds(0.5, 0.5) == (0.5, 0.51, True)
     assert clean_thresholds(1.0, 1.0) == (0.99, 1.0, True)
-    preset = custom_preset(PRESETS["paper"], {"mask_a": (0.2, 0.8), "mask_b2": (0.05, 0.5)})
+    preset = PRESETS["paper"].with_thresholds({"mask_a": (0.2, 0.8), "mask_b2": (0.05, 0.5)})
     assert (preset.mask_a.delta_low, preset.mask_a.delta_high) == (0.2, 0.8)
     assert preset.mask_b2 == PRESETS["paper"].mask_b2
 

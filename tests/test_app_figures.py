@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("plotly")
 from spg_app import figures  # noqa: E402
-from spg_core.localize import STAGE_TITLES  # noqa: E402
+from spg_core.guidance import STAGE_TITLES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,12 +11,11 @@ from spg_app.figures import CURVE_NAMES, accuracy_figure, fallback_figure, iou_h
 from spg_app.loaders import open_model
 from spg_app.runs import run_metrics
 from spg_app.sidebar import run_label
-from spg_app.stages import STAGE_SOURCES, STAGES, map_stage_label
+from spg_app.stages import map_stage_label
 from spg_app.state import OTHER_RUN, Context, ModelContext, current_thresholds
 from spg_app.widgets import count_slider, need, percent
 from spg_core.evaluate import PROTOCOLS
-from spg_core.guidance import MAP_STAGES, PRESETS
-from spg_core.localize import STAGE_TITLES
+from spg_core.guidance import MAP_STAGES, PRESETS, STAGE_NAMES, guided_stage
 from spg_core.runs import shipped_runs
 
 DEFAULT_CURVES = ("gt_known_loc", "top1_loc", "boxacc_v2_iou30", "boxacc_v2_iou50", "boxacc_v2_iou70")
@@ -121,13 +120,13 @@ def sweep_tab(ctx: Context) -> None:
                 "how many of those seeds are right against the ground truth (**precision**). Clean seeds are what "
                 "the next stage learns from. Maps are those training thresholds: the ground-truth class, at the "
                 "seed-mask resolution, fallback included.")
-    stages = [s for s in STAGES if model.variant != "plain" or s == "mask_a"]
+    stages = [s for s in STAGE_NAMES if model.variant != "plain" or s == "mask_a"]
     if st.session_state.get("sweep_stage") not in stages:
         st.session_state["sweep_stage"] = stages[0]
     total = len(ctx.dataset)
     columns = st.columns([1.4, 2, 1, 1], vertical_alignment="bottom")
     stage = columns[0].selectbox("Stage", stages, key="sweep_stage",
-                                 format_func=lambda s: f"{STAGE_TITLES[s].split(' (')[0]} ({STAGE_SOURCES[s]})")
+                                 format_func=lambda s: f"{guided_stage(s).title} ({guided_stage(s).source_title})")
     with columns[1]:
         n = count_slider("Images (N)", total, "sweep_n", default=100)
     step = columns[2].selectbox("Grid step", [0.1, 0.05], key="sweep_step", format_func=lambda v: f"{v:.2f}")
@@ -137,7 +136,7 @@ def sweep_tab(ctx: Context) -> None:
     if result is None:
         if columns[3].button("Run sweep", key="sweep_button", type="primary"):
             result = guidance_statistics(ctx, model, n, stage, lows, highs, compute=True,
-                                         text=f"Computing {STAGE_SOURCES[stage]} maps")
+                                         text=f"Computing {guided_stage(stage).source_title} maps")
     if result is None:
         st.info(f"The sweep runs the model once over N images ({len(lows)} × {len(highs)} threshold pairs), "
                 "then is cached.")

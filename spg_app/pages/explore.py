@@ -14,16 +14,15 @@ from spg_app.growth import grow_guidance
 from spg_app.loaders import final_tile, growth_tile, map_tile, predict_maps, predict_upload_maps, short_hash
 from spg_app.picker import Picked, pick_dataset_image, pick_upload
 from spg_app.pictures import encode_picture, final_picture, mask_picture, png_bytes, strip_names
-from spg_app.stages import STAGE_NOTES, STAGE_ROLES, STAGE_SOURCES, STAGES, map_stage_label
+from spg_app.stages import STAGE_NOTES, map_stage_label
 from spg_app.state import Context, ModelContext
-from spg_app.thresholds import clean_thresholds, custom_preset, threshold_view
+from spg_app.thresholds import clean_thresholds, threshold_view
 from spg_app.widgets import need, percent
-from spg_core.guidance import MAP_STAGES, PRESETS
-from spg_core.localize import MASKS, STAGE_TITLES
+from spg_core.guidance import MAP_STAGES, PRESETS, STAGE_NAMES, STAGE_TITLES, guided_stage
 from spg_core.sweeps import object_mask
 
 
-def apply_preset(stages=STAGES) -> None:
+def apply_preset(stages=STAGE_NAMES) -> None:
     preset = PRESETS[st.session_state.get("preset", "paper")]
     for stage in stages:
         thresholds = preset.stage(stage)
@@ -33,8 +32,8 @@ def apply_preset(stages=STAGES) -> None:
 def threshold_controls(model: ModelContext, available: set[str]) -> tuple[object, dict]:
     if st.session_state.get("preset") not in PRESETS:
         st.session_state["preset"] = model.config.preset if model.config.preset in PRESETS else "paper"
-    if any(f"delta_{stage}" not in st.session_state for stage in STAGES):
-        apply_preset([s for s in STAGES if f"delta_{s}" not in st.session_state])
+    if any(f"delta_{stage}" not in st.session_state for stage in STAGE_NAMES):
+        apply_preset([s for s in STAGE_NAMES if f"delta_{s}" not in st.session_state])
     top = st.columns([2, 1, 3])
     preset_name = top[0].selectbox("Threshold preset", list(PRESETS), key="preset", on_change=apply_preset,
                                    help="Named (δ_l, δ_h) sets of guidance.PRESETS; choosing one resets the sliders.")
@@ -44,15 +43,15 @@ def threshold_controls(model: ModelContext, available: set[str]) -> tuple[object
     top[2].caption(f"**{preset_name}** — {PRESETS[preset_name].description}. "
                    f"{trained} **{model.config.preset}**.")
     preset = PRESETS[preset_name]
-    columns = st.columns(len(STAGES))
+    columns = st.columns(len(STAGE_NAMES))
     thresholds = {}
-    for column, stage in zip(columns, STAGES):
+    for column, stage in zip(columns, STAGE_NAMES):
         key = f"delta_{stage}"
-        exists = MASKS[stage] in available
-        column.slider(f"{STAGE_TITLES[stage].split(' (')[0]}: δ_l, δ_h on the {STAGE_SOURCES[stage]}", 0.0, 1.0,
+        exists = guided_stage(stage).source in available
+        column.slider(f"{guided_stage(stage).title}: δ_l, δ_h on the {guided_stage(stage).source_title}", 0.0, 1.0,
                       step=0.01, key=key, format="%.2f", disabled=not exists,
-                      help=f"Eq. 1 on the {STAGE_SOURCES[stage]}: below δ_l background, above δ_h foreground, "
-                           f"between ignored ({STAGE_ROLES[stage]}). All presets: "
+                      help=f"Eq. 1 on the {guided_stage(stage).source_title}: below δ_l background, above δ_h foreground, "
+                           f"between ignored ({guided_stage(stage).role}). All presets: "
                            + "; ".join(f"{name} {p.stage(stage).delta_low:.2f}/{p.stage(stage).delta_high:.2f}"
                                        for name, p in PRESETS.items()))
         low, high, adjusted = clean_thresholds(*st.session_state[key])
@@ -65,7 +64,7 @@ def threshold_controls(model: ModelContext, available: set[str]) -> tuple[object
             column.caption(f":orange[Eq. 1 needs δ_l < δ_h: using δ_l = {low:.2f}, δ_h = {high:.2f}.]")
         column.button("Reset", key=f"reset_{stage}", on_click=apply_preset, args=((stage,),))
     st.session_state["current_thresholds"] = thresholds
-    return custom_preset(preset, thresholds), thresholds
+    return preset.with_thresholds(thresholds), thresholds
 
 
 def class_choice(ctx: Context, picked: Picked, predicted: int) -> int:
