@@ -13,7 +13,7 @@ Two protocols, named presets rather than options scattered over flags:
     The GT-class map is resized to 224×224 bicubically (``cv2.INTER_CUBIC``, float64 as WE),
     min-max normalised (constant or NaN -> zeros), GT boxes rescaled to 224 with ``int()``
     truncation of ``x * 224 / w``, masks with nearest neighbour; boxes by WE's contour rule
-    (:func:`spg_core.boxes.wsol_sweep`). Reports MaxBoxAcc, MaxBoxAccV2 and PxAP exactly as WE.
+    (:func:`spg_core.tau_sweep.wsol_sweep`). Reports MaxBoxAcc, MaxBoxAccV2 and PxAP exactly as WE.
 
 τ for the threshold-dependent metrics (GT-known / Top-1 / Top-5 Loc, and the per-image rows)
 comes from, in order: an explicit ``tau``; the best τ of a held-out split's GT-known curve
@@ -36,6 +36,7 @@ import numpy as np
 
 from spg_core import boxes as box_ops
 from spg_core import metrics as M
+from spg_core import tau_sweep
 from spg_core.guidance import MAP_STAGES, stage_score_map
 
 __all__ = [
@@ -165,17 +166,17 @@ class SplitEvaluator:
         """One image: its GT-class map (any resolution), GT boxes in the pixels of an image of
         ``size`` = (w, h), optional mask (1/0/255) of that image or of the scoring grid, and
         optional classification results. ``sweep``/``prepared`` let a caller that already ran
-        :func:`spg_core.boxes.wsol_sweep` (e.g. in parallel) pass its result."""
+        :func:`spg_core.tau_sweep.wsol_sweep` (e.g. in parallel) pass its result."""
         gt = self.gt_boxes(boxes, size)
         normalized = prepared if prepared is not None else self.prepare(score_map, size)
         if self.protocol == "wsolevaluation":
-            result = sweep if sweep is not None else box_ops.wsol_sweep(normalized, gt, self.taus)
+            result = sweep if sweep is not None else tau_sweep.wsol_sweep(normalized, gt, self.taus)
             self.box_accuracy.add(result.iou_v1, result.iou_v2)
             # The Loc metrics use the largest contour's box (v1), the box WE's MaxBoxAcc scores.
             ious = result.iou_v1
             level_index, per_level_box = result.level_index.astype(np.uint8), result.v1_box.astype(np.int32)
         else:
-            per_level_box, ious = box_ops.largest_component_sweep(normalized, gt, self.taus)
+            per_level_box, ious = tau_sweep.largest_component_sweep(normalized, gt, self.taus)
             level_index, per_level_box = None, per_level_box.astype(np.int32)
         hit = ious >= 0.5
         self.hits["gt_known_loc"] += hit
@@ -339,7 +340,7 @@ def score_maps_split(score_maps: Iterable, gt: dict, protocol: str = "wsolevalua
         if not pending:
             return
         if report.protocol == "wsolevaluation" and (workers or 1) > 1 and len(pending) > 1:
-            sweeps = box_ops.wsol_sweep_many([p[1] for p in pending], [p[2] for p in pending], taus, workers=workers)
+            sweeps = tau_sweep.wsol_sweep_many([p[1] for p in pending], [p[2] for p in pending], taus, workers=workers)
         else:
             sweeps = [None] * len(pending)
         for (image_id, prepared, _, entry), sweep in zip(pending, sweeps):
