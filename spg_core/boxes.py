@@ -1,4 +1,4 @@
-"""Boxes: IoU and the boxes a localisation map gives at one τ under the two protocols' rules.
+"""Boxes: IoU, resizing, and the boxes a localisation map gives at one τ under the two protocols' rules.
 
 Two box rules live here, because the two protocols the project reports differ in exactly this:
 
@@ -28,6 +28,8 @@ __all__ = [
     "iou_matrix",
     "box_areas",
     "intersection_areas",
+    "RESIZE_RULES",
+    "resize_boxes",
     "minmax_numpy",
     "component_boxes",
     "largest_component_box",
@@ -38,6 +40,7 @@ __all__ = [
 
 EMPTY_BOX = (0, 0, 0, 0)  # WE's answer when no pixel survives the threshold
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+RESIZE_RULES = ("span", "wsolevaluation")
 
 
 # ----------------------------------------------------------------------------- IoU
@@ -91,6 +94,45 @@ def iou(box, boxes) -> np.ndarray | float:
         return out[0]
     if b_single:
         return out[:, 0]
+    return out
+
+
+# ----------------------------------------------------------------------------- resizing
+def resize_boxes(boxes, size, new_size, rule: str = "span", at_least_one_pixel: bool = True) -> np.ndarray:
+    """Inclusive boxes (N×4) of an image of ``size`` (w, h) in the pixels of one of ``new_size`` (w, h).
+
+    ``rule="span"`` (the project's, float): an inclusive box spans ``[x0, x1 + 1)`` in continuous
+    coordinates, so with ``s = new / old`` it becomes ``x0' = x0·s``, ``x1' = (x1 + 1)·s - 1``
+    (and the same for y), computed in the boxes' float dtype (float64 for integer boxes).
+    ``at_least_one_pixel`` keeps ``x1' >= x0'`` and ``y1' >= y0'`` when shrinking.
+
+    ``rule="wsolevaluation"``: WE's ``resize_bbox``, every coordinate (x1 scaled like x0)
+    becomes ``int(x · new / old)`` in float64, truncated toward zero -> int64.
+    """
+    if rule not in RESIZE_RULES:
+        raise ValueError(f"rule={rule!r} is unknown; choose one of {RESIZE_RULES}")
+    array = np.asarray(boxes)
+    if rule == "wsolevaluation" or not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
+    array = array.reshape(-1, 4)
+    width, height = size
+    new_width, new_height = new_size
+    if rule == "wsolevaluation":
+        old = np.array([width, height, width, height], dtype=np.float64)
+        new = np.array([new_width, new_height, new_width, new_height], dtype=np.float64)
+        scaled = array * new / old
+        if not np.isfinite(scaled).all():
+            raise ValueError(f"boxes {array.tolist()} scaled from {size} to {new_size} are not finite")
+        return scaled.astype(np.int64)  # truncation toward zero, like int()
+    scale_x, scale_y = new_width / width, new_height / height
+    out = np.empty_like(array)
+    out[:, 0] = array[:, 0] * scale_x
+    out[:, 1] = array[:, 1] * scale_y
+    out[:, 2] = (array[:, 2] + 1) * scale_x - 1
+    out[:, 3] = (array[:, 3] + 1) * scale_y - 1
+    if at_least_one_pixel:
+        out[:, 2] = np.maximum(out[:, 2], out[:, 0])
+        out[:, 3] = np.maximum(out[:, 3], out[:, 1])
     return out
 
 

@@ -68,12 +68,8 @@ def _check_protocol(protocol: str) -> str:
 
 def resize_box(box, image_size, new_size) -> tuple[int, int, int, int]:
     """WE's ``resize_bbox``: scale an inclusive box from ``image_size`` (w, h) to ``new_size``
-    (w, h), each coordinate truncated with ``int()``."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    width, height = (float(v) for v in image_size)
-    new_width, new_height = (float(v) for v in new_size)
-    return (int(x0 * new_width / width), int(y0 * new_height / height),
-            int(x1 * new_width / width), int(y1 * new_height / height))
+    (w, h), each coordinate truncated with ``int()`` (:func:`spg_core.boxes.resize_boxes`)."""
+    return tuple(int(v) for v in box_ops.resize_boxes([box], image_size, new_size, rule="wsolevaluation")[0])
 
 
 def prepare_wsol_map(score_map) -> np.ndarray:

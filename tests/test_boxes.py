@@ -37,6 +37,24 @@ def test_areas_and_intersections_are_inclusive_pixel_counts():
     assert B.intersection_areas(np.array([[0, 0, 3, 3]]), np.array([[2, 2, 5, 5], [4, 4, 5, 5]])).tolist() == [[4, 0]]
 
 
+# ----------------------------------------------------------------------------- resizing
+def test_resize_span_rule_scales_the_pixel_span():
+    boxes = np.array([[0, 0, 9, 9], [4, 6, 4, 6]], dtype=np.float32)
+    out = B.resize_boxes(boxes, (10, 10), (20, 5))
+    assert out.dtype == np.float32
+    assert out.tolist() == [[0, 0, 19, 4], [8, 3, 9, 3]]  # [4, 5) -> [8, 10); row 6 -> 3 (kept one pixel)
+    raw = B.resize_boxes(boxes, (10, 10), (20, 5), at_least_one_pixel=False)
+    assert raw[1].tolist() == [8, 3, 9, 2.5]  # without the guard the shrunk row ends before it starts
+
+
+def test_resize_wsolevaluation_rule_truncates_x_times_new_over_old():
+    assert B.resize_boxes([[1, 2, 4, 3]], (10, 20), (35, 10), rule="wsolevaluation").tolist() == [[3, 1, 14, 1]]
+    # x * new / old in that order: 49 * 1 / 49 is exactly 1, while 49 * (1 / 49) is 0.9999999999999999.
+    assert B.resize_boxes([[49, 0, 49, 0]], (49, 1), (1, 1), rule="wsolevaluation").tolist() == [[1, 0, 1, 0]]
+    with pytest.raises(ValueError, match="rule"):
+        B.resize_boxes([[0, 0, 1, 1]], (2, 2), (4, 4), rule="round")
+
+
 # ----------------------------------------------------------------------------- normalisation
 def test_minmax_guards_constant_and_nan():
     assert np.array_equal(B.minmax_numpy(np.full((3, 4), 7.0)), np.zeros((3, 4)))

@@ -7,6 +7,7 @@ such a box spans ``[x0, x1 + 1)``, which is what resizing has to scale:
 
     x0' = x0 * s          x1' = (x1 + 1) * s - 1
 
+(:func:`spg_core.boxes.resize_boxes`, rule "span", is the one place that resizes boxes.)
 Flipping a width-W image maps column x to W - 1 - x, so ``x0' = W - 1 - x1``, ``x1' = W - 1 - x0``.
 
 Augmentation (paper §3.3 and wsolevaluation): train = resize to (S·256/224)² -> random S×S crop
@@ -18,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
+
+from spg_core.boxes import resize_boxes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,14 +37,8 @@ def as_boxes(boxes) -> np.ndarray:
 
 
 def scale_boxes(boxes: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
-    """Resize inclusive boxes by (scale_x, scale_y); a box never shrinks below one pixel."""
-    boxes = as_boxes(boxes)
-    out = np.empty_like(boxes)
-    out[:, 0] = boxes[:, 0] * scale_x
-    out[:, 1] = boxes[:, 1] * scale_y
-    out[:, 2] = np.maximum((boxes[:, 2] + 1) * scale_x - 1, out[:, 0])
-    out[:, 3] = np.maximum((boxes[:, 3] + 1) * scale_y - 1, out[:, 1])
-    return out
+    """Resize inclusive boxes by (scale_x, scale_y) as float32; a box never shrinks below one pixel."""
+    return resize_boxes(as_boxes(boxes), (1, 1), (scale_x, scale_y), rule="span", at_least_one_pixel=True)
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
