@@ -44,7 +44,6 @@ __all__ = [
     "WSOL_SIZE",
     "resize_box",
     "prepare_wsol_map",
-    "ten_crop_views",
     "SplitEvaluator",
     "evaluate_maps",
     "score_maps_split",
@@ -361,19 +360,6 @@ def score_maps_split(score_maps: Iterable, gt: dict, protocol: str = "wsolevalua
 
 
 # ----------------------------------------------------------------------------- a model on a dataset
-def ten_crop_views(images, crop_size: int | None = None):
-    """The paper's 10-crop test views (§4.1): resize the S×S batch to round(S·256/224), then
-    ``torchvision.transforms.functional.ten_crop`` at S (4 corners + centre and their flips).
-    Returns a tuple of 10 tensors shaped like ``images``."""
-    import torch.nn.functional as F
-    from torchvision.transforms import functional as TF
-
-    size = int(crop_size or images.shape[-1])
-    larger = int(round(size * 256 / 224))
-    resized = F.interpolate(images, size=(larger, larger), mode="bilinear", align_corners=False, antialias=True)
-    return tuple(TF.ten_crop(resized, [size, size]))
-
-
 def _input_size(dataset) -> int:
     size = getattr(dataset, "image_size", None)
     if size:
@@ -413,6 +399,7 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
     from tqdm import tqdm
 
     from spg_core.data import collate
+    from spg_core.data.transforms import ten_crop_views
 
     model.eval()
     device = torch.device(device)

@@ -11,7 +11,8 @@ such a box spans ``[x0, x1 + 1)``, which is what resizing has to scale:
 Flipping a width-W image maps column x to W - 1 - x, so ``x0' = W - 1 - x1``, ``x1' = W - 1 - x0``.
 
 Augmentation (paper §3.3 and wsolevaluation): train = resize to (S·256/224)² -> random S×S crop
--> horizontal flip with p = 0.5; test = resize to S×S. Randomness comes from torch's global
+-> horizontal flip with p = 0.5; test = resize to S×S; the paper's ten-crop test views
+(:func:`ten_crop_views`) are cut from the (S·256/224)² resize. Randomness comes from torch's global
 generator, so DataLoader worker seeding and the trainer's per-epoch seed control it.
 """
 from __future__ import annotations
@@ -96,6 +97,24 @@ def denormalize(tensor: torch.Tensor) -> np.ndarray:
 def train_resize_size(image_size: int) -> int:
     """Paper/wsolevaluation: resize to 256 before a 224 crop; the same ratio at other sizes."""
     return int(round(image_size * 256 / 224))
+
+
+def ten_crop_views(image, crop_size: int | None = None) -> tuple:
+    """The paper's ten test views (§4.1) of a PIL image or an image tensor (``...×H×W``, e.g. a
+    B×3×S×S batch): resize to :func:`train_resize_size` squared (bilinear; antialiased, as PIL
+    always is), then ``torchvision.transforms.functional.ten_crop`` at ``crop_size`` (default:
+    the tensor's side): the 4 corners and the centre, then the same of the flipped image."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF  # only here: keeps the app's start light
+
+    if crop_size is None:
+        if not isinstance(image, torch.Tensor):
+            raise ValueError("crop_size is needed for a PIL image (the network input side S)")
+        crop_size = image.shape[-1]
+    size = int(crop_size)
+    larger = train_resize_size(size)
+    resized = TF.resize(image, [larger, larger], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return tuple(TF.ten_crop(resized, [size, size]))
 
 
 # ----------------------------------------------------------------------------- the sample transform
