@@ -437,8 +437,6 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
                 mask = masks[i]
                 if mask is not None:
                     mask = np.asarray(mask.cpu().numpy() if hasattr(mask, "cpu") else mask, dtype=np.uint8)
-                    if evaluator.protocol == "paper" and evaluator.paper_size is None:
-                        mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
                 prediction = int(np.argmax(probs[i]))
                 evaluator.add(image_id, gt_maps[i], batch["orig_boxes"][i].cpu().numpy(), size, mask=mask,
                               label=int(labels_np[i]), prediction=prediction, top5=bool(hit5[i]))
