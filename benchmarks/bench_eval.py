@@ -5,7 +5,7 @@
 
 Maps are smooth random 224×224 score maps (sums of Gaussian blobs, min-max normalised, like
 bicubic-upsampled CAMs); each map's GT box is drawn around its strongest blob. The naive loop
-is WE's: one ``cv2.findContours`` per τ (:func:`spg_core.boxes.wsol_best_iou_naive`, all
+is WE's: one ``cv2.findContours`` per τ (:func:`spg_core.tau_sweep.wsol_best_iou_naive`, all
 contours). Both paths feed the same ``BoxAccuracy`` counts. The naive path runs on a subset
 and its time is extrapolated linearly to all maps (it is a per-map loop, so that is exact up
 to noise; the printout says so); on that subset the per-τ IoUs of both paths must be equal,
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spg_core import boxes as B  # noqa: E402
 from spg_core import metrics as M  # noqa: E402
+from spg_core import tau_sweep  # noqa: E402
 
 
 def smooth_maps(count: int, size: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -79,19 +80,19 @@ def main() -> int:
     print(f"generated maps in {time.perf_counter() - start:.1f} s (not timed below)")
 
     start = time.perf_counter()
-    fast = B.wsol_sweep_many(maps, gts, taus, workers=args.workers)
+    fast = tau_sweep.wsol_sweep_many(maps, gts, taus, workers=args.workers)
     fast_metrics = maxboxacc_v2([result.iou_v2 for result in fast], taus)
     fast_seconds = time.perf_counter() - start
 
     subset = min(args.naive_maps, args.maps)
     start = time.perf_counter()
-    naive_rows = [B.wsol_best_iou_naive(maps[i], gts[i], taus, multi_contour=True) for i in range(subset)]
+    naive_rows = [tau_sweep.wsol_best_iou_naive(maps[i], gts[i], taus, multi_contour=True) for i in range(subset)]
     naive_subset_metrics = maxboxacc_v2(naive_rows, taus)
     naive_seconds_subset = time.perf_counter() - start
     naive_seconds = naive_seconds_subset * args.maps / subset
 
     start = time.perf_counter()
-    fast_single = [B.wsol_sweep(maps[i], gts[i], taus) for i in range(subset)]
+    fast_single = [tau_sweep.wsol_sweep(maps[i], gts[i], taus) for i in range(subset)]
     fast_single_seconds = time.perf_counter() - start
 
     identical = all(np.array_equal(fast[i].iou_v2, naive_rows[i]) for i in range(subset))

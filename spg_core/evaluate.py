@@ -13,7 +13,7 @@ Two protocols, named presets rather than options scattered over flags:
     The GT-class map is resized to 224×224 bicubically (``cv2.INTER_CUBIC``, float64 as WE),
     min-max normalised (constant or NaN -> zeros), GT boxes rescaled to 224 with ``int()``
     truncation of ``x * 224 / w``, masks with nearest neighbour; boxes by WE's contour rule
-    (:func:`spg_core.boxes.wsol_sweep`). Reports MaxBoxAcc, MaxBoxAccV2 and PxAP exactly as WE.
+    (:func:`spg_core.tau_sweep.wsol_sweep`). Reports MaxBoxAcc, MaxBoxAccV2 and PxAP exactly as WE.
 
 τ for the threshold-dependent metrics (GT-known / Top-1 / Top-5 Loc, and the per-image rows)
 comes from, in order: an explicit ``tau``; the best τ of a held-out split's GT-known curve
@@ -36,6 +36,7 @@ import numpy as np
 
 from spg_core import boxes as box_ops
 from spg_core import metrics as M
+from spg_core import tau_sweep
 from spg_core.guidance import MAP_STAGES, stage_score_map
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
     "WSOL_SIZE",
     "resize_box",
     "prepare_wsol_map",
-    "ten_crop_views",
     "SplitEvaluator",
     "evaluate_maps",
     "score_maps_split",
@@ -67,12 +67,8 @@ def _check_protocol(protocol: str) -> str:
 
 def resize_box(box, image_size, new_size) -> tuple[int, int, int, int]:
     """WE's ``resize_bbox``: scale an inclusive box from ``image_size`` (w, h) to ``new_size``
-    (w, h), each coordinate truncated with ``int()``."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    width, height = (float(v) for v in image_size)
-    new_width, new_height = (float(v) for v in new_size)
-    return (int(x0 * new_width / width), int(y0 * new_height / height),
-            int(x1 * new_width / width), int(y1 * new_height / height))
+    (w, h), each coordinate truncated with ``int()`` (:func:`spg_core.boxes.resize_boxes`)."""
+    return tuple(int(v) for v in box_ops.resize_boxes([box], image_size, new_size, rule="wsolevaluation")[0])
 
 
 def prepare_wsol_map(score_map) -> np.ndarray:
@@ -165,17 +161,17 @@ class SplitEvaluator:
         """One image: its GT-class map (any resolution), GT boxes in the pixels of an image of
         ``size`` = (w, h), optional mask (1/0/255) of that image or of the scoring grid, and
         optional classification results. ``sweep``/``prepared`` let a caller that already ran
-        :func:`spg_core.boxes.wsol_sweep` (e.g. in parallel) pass its result."""
+        :func:`spg_core.tau_sweep.wsol_sweep` (e.g. in parallel) pass its result."""
         gt = self.gt_boxes(boxes, size)
         normalized = prepared if prepared is not None else self.prepare(score_map, size)
         if self.protocol == "wsolevaluation":
-            result = sweep if sweep is not None else box_ops.wsol_sweep(normalized, gt, self.taus)
+            result = sweep if sweep is not None else tau_sweep.wsol_sweep(normalized, gt, self.taus)
             self.box_accuracy.add(result.iou_v1, result.iou_v2)
             # The Loc metrics use the largest contour's box (v1), the box WE's MaxBoxAcc scores.
             ious = result.iou_v1
             level_index, per_level_box = result.level_index.astype(np.uint8), result.v1_box.astype(np.int32)
         else:
-            per_level_box, ious = box_ops.largest_component_sweep(normalized, gt, self.taus)
+            per_level_box, ious = tau_sweep.largest_component_sweep(normalized, gt, self.taus)
             level_index, per_level_box = None, per_level_box.astype(np.int32)
         hit = ious >= 0.5
         self.hits["gt_known_loc"] += hit
@@ -339,7 +335,7 @@ def score_maps_split(score_maps: Iterable, gt: dict, protocol: str = "wsolevalua
         if not pending:
             return
         if report.protocol == "wsolevaluation" and (workers or 1) > 1 and len(pending) > 1:
-            sweeps = box_ops.wsol_sweep_many([p[1] for p in pending], [p[2] for p in pending], taus, workers=workers)
+            sweeps = tau_sweep.wsol_sweep_many([p[1] for p in pending], [p[2] for p in pending], taus, workers=workers)
         else:
             sweeps = [None] * len(pending)
         for (image_id, prepared, _, entry), sweep in zip(pending, sweeps):
@@ -364,19 +360,6 @@ def score_maps_split(score_maps: Iterable, gt: dict, protocol: str = "wsolevalua
 
 
 # ----------------------------------------------------------------------------- a model on a dataset
-def ten_crop_views(images, crop_size: int | None = None):
-    """The paper's 10-crop test views (§4.1): resize the S×S batch to round(S·256/224), then
-    ``torchvision.transforms.functional.ten_crop`` at S (4 corners + centre and their flips).
-    Returns a tuple of 10 tensors shaped like ``images``."""
-    import torch.nn.functional as F
-    from torchvision.transforms import functional as TF
-
-    size = int(crop_size or images.shape[-1])
-    larger = int(round(size * 256 / 224))
-    resized = F.interpolate(images, size=(larger, larger), mode="bilinear", align_corners=False, antialias=True)
-    return tuple(TF.ten_crop(resized, [size, size]))
-
-
 def _input_size(dataset) -> int:
     size = getattr(dataset, "image_size", None)
     if size:
@@ -416,6 +399,7 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
     from tqdm import tqdm
 
     from spg_core.data import collate
+    from spg_core.data.transforms import ten_crop_views
 
     model.eval()
     device = torch.device(device)
@@ -453,8 +437,6 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
                 mask = masks[i]
                 if mask is not None:
                     mask = np.asarray(mask.cpu().numpy() if hasattr(mask, "cpu") else mask, dtype=np.uint8)
-                    if evaluator.protocol == "paper" and evaluator.paper_size is None:
-                        mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
                 prediction = int(np.argmax(probs[i]))
                 evaluator.add(image_id, gt_maps[i], batch["orig_boxes"][i].cpu().numpy(), size, mask=mask,
                               label=int(labels_np[i]), prediction=prediction, top5=bool(hit5[i]))

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from spg_core import boxes as box_ops
-from spg_core.data.transforms import to_tensor
+from spg_core.data.transforms import ten_crop_views, to_tensor
 from spg_core.guidance import STAGES, GuidancePreset, get_preset, seed_mask, seed_statistics, stage_maps
 
 @dataclass
@@ -82,11 +82,7 @@ class Localizer:
     @torch.no_grad()
     def ten_crop_probabilities(self, image: Image.Image) -> np.ndarray:
         """Paper §4.1: softmax averaged over 4 corners + centre and their flips."""
-        import torchvision.transforms.functional as TF  # only here: keeps the app's start light
-
-        big = round(self.image_size * 256 / 224)
-        image = image.convert("RGB").resize((big, big), Image.BILINEAR)
-        crops = TF.ten_crop(image, [self.image_size, self.image_size])
+        crops = ten_crop_views(image.convert("RGB"), self.image_size)
         batch = torch.stack([to_tensor(crop) for crop in crops]).to(self.device)
         return F.softmax(self.model(batch, with_guidance=False)["logits"].float(), dim=1).mean(0).cpu().numpy()
 

@@ -283,17 +283,17 @@ def failure_type(pred_box, gt_boxes, class_correct: bool, iou_threshold: float =
     ``wrong-place``: anything else (the box is mostly elsewhere).
     Areas use inclusive pixel counts, like IoU.
     """
+    from spg_core.boxes import box_areas, intersection_areas
+
     if not class_correct:
         return "wrong-class"
     pred = np.asarray(pred_box, dtype=np.int64).reshape(4)
     gt = np.atleast_2d(np.asarray(gt_boxes, dtype=np.int64))
     if _iou(pred, gt).max() >= iou_threshold:
         return "ok"
-    inter_w = np.clip(np.minimum(pred[2], gt[:, 2]) - np.maximum(pred[0], gt[:, 0]) + 1, 0, None)
-    inter_h = np.clip(np.minimum(pred[3], gt[:, 3]) - np.maximum(pred[1], gt[:, 1]) + 1, 0, None)
-    inter = inter_w * inter_h
-    pred_area = (pred[2] - pred[0] + 1) * (pred[3] - pred[1] + 1)
-    gt_area = (gt[:, 2] - gt[:, 0] + 1) * (gt[:, 3] - gt[:, 1] + 1)
+    inter = intersection_areas(pred[None], gt)[0]
+    pred_area = box_areas(pred)
+    gt_area = box_areas(gt)
     if (inter / pred_area >= inside_fraction).any():
         return "part-only"
     if (inter / gt_area >= inside_fraction).any():

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from spg_core.boxes import resize_boxes
 from spg_core.guidance import (
     BACKGROUND,
     FALLBACK_MIN_PIXELS,
@@ -213,7 +214,8 @@ def guidance_batches(model, dataset, limit: int | None = None, preset: str | Gui
                         mask = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
                     box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
                     if scale != 1.0:  # inclusive boxes span [x0, x1 + 1) in continuous coordinates
-                        box_array = np.concatenate([box_array[:, :2] * scale, (box_array[:, 2:] + 1) * scale - 1], 1)
+                        box_array = resize_boxes(box_array, (input_size, input_size), (size, size), rule="span",
+                                                 at_least_one_pixel=False)
                     objects.append(object_mask(mask, box_array, (size, size)))
                 if position_of is not None:
                     indices = [position_of[str(i)] for i in batch["image_id"]]

@@ -1,9 +1,9 @@
-"""Box rules and IoU: hand-computed oracles, WE's own test cases, and fast sweep == naive sweep."""
-import cv2
+"""Box rules and IoU: hand-computed oracles and WE's own test cases (the sweeps: test_tau_sweep.py)."""
 import numpy as np
 import pytest
 
 from spg_core import boxes as B
+from spg_core import tau_sweep as S
 
 
 # ----------------------------------------------------------------------------- IoU
@@ -30,6 +30,29 @@ def test_iou_disjoint_nested_identical_and_shapes():
 def test_iou_rejects_swapped_corners():
     with pytest.raises(ValueError, match="x1 < x0"):
         B.iou([5, 0, 1, 3], [0, 0, 1, 1])
+
+
+def test_areas_and_intersections_are_inclusive_pixel_counts():
+    assert B.box_areas(np.array([[0, 0, 0, 0], [2, 3, 4, 7]])).tolist() == [1, 15]
+    assert B.intersection_areas(np.array([[0, 0, 3, 3]]), np.array([[2, 2, 5, 5], [4, 4, 5, 5]])).tolist() == [[4, 0]]
+
+
+# ----------------------------------------------------------------------------- resizing
+def test_resize_span_rule_scales_the_pixel_span():
+    boxes = np.array([[0, 0, 9, 9], [4, 6, 4, 6]], dtype=np.float32)
+    out = B.resize_boxes(boxes, (10, 10), (20, 5))
+    assert out.dtype == np.float32
+    assert out.tolist() == [[0, 0, 19, 4], [8, 3, 9, 3]]  # [4, 5) -> [8, 10); row 6 -> 3 (kept one pixel)
+    raw = B.resize_boxes(boxes, (10, 10), (20, 5), at_least_one_pixel=False)
+    assert raw[1].tolist() == [8, 3, 9, 2.5]  # without the guard the shrunk row ends before it starts
+
+
+def test_resize_wsolevaluation_rule_truncates_x_times_new_over_old():
+    assert B.resize_boxes([[1, 2, 4, 3]], (10, 20), (35, 10), rule="wsolevaluation").tolist() == [[3, 1, 14, 1]]
+    # x * new / old in that order: 49 * 1 / 49 is exactly 1, while 49 * (1 / 49) is 0.9999999999999999.
+    assert B.resize_boxes([[49, 0, 49, 0]], (49, 1), (1, 1), rule="wsolevaluation").tolist() == [[1, 0, 1, 0]]
+    with pytest.raises(ValueError, match="rule"):
+        B.resize_boxes([[0, 0, 1, 1]], (2, 2), (4, 4), rule="round")
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -70,18 +93,6 @@ def test_paper_rule_degenerate_maps():
     assert B.largest_component_box(zeros, 0.0).tolist() == [0, 0, 5, 4]  # ">= 0" keeps everything
     nan_map = np.full((5, 6), np.nan)
     assert B.largest_component_box(nan_map, 0.5).tolist() == [0, 0, 0, 0]
-
-
-def test_largest_component_sweep_matches_per_tau_calls():
-    rng = np.random.default_rng(3)
-    score = cv2.GaussianBlur(rng.random((40, 50)), (0, 0), 3)
-    gt = [[5, 5, 30, 25], [20, 10, 45, 35]]
-    taus = np.arange(0, 1, 0.05)
-    boxes, ious = B.largest_component_sweep(score, gt, taus)
-    for i, tau in enumerate(taus):
-        expected = B.largest_component_box(score, tau)
-        assert boxes[i].tolist() == expected.tolist()
-        assert ious[i] == B.iou(expected, gt).max()
 
 
 # ----------------------------------------------------------------------------- WE rule, one tau
@@ -141,7 +152,7 @@ def test_we_hole_contours_are_boxes_too():
     boxes = B.wsol_boxes(ring, 0.5, multi_contour=True).tolist()
     # Outer: tight 2..9 -> end 10. Hole: the ring pixels around it, 3..8 -> end 9.
     assert sorted(boxes) == [[2, 2, 10, 10], [3, 3, 9, 9]]
-    sweep = B.wsol_sweep(ring, [[3, 3, 9, 9]], [0.5])
+    sweep = S.wsol_sweep(ring, [[3, 3, 9, 9]], [0.5])
     assert sweep.iou_v2[0] == 1.0  # the hole's box matches this GT exactly
     assert sweep.iou_v1[0] < 1.0  # v1 takes the largest (outer) contour
 
@@ -150,99 +161,3 @@ def test_thresholds_are_we_int_truncation():
     assert B.wsol_threshold(255, 0.4) == 102  # 0.4 * 255 = 102.00000000000001
     taus = np.arange(0, 1, 0.001)
     assert B._thresholds(255, taus).tolist() == [int(t * np.uint8(255)) for t in taus]
-
-
-# ----------------------------------------------------------------------------- fast sweep == naive sweep
-def _smooth_map(rng, size, blobs):
-    yy, xx = np.mgrid[0:size, 0:size]
-    score = np.zeros((size, size))
-    for _ in range(blobs):
-        cx, cy = rng.uniform(0, size, 2)
-        sigma = rng.uniform(1, size / 4)
-        score += rng.uniform(-0.5, 1) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma ** 2))
-    return B.minmax_numpy(score)
-
-
-def _maps(seed):
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(40):
-        kind = i % 4
-        if kind == 0:  # sums of Gaussians, negative ones make pits and holes
-            score = _smooth_map(rng, 48, int(rng.integers(1, 7)))
-        elif kind == 1:  # noise: many components, holes, ties
-            score = B.minmax_numpy(rng.random((20, 20)))
-        elif kind == 2:  # bicubic upsampling of a small map, like a CAM
-            small = rng.random((int(rng.integers(2, 7)), int(rng.integers(2, 7))))
-            score = B.minmax_numpy(cv2.resize(small, (40, 36), interpolation=cv2.INTER_CUBIC))
-        else:  # few levels: flat plateaus and equal-area ties between contours
-            score = B.minmax_numpy(rng.integers(0, 4, (16, 18)).astype(float))
-        height, width = score.shape
-        gt = []
-        for _ in range(int(rng.integers(1, 3))):
-            x0, x1 = sorted(rng.integers(0, width, 2))
-            y0, y1 = sorted(rng.integers(0, height, 2))
-            gt.append([x0, y0, x1, y1])
-        out.append((score, np.array(gt)))
-    return out
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_fast_sweep_equals_naive_sweep(seed):
-    taus = np.arange(0, 1, 0.01)
-    for score, gt in _maps(seed):
-        fast = B.wsol_sweep(score, gt, taus)
-        assert np.array_equal(fast.iou_v1, B.wsol_best_iou_naive(score, gt, taus, multi_contour=False))
-        assert np.array_equal(fast.iou_v2, B.wsol_best_iou_naive(score, gt, taus, multi_contour=True))
-
-
-def test_fast_sweep_boxes_are_the_naive_boxes():
-    taus = np.arange(0, 1, 0.05)
-    for score, gt in _maps(2)[:12]:
-        fast = B.wsol_sweep(score, gt, taus)
-        for i, tau in enumerate(taus):
-            assert fast.box_v1(i).tolist() == B.wsol_boxes(score, tau)[0].tolist()
-            all_boxes = B.wsol_boxes(score, tau, multi_contour=True)
-            assert fast.box_v2(i).tolist() in all_boxes.tolist()
-
-
-def test_fast_sweep_fine_grid_and_constant_map():
-    rng = np.random.default_rng(5)
-    score = _smooth_map(rng, 64, 4)
-    gt = [[10, 10, 40, 50]]
-    taus = np.arange(0, 1, 0.001)
-    fast = B.wsol_sweep(score, gt, taus)
-    assert np.array_equal(fast.iou_v2, B.wsol_best_iou_naive(score, gt, taus, multi_contour=True))
-    assert len(fast.v1_iou) <= 255  # one evaluation per distinct integer threshold
-    empty = B.wsol_sweep(np.zeros((8, 8)), [[0, 0, 1, 1]], taus)
-    assert np.all(empty.iou_v1 == 0.25) and np.all(empty.iou_v2 == 0.25)  # box [0,0,0,0] vs 2x2
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_sweep_many_keeps_order(workers):
-    maps = _maps(4)
-    taus = np.arange(0, 1, 0.1)
-    many = B.wsol_sweep_many([m for m, _ in maps], [g for _, g in maps], taus, workers=workers, chunksize=8)
-    assert len(many) == len(maps)
-    for (score, gt), result in zip(maps, many):
-        assert np.array_equal(result.iou_v2, B.wsol_sweep(score, gt, taus).iou_v2)
-
-
-def test_hole_thresholds_match_opencv():
-    rng = np.random.default_rng(7)
-    yy, xx = np.mgrid[0:60, 0:60]
-    for _ in range(6):  # craters: rings around pits, plus a blob
-        cx, cy, radius = rng.uniform(15, 45), rng.uniform(15, 45), rng.uniform(5, 15)
-        score = np.exp(-((np.hypot(xx - cx, yy - cy) - radius) ** 2) / 8.0) + 0.3 * _smooth_map(rng, 60, 2)
-        score = B.minmax_numpy(score)
-        quantized = B.quantize_scoremap(score)
-        _, pits = B._vanishing_levels(score, quantized)
-        holed = B._hole_thresholds(quantized, pits)
-        for t in range(int(quantized.max())):
-            _, hierarchy = cv2.findContours((quantized > t).view(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-            assert holed[t] == bool((hierarchy[0, :, 3] >= 0).any()), t
-
-
-def test_sweep_rejects_bad_taus():
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        B.wsol_sweep(np.zeros((4, 4)), [[0, 0, 1, 1]], [0.5, 1.0])

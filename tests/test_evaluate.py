@@ -9,6 +9,7 @@ import torch
 from spg_core import boxes as B
 from spg_core import evaluate as E
 from spg_core import metrics as M
+from spg_core.data.transforms import ten_crop_views
 
 
 # ----------------------------------------------------------------------------- WE preprocessing
@@ -214,8 +215,23 @@ def test_evaluate_threshold_split_and_wsol_protocol():
     assert "threshold/gt_known_loc" in curves and len(rows) == 4
 
 
+def test_ten_crop_views_of_a_pil_image():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (30, 50, 3), dtype=np.uint8))
+    views = ten_crop_views(image, 16)
+    larger = image.resize((18, 18), Image.Resampling.BILINEAR)  # round(16 * 256 / 224) = 18
+    assert len(views) == 10 and all(v.size == (16, 16) for v in views)
+    assert np.array_equal(np.asarray(views[0]), np.asarray(larger)[:16, :16])  # top-left corner
+    flipped = larger.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    assert np.array_equal(np.asarray(views[5]), np.asarray(flipped)[:16, :16])  # the flip's top-left
+    with pytest.raises(ValueError, match="crop_size"):
+        ten_crop_views(image)
+
+
 def test_ten_crop_views_shapes():
-    views = E.ten_crop_views(torch.rand(2, 3, SIZE, SIZE))
+    views = ten_crop_views(torch.rand(2, 3, SIZE, SIZE))
     assert len(views) == 10 and all(v.shape == (2, 3, SIZE, SIZE) for v in views)
     report = FakeDataset(3, "test", offset=600)
     metrics, _, _ = E.evaluate(FakeModel(), report, tau=0.5, ten_crop=True, progress=False,

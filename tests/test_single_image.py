@@ -167,3 +167,19 @@ def test_cli_single_image_guidance(tmp_path, chelsea):
     names = {p.name for p in folder.iterdir()}
     assert {"growth.png", "guidance_history.json", "fused.png", "mask_fuse.png", "b1.png", "b2.png",
             "guidance_localization.png"} <= names
+
+
+def test_ten_crop_probabilities_average_the_paper_views():
+    import torchvision.transforms.functional as TF
+
+    from spg_core.data.transforms import to_tensor
+
+    localizer = Localizer(_tiny_model(), 32, ["a", "b", "c"])
+    image = _photo()
+    probabilities = localizer.ten_crop_probabilities(image)
+    # Paper §4.1 from the photo itself: resize to round(32 * 256 / 224) = 37, 4 corners + centre, flipped too.
+    views = torch.stack([to_tensor(v) for v in TF.ten_crop(image.resize((37, 37), Image.BILINEAR), [32, 32])])
+    with torch.no_grad():
+        expected = torch.softmax(localizer.model(views, with_guidance=False)["logits"].float(), dim=1).mean(0)
+    assert probabilities.shape == (3,)
+    np.testing.assert_array_equal(probabilities, expected.numpy())

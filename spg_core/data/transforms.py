@@ -7,10 +7,12 @@ such a box spans ``[x0, x1 + 1)``, which is what resizing has to scale:
 
     x0' = x0 * s          x1' = (x1 + 1) * s - 1
 
+(:func:`spg_core.boxes.resize_boxes`, rule "span", is the one place that resizes boxes.)
 Flipping a width-W image maps column x to W - 1 - x, so ``x0' = W - 1 - x1``, ``x1' = W - 1 - x0``.
 
 Augmentation (paper §3.3 and wsolevaluation): train = resize to (S·256/224)² -> random S×S crop
--> horizontal flip with p = 0.5; test = resize to S×S. Randomness comes from torch's global
+-> horizontal flip with p = 0.5; test = resize to S×S; the paper's ten-crop test views
+(:func:`ten_crop_views`) are cut from the (S·256/224)² resize. Randomness comes from torch's global
 generator, so DataLoader worker seeding and the trainer's per-epoch seed control it.
 """
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
+
+from spg_core.boxes import resize_boxes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,14 +38,8 @@ def as_boxes(boxes) -> np.ndarray:
 
 
 def scale_boxes(boxes: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
-    """Resize inclusive boxes by (scale_x, scale_y); a box never shrinks below one pixel."""
-    boxes = as_boxes(boxes)
-    out = np.empty_like(boxes)
-    out[:, 0] = boxes[:, 0] * scale_x
-    out[:, 1] = boxes[:, 1] * scale_y
-    out[:, 2] = np.maximum((boxes[:, 2] + 1) * scale_x - 1, out[:, 0])
-    out[:, 3] = np.maximum((boxes[:, 3] + 1) * scale_y - 1, out[:, 1])
-    return out
+    """Resize inclusive boxes by (scale_x, scale_y) as float32; a box never shrinks below one pixel."""
+    return resize_boxes(as_boxes(boxes), (1, 1), (scale_x, scale_y), rule="span", at_least_one_pixel=True)
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +97,24 @@ def denormalize(tensor: torch.Tensor) -> np.ndarray:
 def train_resize_size(image_size: int) -> int:
     """Paper/wsolevaluation: resize to 256 before a 224 crop; the same ratio at other sizes."""
     return int(round(image_size * 256 / 224))
+
+
+def ten_crop_views(image, crop_size: int | None = None) -> tuple:
+    """The paper's ten test views (§4.1) of a PIL image or an image tensor (``...×H×W``, e.g. a
+    B×3×S×S batch): resize to :func:`train_resize_size` squared (bilinear; antialiased, as PIL
+    always is), then ``torchvision.transforms.functional.ten_crop`` at ``crop_size`` (default:
+    the tensor's side): the 4 corners and the centre, then the same of the flipped image."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF  # only here: keeps the app's start light
+
+    if crop_size is None:
+        if not isinstance(image, torch.Tensor):
+            raise ValueError("crop_size is needed for a PIL image (the network input side S)")
+        crop_size = image.shape[-1]
+    size = int(crop_size)
+    larger = train_resize_size(size)
+    resized = TF.resize(image, [larger, larger], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return tuple(TF.ten_crop(resized, [size, size]))
 
 
 # ----------------------------------------------------------------------------- the sample transform
