@@ -1,5 +1,6 @@
 # `make app` and `make test` do all set-up from nothing: they create .venv from requirements.txt
-# when it is missing (or when requirements.txt changed) and then run.
+# when it is missing (or when requirements.txt or pyproject.toml changed), install this checkout
+# into it as the editable package `spg-explorer` (`spg_core`, the `spg` command) and then run.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,9 +8,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: app test venv results bench
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
