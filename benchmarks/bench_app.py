@@ -18,20 +18,16 @@ Each repeat moves Mask-A's δ_l and τ to new values so no step is a no-op. Prin
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from spg_core import app_support as support  # noqa: E402
-from spg_core.cli import data_settings, dataset_from_settings  # noqa: E402
-from spg_core.guidance import get_preset  # noqa: E402
-from spg_core.localize import Localizer  # noqa: E402
-from spg_core.runs import load_run  # noqa: E402
-from spg_core.sweeps import object_mask  # noqa: E402
+from spg_core import app_support as support
+from spg_core.cli import data_settings, dataset_from_settings
+from spg_core.guidance import get_preset
+from spg_core.localize import Localizer
+from spg_core.runs import load_run
+from spg_core.sweeps import object_mask
 
 BUDGET_MS = 30.0
 
