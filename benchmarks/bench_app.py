@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         for name, _, picture in support.strip_pictures(stage_maps, view, 0.5, boxes):
             support.encode_picture(picture, exact=name in view.masks)
         t4 = time.perf_counter()
-        delta.append((t2 - t0))
+        delta.append(t2 - t0)
         tau_move.append((t1 - t0) + (t3 - t2))
         full.append((t1 - t0) + (t4 - t3))
     delta, tau_move, full = (np.array(v[5:]) * 1000 for v in (delta, tau_move, full))  # drop warm-up

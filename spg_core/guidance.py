@@ -56,7 +56,7 @@ class GuidancePreset:
         except KeyError:
             raise ValueError(f"unknown guidance stage {stage!r}; use one of mask_a, mask_b2, mask_fuse") from None
 
-    def replace(self, stage: str, thresholds: Thresholds) -> "GuidancePreset":
+    def replace(self, stage: str, thresholds: Thresholds) -> GuidancePreset:
         values = {"mask_a": self.mask_a, "mask_b2": self.mask_b2, "mask_fuse": self.mask_fuse}
         self.stage(stage)
         values[stage] = thresholds
