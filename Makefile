@@ -16,8 +16,8 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
-# The whole suite; test-fast leaves out the tests marked slow (notebooks, real browser, torchrun,
-# real training, the shipped runs and scripts): the edit-test loop.
+# The whole suite; test-fast, the edit-test loop, leaves out the tests marked slow (the notebooks,
+# the real browser, torchrun and CUDA, real training, re-evaluating the shipped runs, the seed-analysis script).
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
