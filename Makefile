@@ -1,21 +1,31 @@
 # `make app` and `make test` do all set-up from nothing: they create .venv from requirements.txt
-# when it is missing (or when requirements.txt changed) and then run.
+# when it is missing (or when requirements.txt or pyproject.toml changed), install this checkout
+# into it as the editable package `spg-explorer` (`spg_core`, the `spg` command) and then run.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: app test venv results bench
+.PHONY: app test test-fast lint venv results bench
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# The whole suite; test-fast, the edit-test loop, leaves out the tests marked slow (the notebooks,
+# the real browser, torchrun and CUDA, real training, re-evaluating the shipped runs, the seed-analysis script).
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 app: $(STAMP)
 	$(VENV)/bin/streamlit run app.py --server.headless true --browser.gatherUsageStats false

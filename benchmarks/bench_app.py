@@ -18,21 +18,17 @@ Each repeat moves Mask-A's δ_l and τ to new values so no step is a no-op. Prin
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from spg_core.data.settings import DataSettings  # noqa: E402
-from spg_app.pictures import encode_picture, final_picture, mask_picture, strip_pictures  # noqa: E402
-from spg_app.thresholds import threshold_view  # noqa: E402
-from spg_core.guidance import get_preset  # noqa: E402
-from spg_core.localize import Localizer  # noqa: E402
-from spg_core.runs import load_run  # noqa: E402
-from spg_core.sweeps import object_mask  # noqa: E402
+from spg_app.pictures import encode_picture, final_picture, mask_picture, strip_pictures
+from spg_app.thresholds import threshold_view
+from spg_core.data.settings import DataSettings
+from spg_core.guidance import get_preset
+from spg_core.localize import Localizer
+from spg_core.runs import load_run
+from spg_core.sweeps import object_mask
 
 BUDGET_MS = 30.0
 
@@ -80,7 +76,7 @@ def main(argv=None) -> int:
         for name, _, picture in strip_pictures(stage_maps, view, 0.5, boxes):
             encode_picture(picture, exact=name in view.masks)
         t4 = time.perf_counter()
-        delta.append((t2 - t0))
+        delta.append(t2 - t0)
         tau_move.append((t1 - t0) + (t3 - t2))
         full.append((t1 - t0) + (t4 - t3))
     delta, tau_move, full = (np.array(v[5:]) * 1000 for v in (delta, tau_move, full))  # drop warm-up

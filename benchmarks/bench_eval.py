@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from spg_core import boxes as B  # noqa: E402
-from spg_core import metrics as M  # noqa: E402
-from spg_core import tau_sweep  # noqa: E402
+from spg_core import boxes as B
+from spg_core import metrics as M
+from spg_core import tau_sweep
 
 
 def smooth_maps(count: int, size: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from spg_core.guidance import get_preset, self_produced_guidance  # noqa: E402
-from spg_core.losses import spg_loss  # noqa: E402
-from spg_core.models import build_model  # noqa: E402
-from spg_core.train import autocast, resolve_amp, resolve_device  # noqa: E402
+from spg_core.guidance import get_preset, self_produced_guidance
+from spg_core.losses import spg_loss
+from spg_core.models import build_model
+from spg_core.train import autocast, resolve_amp, resolve_device
 
 
 def synchronize(device: torch.device) -> None:

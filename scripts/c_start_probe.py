@@ -12,23 +12,18 @@ survives the switch keeps its accuracy; one that does not falls towards chance
 (docs/teaching_recipe.md, "SPG-C's first steps").
 """
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from spg_core.data import collate  # noqa: E402
-from spg_core.guidance import get_preset, self_produced_guidance  # noqa: E402
-from spg_core.losses import spg_loss  # noqa: E402
-from spg_core.models import build_model  # noqa: E402
-from spg_core.runs import resolve_run  # noqa: E402
-from spg_core.data.settings import DataSettings  # noqa: E402
-from spg_core.train import build_optimizer  # noqa: E402
-from spg_core.config import TrainConfig  # noqa: E402
+from spg_core.config import TrainConfig
+from spg_core.data import collate
+from spg_core.data.settings import DataSettings
+from spg_core.guidance import get_preset, self_produced_guidance
+from spg_core.losses import spg_loss
+from spg_core.models import build_model
+from spg_core.runs import resolve_run
+from spg_core.train import build_optimizer
 
 
 def main() -> None:

@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from spg_core.config import TrainConfig, load_config_file
+from spg_core.evaluate import own_benchmark_metrics
+from spg_core.train import epochs_done, train
 
-from spg_core.config import TrainConfig, load_config_file  # noqa: E402
-from spg_core.evaluate import own_benchmark_metrics  # noqa: E402
-from spg_core.train import epochs_done, train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 VARIANTS = ("plain", "spg", "no-cascade", "no-share", "no-c")
 SCORES_VERSION = 2  # cached scores of another version are recomputed (2: τ window without τ = 0)

@@ -15,18 +15,13 @@ on background pixels. Equal curves mean the map encodes "near the part", not "on
 """
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from spg_core.data import build_dataset  # noqa: E402
-from spg_core.guidance import BACKGROUND, FOREGROUND, seed_mask  # noqa: E402
-from spg_core.runs import load_run  # noqa: E402
-from spg_core.sweeps import benchmark_regions, guidance_batches, score_by_distance, seed_composition  # noqa: E402
+from spg_core.data import build_dataset
+from spg_core.guidance import BACKGROUND, FOREGROUND, seed_mask
+from spg_core.runs import load_run
+from spg_core.sweeps import benchmark_regions, guidance_batches, score_by_distance, seed_composition
 
 
 def statistics(masks: np.ndarray, objects: np.ndarray) -> dict:

@@ -13,15 +13,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from spg_core.config import TrainConfig, save_config  # noqa: E402
-from spg_core.data.settings import DataSettings  # noqa: E402
-from spg_core.evaluate import evaluate, own_benchmark_metrics  # noqa: E402
-from spg_core.runs import load_run  # noqa: E402
-from spg_core.runs import SHIPPED_DIR  # noqa: E402
-from spg_core.train import atomic_save  # noqa: E402
+from spg_core.config import TrainConfig, save_config
+from spg_core.data.settings import DataSettings
+from spg_core.evaluate import evaluate, own_benchmark_metrics
+from spg_core.runs import SHIPPED_DIR, load_run
+from spg_core.train import atomic_save
 
 KEEP = ("model", "epoch", "config", "num_classes", "class_names", "history")
 

@@ -2,7 +2,7 @@
 data options become datasets through ``spg_core.data.settings.DataSettings``, as the CLI's flags.)"""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

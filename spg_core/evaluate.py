@@ -29,7 +29,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -507,14 +507,14 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     star_tau = None
     if spg_star:
         if protocol != "paper":
-            warnings.warn("spg_star is a paper-protocol number; ignored with protocol='wsolevaluation'")
+            warnings.warn("spg_star is a paper-protocol number; ignored with protocol='wsolevaluation'", stacklevel=2)
         elif tau is not None and not isinstance(tau, str):
             star_tau = float(tau)
         elif threshold_curves is not None:
             star_tau = threshold_curves["gt_known_loc"].best()[0]
         else:
             warnings.warn("spg_star needs τ before the reported split is scored "
-                          "(tau=<number> or threshold_dataset); skipped")
+                          "(tau=<number> or threshold_dataset); skipped", stacklevel=2)
 
     report = SplitEvaluator(protocol, cam_curve_interval, split=report_split, paper_size=paper_size)
     report_ids: set[str] = set()

@@ -105,7 +105,7 @@ class GuidancePreset:
         return getattr(self, guided_stage(stage).mask)
 
     def replace(self, stage: str, thresholds: Thresholds | None = None, *, delta_low: float | None = None,
-                delta_high: float | None = None) -> "GuidancePreset":
+                delta_high: float | None = None) -> GuidancePreset:
         """The preset with one stage's thresholds replaced: by ``thresholds``, or only the
         ``delta_low`` / ``delta_high`` given (the others kept). Unchanged → this preset."""
         current = self.stage(stage)
@@ -119,7 +119,7 @@ class GuidancePreset:
         name = self.name if self.name.endswith("+custom") else f"{self.name}+custom"
         return dataclasses.replace(self, name=name, **{stage: thresholds})
 
-    def with_thresholds(self, thresholds: dict[str, tuple[float, float]]) -> "GuidancePreset":
+    def with_thresholds(self, thresholds: dict[str, tuple[float, float]]) -> GuidancePreset:
         """The preset with each stage's (δ_l, δ_h) replaced by ``thresholds[stage]`` where given."""
         preset = self
         for stage, (low, high) in thresholds.items():

@@ -69,7 +69,7 @@ class Localizer:
         self.preset = get_preset(preset) if isinstance(preset, str) else preset
 
     @classmethod
-    def from_run(cls, run, device="cpu") -> "Localizer":
+    def from_run(cls, run, device="cpu") -> Localizer:
         from spg_core.runs import load_run
 
         model, config, info = load_run(run, device)

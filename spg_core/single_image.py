@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -14,7 +14,7 @@ seed-mask resolution) from a model and a dataset.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np

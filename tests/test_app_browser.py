@@ -28,8 +28,8 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networkin
                 "--disable-sync", "--no-first-run"]
 MASK_A = 'img[alt="Mask-A (seeds for B2)"]'
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.is_file(), reason="no Chromium at /usr/bin/chromium (apt-get install chromium) for the browser test")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not CHROMIUM.is_file(), reason="no Chromium at /usr/bin/chromium (apt-get install chromium) for the browser test")]
 
 
 def free_port() -> int:

@@ -28,6 +28,7 @@ def rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+@pytest.mark.slow
 def test_slider_moves_keep_memory_flat(tmp_path):
     run = write_tiny_run(tmp_path / "tiny-spg")
     at = AppTest.from_file(APP, default_timeout=180)

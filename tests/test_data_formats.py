@@ -168,7 +168,7 @@ def test_ilsvrc_explicit_annotations_choose_the_form(tmp_path):
 def test_ilsvrc_train_and_held_out_val(tmp_path):
     write_text(tmp_path / "LOC_synset_mapping.txt", SYNSETS[:2])
     objects = {}
-    for k, wnid in enumerate(["n01440764", "n01443537"]):
+    for wnid in ["n01440764", "n01443537"]:
         for n in range(6):
             image_id = f"{wnid}_{n}"
             write_image(tmp_path / "train" / wnid / f"{image_id}.JPEG")

@@ -7,6 +7,8 @@ import torch
 
 from spg_core.runs import load_run
 
+pytestmark = pytest.mark.slow
+
 TRAIN = ["train", "--backbone", "tiny", "--image-size", "64", "--synthetic-classes", "2",
          "--synthetic-train", "48", "--synthetic-val", "8", "--synthetic-test", "8", "--batch-size", "8",
          "--device", "cpu", "--threads", "1", "--max-steps-per-epoch", "2", "--guidance-warmup", "1"]

@@ -55,6 +55,7 @@ def test_notebook_ends_with_exercises(path):
         f"{path.name}: the last cell should be the '## Exercises' section")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, tmp_path, monkeypatch):
     copy = tmp_path / path.name

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from spg_core.config import TrainConfig
 from spg_core.data.synthetic import SyntheticConfig, write_wsol
 from spg_core.train import train
@@ -11,6 +13,7 @@ from spg_core.train import train
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "seed_analysis.py"
 
 
+@pytest.mark.slow
 def test_seed_analysis_reads_a_wsol_run_with_masks(tmp_path):
     data = write_wsol(tmp_path / "data", SyntheticConfig(image_size=64, num_classes=2, num_train=16, num_val=8,
                                                          num_test=4, part_look="mark"), progress=False)

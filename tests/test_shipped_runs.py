@@ -20,6 +20,7 @@ def test_default_runs_are_shipped_and_small():
         assert (folder / "checkpoint.pt").stat().st_size < 10 * 2**20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPECTED)
 def test_reevaluating_a_shipped_run_reproduces_its_metrics(name):
     stored = json.loads((SHIPPED_DIR / name / "metrics.json").read_text())

@@ -72,6 +72,7 @@ def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path):
     assert list(tmp_path.iterdir()) == [path]
 
 
+@pytest.mark.slow
 def test_smoke_training_learns(tmp_path):
     """Loss falls and accuracy ends well above chance (1/num_classes) on held-out images."""
     from spg_core.data import build_dataset, collate
@@ -114,6 +115,7 @@ def test_guidance_switch_auto_waits_for_the_classifier_and_is_capped():
         GuidanceSwitch("soon", epochs=3)
 
 
+@pytest.mark.slow
 def test_auto_warmup_resumes_at_the_same_step(tmp_path):
     """guidance_warmup=auto on a 2-class toy: the switch state travels in the checkpoint."""
     overrides = dict(guidance_warmup="auto", epochs=4, max_steps_per_epoch=None, batch_size=8,

@@ -146,7 +146,8 @@ def _objects(objects: list[list[str]], class_index: dict[str, int], where: str) 
         if other not in class_index:
             raise ValueError(f"{where}: unknown class {other!r} (not in the synset list of {len(class_index)} classes)")
         if other != wnid:
-            warnings.warn(f"{where}: object of class {other} in an image of class {wnid}; its box is dropped", DataWarning)
+            warnings.warn(f"{where}: object of class {other} in an image of class {wnid}; its box is dropped", DataWarning,
+                          stacklevel=2)
             continue
         boxes.append(_convert(coords, where))
     return class_index[wnid], boxes, where

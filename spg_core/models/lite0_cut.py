@@ -82,7 +82,7 @@ class Lite0CutBackbone(Backbone):
         self.register_buffer("input_scale", (std_in / std_net).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_shift", ((mean_in - mean_net) / std_net).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode: bool = True) -> "Lite0CutBackbone":
+    def train(self, mode: bool = True) -> Lite0CutBackbone:
         super().train(mode)
         if mode and self.batchnorm == "frozen":
             for layer in self.pretrained_modules():
