@@ -1,4 +1,4 @@
-"""Reproduce the README's results table on the teaching benchmark (CPU, tiny backbone).
+"""Reproduce the results tables (docs/results.md) on the teaching benchmark (CPU).
 
     make results                                    # = python scripts/results.py
     python scripts/results.py                       # SPG and SPG-plain seeds 0 1 2, ablations seed 0

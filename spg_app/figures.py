@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from spg_core.evaluate import curves_figure
+from spg_core.report import curves_figure
 from spg_core.guidance import STAGE_TITLES, STAGES
 from spg_core.single_image import TRACKED_MASKS
 
@@ -67,7 +67,7 @@ def rename_curves(label: str, curves: dict, chosen: list[str]) -> dict:
 
 
 def accuracy_figure(results: list[tuple[str, dict]], chosen: list[str], tau: float) -> go.Figure:
-    """Accuracy against τ (``evaluate.curves_figure``) of one or two evaluations ``(label, result)``
+    """Accuracy against τ (``report.curves_figure``) of one or two evaluations ``(label, result)``
     on the same axes: colour by curve kind, line style by model."""
     combined = {}
     for label, result in results:

@@ -9,6 +9,7 @@ import torch
 from spg_core import boxes as B
 from spg_core import evaluate as E
 from spg_core import metrics as M
+from spg_core import report as R
 from spg_core.data.transforms import ten_crop_views
 
 
@@ -242,13 +243,13 @@ def test_ten_crop_views_shapes():
 def test_write_outputs_embeds_plotly(tmp_path):
     maps, gt = _rectangle_data(3)
     metrics, rows, curves = E.evaluate_maps(maps, gt, "paper", 0.1, tau=0.5)
-    paths = E.write_outputs(tmp_path, metrics, rows, curves)
+    paths = R.write_outputs(tmp_path, metrics, rows, curves)
     assert json.loads(paths["metrics"].read_text())["gt_known_loc"] == 100.0
     lines = paths["rows"].read_text().splitlines()
-    assert lines[0].split(",") == list(E.ROW_COLUMNS) and len(lines) == 4
+    assert lines[0].split(",") == list(R.ROW_COLUMNS) and len(lines) == 4
     html = paths["curves"].read_text()
     assert "<script src=" not in html.replace('"', "") and len(html) > 1_000_000  # plotly.js is inside the file
-    figure = E.curves_figure(curves, tau=0.5)
+    figure = R.curves_figure(curves, tau=0.5)
     assert len(figure.data) == len([name for name in curves if not name.endswith("pxap_pr")]) + (
         1 if "pxap_pr" in curves else 0)
 

@@ -149,7 +149,7 @@ class SPGBranches(nn.Module):
 # codes): when the guidance switches on after a warm-up, A3's ReLU features have been scaled up by
 # the classification loss, a Xavier output conv on them starts with logits in the tens, C's first
 # BCE is 3-9, and its gradient rewrites A3 at the heads' learning rate: measured on lite0_cut,
-# the classifier fell from 90 % to chance within 20 steps (README, "SPG-C's first steps").
+# the classifier fell from 90 % to chance within 20 steps (docs/teaching_recipe.md, "SPG-C's first steps").
 C_INITS = ("zero", "xavier")
 
 
