@@ -3,15 +3,10 @@ the explore page's controls and the grown results kept in the session."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
-
 import streamlit as st
 
-from spg_app.state import ModelContext
+from spg_app.state import ModelContext, Picked
 from spg_core.single_image import single_image_guidance
-
-if TYPE_CHECKING:  # the picker imports the loaders, which import this module
-    from spg_app.picker import Picked
 
 GUIDANCE_BUTTON = "Grow the guidance on this photo (single-image SPG, ~5 s)"
 GUIDANCE_SECONDS = 5.0  # time budget of single-image guidance; SPG_APP_GUIDANCE_SECONDS overrides it

@@ -2,31 +2,17 @@
 class or worst IoU first."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 from spg_app.analyses import FAILURE_NOTES, evaluation
 from spg_app.datasets import indices_by_class, positions_by_image_id
 from spg_app.loaders import dataset_image_key, dataset_sample, decode_upload
-from spg_app.state import Context
+from spg_app.state import Context, Picked
 from spg_app.uploads import MAX_UPLOAD_BYTES, UploadError
 from spg_app.widgets import count_slider
-
-
-@dataclass
-class Picked:
-    image_key: str
-    image: Image.Image
-    title: str
-    label: int | None = None
-    boxes: np.ndarray | None = None
-    mask: np.ndarray | None = None
-    scale: float = 1.0
-    image_id: str = "upload"
 
 
 def remember_upload() -> None:

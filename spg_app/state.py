@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
 from spg_app.runs import DEFAULT_TAU
-from spg_core.guidance import STAGE_NAMES
-from spg_core.guidance import PRESETS
+from spg_core.guidance import PRESETS, STAGE_NAMES
 from spg_core.localize import Localizer
 
 OTHER_RUN = "__run_dir__"  # model_choice: a run folder typed in the sidebar
@@ -67,3 +68,17 @@ def current_thresholds(preset_name: str | None = None) -> dict[str, tuple[float,
         return dict(saved)
     preset = PRESETS[preset_name or "paper"]
     return {stage: (preset.stage(stage).delta_low, preset.stage(stage).delta_high) for stage in STAGE_NAMES}
+
+
+@dataclass
+class Picked:
+    """The image a page shows: an upload or a dataset sample, with its annotations if any."""
+
+    image_key: str
+    image: Image.Image
+    title: str
+    label: int | None = None
+    boxes: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    scale: float = 1.0
+    image_id: str = "upload"

@@ -12,10 +12,10 @@ from spg_app.downloads import boxes_json, maps_npz
 from spg_app.figures import growth_figure, histogram_figure
 from spg_app.growth import grow_guidance
 from spg_app.loaders import final_tile, growth_tile, map_tile, predict_maps, predict_upload_maps, short_hash
-from spg_app.picker import Picked, pick_dataset_image, pick_upload
+from spg_app.picker import pick_dataset_image, pick_upload
 from spg_app.pictures import encode_picture, final_picture, mask_picture, png_bytes, strip_names
 from spg_app.stages import STAGE_NOTES, map_stage_label
-from spg_app.state import Context, ModelContext
+from spg_app.state import Context, ModelContext, Picked
 from spg_app.thresholds import clean_thresholds, threshold_view
 from spg_app.widgets import need, percent
 from spg_core.guidance import MAP_STAGES, PRESETS, STAGE_NAMES, STAGE_TITLES, guided_stage
