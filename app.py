@@ -35,7 +35,7 @@ st.html("<style>[data-testid='stImage'] img {image-rendering: pixelated;}</style
 
 with st.spinner("Loading the toolkit (first start only)…"):
     from spg_app import sidebar
-    from spg_app.pages import dataset, explore, triage
+    from spg_app.pages import dataset, explore, training, triage
     from spg_app.state import PAGE_REQUEST, Context, keep_widget_state
 
 # name: (page function, title, icon); the name is the page's URL path and the value of PAGE_REQUEST.
@@ -43,6 +43,7 @@ PAGES = {
     "explore": (explore.page, "Explore one image", ":material/image_search:"),
     "dataset": (dataset.page, "Dataset", ":material/monitoring:"),
     "triage": (triage.page, "Failure triage", ":material/troubleshoot:"),
+    "training": (training.page, "Training", ":material/replay:"),
 }
 
 

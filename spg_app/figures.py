@@ -36,7 +36,7 @@ def histogram_figure(maps: dict, thresholds: dict[str, tuple[float, float]]) -> 
         counts, edges = np.histogram(values, bins=50, range=(0, 1))
         fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=0.02, marker_color="#888",
                              showlegend=False), row=1, col=column)
-        low, high = thresholds[stage]
+        low, high = thresholds[stage.mask]
         fig.add_vline(x=low, line_color="black", annotation_text="δ_l", row=1, col=column)
         fig.add_vline(x=high, line_color="#d62728", annotation_text="δ_h", row=1, col=column)
     fig.update_layout(height=260, margin=dict(t=40, b=20, l=20, r=20), template="plotly_white")
@@ -139,4 +139,48 @@ def fallback_figure(result: dict) -> go.Figure:
                                hovertemplate="δ_h=%{x:.2f}<br>fallback on %{y:.1f}% of images<extra></extra>"))
     fig.update_layout(height=440, template="plotly_white", title="fallback fired (% of images)",
                       margin=dict(t=50, l=40, r=10, b=40), xaxis_title="δ_h", yaxis_range=[0, 100])
+    return fig
+
+
+LOSS_NAMES = {"loss_total": "total", "loss_ce": "CE (classification)", "loss_bce_b2": "BCE B2 ← Mask-A",
+              "loss_bce_b1": "BCE B1 ← Mask-B2", "loss_bce_c": "BCE SPG-C ← Mask-fuse"}
+
+
+def loss_figure(history: list[dict]) -> go.Figure:
+    """Every loss term of history.jsonl per epoch (a guided term starts where the guidance did)."""
+    epochs = [record["epoch"] for record in history]
+    fig = go.Figure()
+    for number, (key, title) in enumerate(LOSS_NAMES.items()):
+        values = [record.get(key) for record in history]
+        if any(v is not None for v in values):
+            fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=title,
+                                     line=dict(color=PALETTE[number])))
+    fig.update_layout(height=280, template="plotly_white", margin=dict(t=30, b=30, l=40, r=10),
+                      xaxis_title="epoch", yaxis_title="loss (mean over the epoch)",
+                      title=dict(text="Loss terms", font=dict(size=13)))
+    return fig
+
+
+def seed_quality_figure(epochs, stats, stage_names, stat_names, current: float | None = None) -> go.Figure:
+    """Each seed mask's foreground precision and object coverage over training: ``stats`` is
+    records × stages × stats (``spg_core.replay.STAT_NAMES``), already averaged over the images;
+    ``current`` marks the record shown."""
+    panels = ("foreground_precision", "object_coverage")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("foreground seeds on the object (precision %)",
+                                                        "object covered by foreground seeds (%)"))
+    epochs = list(np.asarray(epochs, dtype=float))
+    for column, stat in enumerate(panels, 1):
+        s = list(stat_names).index(stat)
+        for number, stage in enumerate(stage_names):
+            values = 100 * np.asarray(stats)[:, number, s]
+            if np.isnan(values).all():
+                continue
+            fig.add_trace(go.Scatter(x=epochs, y=[None if np.isnan(v) else float(v) for v in values],
+                                     mode="lines+markers", name=STAGE_TITLES[stage], legendgroup=stage,
+                                     showlegend=column == 1, line=dict(color=PALETTE[number])), row=1, col=column)
+        if current is not None:
+            fig.add_vline(x=float(current), line_dash="dot", line_color="black", row=1, col=column)
+    fig.update_yaxes(range=[0, 100])
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=300, template="plotly_white", margin=dict(t=40, b=30, l=40, r=10))
     return fig

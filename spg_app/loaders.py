@@ -19,6 +19,7 @@ from spg_app.state import ModelContext
 from spg_app.uploads import read_upload
 from spg_core.config import load_config_file
 from spg_core.localize import Localizer
+from spg_core.replay import load_replay
 from spg_core.runs import load_run, resolve_run
 from spg_core.single_image import growth_strip
 from spg_core.data.settings import DataSettings
@@ -63,6 +64,12 @@ def load_model(folder: str, stamp: str):
     model, config, info = load_run(folder, "cpu")
     localizer = Localizer(model, config.image_size, info["class_names"], "cpu", config.preset)
     return localizer, config, info
+
+
+@st.cache_resource(show_spinner="Loading the training replay…", max_entries=6)
+def load_run_replay(folder: str, stamp: str):
+    """The run's training replay (``spg_core.replay``), or None; ``stamp``: the run's."""
+    return load_replay(folder)
 
 
 @st.cache_resource(show_spinner="Preparing the dataset…", max_entries=8)

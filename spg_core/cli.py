@@ -67,6 +67,8 @@ def build_train_parser(sub) -> None:
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader worker processes")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--replay-images", type=int, default=None,
+                   help="validation images whose stage maps are recorded every epoch (RUN_DIR/replay.npz); 0 = off")
     p.add_argument("--out", default=None, help="RUN_DIR for checkpoint.pt, config.yaml and history.jsonl")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint.pt where it stopped")
     p.add_argument("--weights", default=None, help="backbone weights to start from: a torchvision-format .pth file, or "

@@ -47,6 +47,9 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads; 1 is fastest on a busy 2-core machine
     max_steps_per_epoch: int | None = None  # cap for smoke runs
     sync_batchnorm: bool = False
+    # training replay (spg_core/replay.py): stage maps of this many fixed validation images, recorded
+    # every epoch into RUN_DIR/replay.npz; 0 = off
+    replay_images: int = 16
 
     def to_dict(self) -> dict:
         return asdict(self)

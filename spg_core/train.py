@@ -23,9 +23,10 @@ from tqdm import tqdm
 
 from spg_core.config import TrainConfig, save_config
 from spg_core.data.settings import DataSettings
-from spg_core.guidance import get_preset, self_produced_guidance
+from spg_core.guidance import SCORE_MAPS, get_preset, self_produced_guidance
 from spg_core.losses import spg_loss
 from spg_core.models import build_model, load_backbone_weights
+from spg_core.replay import ReplayRecorder, mid_epoch_steps, random_state_kept
 
 log = logging.getLogger("spg_core.train")
 
@@ -256,6 +257,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         save_config(config, out / "config.yaml")
 
     switch = GuidanceSwitch(config.guidance_warmup, config.epochs, switch_state)
+    recorder = replay_recorder(config, preset, out, start_epoch) if is_main else None
+    steps_done = sum(int(h.get("steps", 0)) for h in history)
+    if recorder is not None and start_epoch == 0 and recorder.empty:
+        recorder.record(model, 0.0, steps_done)  # before any training
     cascade = config.variant != "no-cascade"
     mask_size = config.resolved_mask_size()
     summary: dict = history[-1] if history else {}
@@ -283,6 +288,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         )
         guided = config.variant != "plain"
         guided_steps = 0
+        # The first guided epoch is recorded a few times inside too: the guidance changes fastest there.
+        first_guided = guided and not any(h.get("guidance") for h in history)
         net.train()
         totals = {"images": 0, "correct": 0, "skipped": 0, "steps": 0}
         loss_sums: dict[str, float] = {}
@@ -328,6 +335,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 switch.observe(counts["correct"] / max(counts["n"], 1))
             for name, value in losses.items():
                 loss_sums[name] = loss_sums.get(name, 0.0) + float(value.detach()) * n
+            if recorder is not None and first_guided and use_guidance and step in mid_epoch_steps(steps):
+                recorder.record(model, epoch + (step + 1) / steps, steps_done + totals["steps"])
             bar.set_postfix(loss=f"{loss_sums['total'] / totals['images']:.3f}",
                             acc=f"{100 * totals['correct'] / totals['images']:.1f}")
             bar.update()
@@ -344,6 +353,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             "guidance": guided_steps > 0,
             "guided_steps": guided_steps,
             "lr": epoch_lr,
+            "steps": int(totals["steps"]),
             "seconds": time.time() - started,
             **{f"loss_{k}": reduced[k] / images_seen for k in loss_sums},
         }
@@ -362,6 +372,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 "guidance_switch": switch.state_dict(),
             }
             atomic_save(state, checkpoint_path)
+            steps_done += totals["steps"]
+            if recorder is not None:
+                recorder.record(model, float(epoch + 1), steps_done)
             (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
             if summary["skipped_images"]:
                 log.warning("epoch %d skipped %d unreadable images", epoch + 1, summary["skipped_images"])
@@ -369,6 +382,25 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         if world > 1:
             dist.barrier()
     return summary
+
+
+def replay_recorder(config: TrainConfig, preset, out: Path, epochs_done: int) -> ReplayRecorder | None:
+    """The recorder of RUN_DIR/replay.npz (``config.replay_images`` validation images), or None
+    when it is off or the data has no validation split to draw them from."""
+    if not config.replay_images:
+        return None
+    # The maps the variant has: SPG-plain has no B/C branches, no-c no SPG-C.
+    names = tuple(name for name in SCORE_MAPS if name == "attention"
+                  or (config.variant != "plain" and not (name == "c" and config.variant == "no-c")))
+    try:
+        with random_state_kept():
+            val = DataSettings.from_config(config).dataset("val")
+        if len(val) == 0:
+            raise ValueError("it is empty")
+        return ReplayRecorder(val, config.replay_images, preset, out, map_names=names, epochs_done=epochs_done)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        log.warning("no training replay: the validation split cannot be used (%s)", error)
+        return None
 
 
 def _reduce(values: dict, device: torch.device, world: int) -> dict:

@@ -115,3 +115,23 @@ def test_fallback_figure_takes_each_columns_first_valid_rate():
     assert list(fig.data[0].x) == [0.5, 0.6, 0.7]
     assert list(fig.data[0].y) == pytest.approx([0.0, 20.0, 50.0])
     assert fig.layout.title.text == "fallback fired (% of images)"
+
+
+def test_loss_figure_one_trace_per_loss_term_present():
+    history = [{"epoch": 1, "loss_total": 2.0, "loss_ce": 2.0},
+               {"epoch": 2, "loss_total": 1.5, "loss_ce": 1.0, "loss_bce_b2": 0.3, "loss_bce_b1": 0.2}]
+    fig = figures.loss_figure(history)
+    assert [trace.name for trace in fig.data] == ["total", "CE (classification)", "BCE B2 ← Mask-A", "BCE B1 ← Mask-B2"]
+    assert list(fig.data[2].y) == [None, 0.3] and list(fig.data[0].x) == [1, 2]
+
+
+def test_seed_quality_figure_plots_precision_and_coverage_of_each_stage():
+    stats = np.full((3, 3, 4), np.nan)
+    stats[:, 0, 0] = [0.5, 0.6, 0.7]  # Mask-A precision
+    stats[:, 0, 1] = [0.1, 0.2, 0.4]  # Mask-A coverage
+    fig = figures.seed_quality_figure([0, 1, 2], stats, ("mask_a", "mask_b2", "mask_fuse"),
+                                      ("foreground_precision", "object_coverage", "background_precision", "foreground"),
+                                      current=1)
+    assert len(fig.data) == 2  # the other stages are all NaN: no trace
+    assert list(fig.data[0].y) == pytest.approx([50, 60, 70]) and list(fig.data[1].y) == pytest.approx([10, 20, 40])
+    assert fig.data[0].name == STAGE_TITLES["mask_a"] and fig.layout.shapes[0].x0 == 1

@@ -1,0 +1,113 @@
+"""Page 4, *Training*: watch SPG learn. The run's training replay (``spg_core.replay``): the stage
+strip of one of its fixed validation images at any recorded moment of training (a slider, and
+play), the loss terms per epoch, and each seed mask's precision and coverage over the epochs."""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from spg_app.figures import loss_figure, seed_quality_figure
+from spg_app.loaders import load_run_replay
+from spg_app.pictures import STRIP_SIDE, encode_picture, strip_pictures
+from spg_app.runs import run_stamp
+from spg_app.state import Context
+from spg_app.thresholds import threshold_view
+from spg_core.guidance import get_preset
+from spg_core.localize import StageMaps
+from spg_core.replay import STAGE_NAMES, STAT_NAMES, Replay
+
+PLAY_SECONDS = 0.5  # pause between two records while playing
+
+
+def record_label(replay: Replay, record: int) -> str:
+    epoch = float(replay.epochs[record])
+    moment = "before training" if epoch == 0 else (f"end of epoch {epoch:g}" if epoch == int(epoch)
+                                                   else f"epoch {epoch:g} (inside)")
+    return f"{moment} · step {int(replay.steps[record])}"
+
+
+def replay_stage_maps(replay: Replay, record: int, image: int, class_names) -> StageMaps:
+    """The record's maps of one image as the StageMaps every strip is drawn from."""
+    picture = Image.fromarray(replay.images[image])
+    label = int(replay.labels[image])
+    probabilities = np.zeros(max(len(class_names), label + 1), np.float32)
+    probabilities[label] = 1.0  # the replay keeps maps, not predictions: the GT class's map is shown
+    return StageMaps(picture, probabilities, label, list(class_names), replay.stage_maps(record, image))
+
+
+def object_box(region: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(region)
+    if not len(xs):
+        return np.zeros((0, 4))
+    return np.array([[xs.min(), ys.min(), xs.max(), ys.max()]])
+
+
+def draw_strip(slot, ctx: Context, replay: Replay, record: int, image: int, preset) -> None:
+    maps = replay_stage_maps(replay, record, image, ctx.model.localizer.class_names)
+    gt = object_box(replay.objects[image])
+    view = threshold_view(maps, preset, ctx.tau, object_region=replay.objects[image], gt_boxes=gt)
+    with slot.container():
+        st.markdown(f"**{record_label(replay, record)}** · box IoU {view.iou:.2f}" if view.iou is not None
+                    else f"**{record_label(replay, record)}**")
+        tiles = strip_pictures(maps, view, ctx.alpha, gt)
+        for row in range(0, len(tiles), 5):
+            columns = st.columns(5)
+            for column, (name, title, picture) in zip(columns, tiles[row:row + 5]):
+                data, fmt = encode_picture(picture, STRIP_SIDE)
+                column.image(data, caption=title, output_format=fmt, width="stretch")
+                report = view.report.get(name)
+                if report is not None and not np.isnan(report.get("foreground_precision", np.nan)):
+                    column.caption(f"fg {100 * report['foreground']:.0f}% of the image · "
+                                   f"{100 * report['foreground_precision']:.0f}% on the object")
+
+
+def page(ctx: Context) -> None:
+    st.title("Training")
+    model = ctx.model
+    if model is None or model.folder is None or not (model.folder / "checkpoint.pt").is_file():
+        st.info("Pick a trained run in the sidebar: this page replays how it learned.")
+        return
+    try:
+        replay = load_run_replay(str(model.folder), run_stamp(model.folder))
+    except ValueError as error:
+        st.error(str(error))
+        return
+    if replay is None or len(replay) == 0:
+        st.info(f"{model.label} was trained without a replay. Train with `--replay-images 16` (the default) "
+                "to record the stage maps of 16 validation images every epoch.")
+        return
+    preset = get_preset(replay.preset)
+    names = model.localizer.class_names
+    st.caption(f"{len(replay.image_ids)} fixed validation images, {len(replay)} records. Seeds at the run's own "
+               f"thresholds (preset *{preset.name}*), the map of the ground-truth class, box at τ = {ctx.tau:.2f}.")
+    columns = st.columns([2, 3, 1], vertical_alignment="bottom")
+    image = columns[0].selectbox(
+        "Image", range(len(replay.image_ids)), key="replay_image",
+        format_func=lambda k: f"#{k} · {replay.image_ids[k]} · {names[int(replay.labels[k])]}"
+        if int(replay.labels[k]) < len(names) else f"#{k} · {replay.image_ids[k]}")
+    st.session_state.setdefault("replay_record", len(replay) - 1)
+    if st.session_state["replay_record"] >= len(replay):
+        st.session_state["replay_record"] = len(replay) - 1
+    record = columns[1].select_slider("Moment of training", options=list(range(len(replay))), key="replay_record",
+                                      format_func=lambda r: f"{float(replay.epochs[r]):g}")
+    play = columns[2].button("▶ Play", key="replay_play", width="stretch")
+    slot = st.empty()
+    if play:
+        for moment in range(len(replay)):
+            draw_strip(slot, ctx, replay, moment, image, preset)
+            time.sleep(PLAY_SECONDS)
+    else:
+        draw_strip(slot, ctx, replay, record, image, preset)
+    left, right = st.columns(2)
+    history = model.info.get("history") or []
+    if history:
+        left.plotly_chart(loss_figure(history), key="replay_losses")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a stage the variant lacks is all NaN
+        mean_stats = np.nanmean(replay.stats, axis=1)  # over the images
+    right.plotly_chart(seed_quality_figure(replay.epochs, mean_stats, STAGE_NAMES, STAT_NAMES,
+                                           current=float(replay.epochs[record])), key="replay_seeds")

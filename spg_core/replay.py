@@ -1,0 +1,217 @@
+"""Training replay: the stage maps of a few fixed validation images, recorded while a run trains.
+
+Every epoch (before the first one, after each, and a few times inside the first guided epoch) the
+trainer runs K fixed validation images (default 16) through the network and keeps, for each,
+the score maps of every stage (attention of the GT class, B2, B1, fused, SPG-C) and, against the
+ground-truth object (its mask, else its boxes), each Eq. 1 seed mask's precision and coverage at
+the run's thresholds. The masks themselves are not stored: Eq. 1 on a stored map gives them back,
+at the run's thresholds or any other.
+
+Stored compactly in RUN_DIR/replay.npz: maps as uint8 at ``REPLAY_SIDE`` px (a 16-image, 8-epoch
+run is about 1 MB), written atomically after each record. A resumed run drops the records past
+its checkpoint and continues, so the replay has no gap and no duplicate. Recording neither
+consumes random numbers nor changes the model, so a run trains to the same weights with it on or
+off.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from spg_core.guidance import FOREGROUND, SCORE_MAPS, STAGES, GuidancePreset, seed_mask, seed_statistics, stage_maps
+
+REPLAY_FILE = "replay.npz"
+REPLAY_IMAGES = 16  # validation images recorded (TrainConfig.replay_images; 0 = off)
+REPLAY_SIDE = 64  # side of the stored maps, in pixels (at most the input size)
+MID_EPOCH_FRACTIONS = (0.25, 0.5, 0.75)  # extra records inside the first guided epoch
+STAT_NAMES = ("foreground_precision", "object_coverage", "background_precision", "foreground")
+STAGE_NAMES = tuple(stage.mask for stage in STAGES)
+
+
+def seed_quality(mask: np.ndarray, obj: np.ndarray) -> np.ndarray:
+    """``STAT_NAMES`` of one seed mask against the object's region (bool): the foreground seeds'
+    precision, the share of the object they cover, the background seeds' precision, and the
+    share of the image that is foreground seed. NaN where undefined (no seeds of a kind)."""
+    stats = seed_statistics(mask, obj)
+    covered = float((mask[obj] == FOREGROUND).mean()) if obj.any() else float("nan")
+    return np.array([stats["foreground_precision"], covered, stats["background_precision"], stats["foreground"]],
+                    dtype=np.float32)
+
+
+@contextlib.contextmanager
+def random_state_kept():
+    """Whatever runs inside leaves Python's, NumPy's and torch's random streams as they were."""
+    python, numpy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(python)
+            np.random.set_state(numpy)
+
+
+@dataclass
+class Replay:
+    """The recorded images and, per record, their stage maps and seed statistics.
+
+    images: K×S×S×3 uint8 (the network's view, denormalised); objects: K×S×S bool; maps:
+    R×K×M×S×S uint8 (``map_names`` order, value/255); epochs: R floats (epochs done, e.g. 2.5 =
+    half-way through the third); steps: R optimisation steps done; stats: R×K×3×4 float32
+    (``STAGE_NAMES`` × ``STAT_NAMES`` at the run's thresholds, NaN for a stage the variant
+    lacks)."""
+
+    image_ids: list[str]
+    labels: np.ndarray
+    images: np.ndarray
+    objects: np.ndarray
+    map_names: tuple[str, ...]
+    maps: np.ndarray
+    epochs: np.ndarray
+    steps: np.ndarray
+    stats: np.ndarray
+    preset: str
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def stage_maps(self, record: int, image: int) -> dict[str, np.ndarray]:
+        """Float32 maps in [0, 1] of one image at one record, by stage name."""
+        if not 0 <= record < len(self):
+            raise IndexError(f"record {record} is out of range 0..{len(self) - 1}")
+        return {name: self.maps[record, image, m].astype(np.float32) / 255.0 for m, name in enumerate(self.map_names)}
+
+    def keep_until(self, epochs_done: float) -> None:
+        """Drop the records made after ``epochs_done`` (a resumed run redoes them)."""
+        keep = self.epochs <= epochs_done + 1e-9
+        self.maps, self.epochs, self.steps, self.stats = (a[keep] for a in (self.maps, self.epochs, self.steps, self.stats))
+
+    def save(self, path: str | Path) -> None:
+        """Atomic: written to a temporary file in the same folder, then renamed."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        os.close(fd)
+        try:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, image_ids=np.array(self.image_ids), labels=self.labels, images=self.images,
+                                    objects=self.objects, map_names=np.array(self.map_names), maps=self.maps,
+                                    epochs=self.epochs, steps=self.steps, stats=self.stats, preset=np.array(self.preset))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Replay:
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(image_ids=[str(i) for i in data["image_ids"]], labels=data["labels"], images=data["images"],
+                           objects=data["objects"], map_names=tuple(str(n) for n in data["map_names"]),
+                           maps=data["maps"], epochs=data["epochs"], steps=data["steps"], stats=data["stats"],
+                           preset=str(data["preset"]))
+        except (OSError, ValueError, KeyError) as error:
+            raise ValueError(f"{path} is not a training replay ({error}); delete it, or retrain the run") from None
+
+
+def load_replay(run_dir: str | Path) -> Replay | None:
+    """The replay of a run folder, or None when the run was trained without one."""
+    path = Path(run_dir) / REPLAY_FILE
+    return Replay.load(path) if path.is_file() else None
+
+
+class ReplayRecorder:
+    """Records a run's replay (``record``) and keeps RUN_DIR/replay.npz up to date."""
+
+    def __init__(self, dataset, count: int, preset: GuidancePreset, out_dir: str | Path, map_names=SCORE_MAPS,
+                 epochs_done: int = 0):
+        from spg_core.data.transforms import denormalize
+        from spg_core.sweeps import object_mask
+
+        self.path = Path(out_dir) / REPLAY_FILE
+        self.preset = preset
+        with random_state_kept():
+            samples = []
+            for index in range(len(dataset)):
+                if len(samples) == count:
+                    break
+                item = dataset[index]
+                if item is not None:
+                    samples.append(item)
+        if not samples:
+            raise ValueError(f"no readable image in the {getattr(dataset, 'split', '')} split to record a replay of")
+        self.inputs = torch.stack([item["image"] for item in samples])
+        self.labels = torch.tensor([item["label"] for item in samples], dtype=torch.long)
+        input_size = int(self.inputs.shape[-1])
+        self.side = min(REPLAY_SIDE, input_size)
+        self.map_names = tuple(map_names)
+        images = np.stack([np.asarray(Image.fromarray(denormalize(x)).resize((self.side, self.side), Image.BILINEAR))
+                           for x in self.inputs])
+        objects = []
+        for item in samples:
+            region = object_mask(None if item.get("mask") is None else np.asarray(item["mask"]), item["boxes"],
+                                 (input_size, input_size))
+            objects.append(torch.nn.functional.interpolate(torch.from_numpy(region)[None, None].float(),
+                                                           size=(self.side, self.side), mode="nearest")[0, 0].bool())
+        previous = load_replay(out_dir) if epochs_done > 0 and self.path.is_file() else None
+        ids = [str(item["image_id"]) for item in samples]
+        if previous is not None and previous.image_ids == ids and previous.map_names == self.map_names:
+            previous.keep_until(epochs_done)
+            self.replay = previous
+        else:
+            self.replay = Replay(ids, self.labels.numpy(), images, torch.stack(objects).numpy(), self.map_names,
+                                 np.zeros((0, len(ids), len(self.map_names), self.side, self.side), np.uint8),
+                                 np.zeros(0, np.float32), np.zeros(0, np.int64),
+                                 np.zeros((0, len(ids), len(STAGES), len(STAT_NAMES)), np.float32), preset.name)
+
+    @property
+    def empty(self) -> bool:
+        return len(self.replay) == 0
+
+    @torch.no_grad()
+    def record(self, model: torch.nn.Module, epochs_done: float, steps_done: int) -> None:
+        """One record of the model as it is now (eval mode for the pass; its mode is restored)."""
+        was_training = model.training
+        device = next(model.parameters()).device
+        model.eval()
+        try:
+            with random_state_kept():
+                outputs = model(self.inputs.to(device), with_guidance=getattr(model, "variant", "plain") != "plain")
+                maps = stage_maps(outputs, self.labels.to(device), (self.side, self.side), stages=self.map_names)
+        finally:
+            model.train(was_training)
+        count = len(self.replay.image_ids)
+        stored = np.zeros((1, count, len(self.map_names), self.side, self.side), np.uint8)
+        stats = np.full((1, count, len(STAGES), len(STAT_NAMES)), np.nan, np.float32)
+        for m, name in enumerate(self.map_names):
+            if name in maps:
+                stored[0, :, m] = (maps[name].float().clamp(0, 1) * 255).round().byte().cpu().numpy()
+        for s, stage in enumerate(STAGES):
+            if stage.source not in maps:
+                continue
+            thresholds = self.preset.stage(stage.mask)
+            masks = seed_mask(maps[stage.source].float().cpu(), thresholds.delta_low, thresholds.delta_high).numpy()
+            for k in range(count):
+                stats[0, k, s] = seed_quality(masks[k], self.replay.objects[k])
+        r = self.replay
+        r.maps = np.concatenate([r.maps, stored])
+        r.epochs = np.append(r.epochs, np.float32(epochs_done))
+        r.steps = np.append(r.steps, np.int64(steps_done))
+        r.stats = np.concatenate([r.stats, stats])
+        r.save(self.path)
+
+
+def mid_epoch_steps(steps: int) -> set[int]:
+    """The steps (0-based, after which) the first guided epoch records: ``MID_EPOCH_FRACTIONS``."""
+    return {max(0, min(steps - 2, round(fraction * steps) - 1)) for fraction in MID_EPOCH_FRACTIONS} if steps > 1 else set()
+
+
+__all__ = ["REPLAY_FILE", "REPLAY_IMAGES", "REPLAY_SIDE", "STAT_NAMES", "STAGE_NAMES", "Replay", "ReplayRecorder",
+           "load_replay", "mid_epoch_steps", "seed_quality"]

@@ -1,0 +1,61 @@
+"""The app's Training page over a run's replay, driven headless with AppTest."""
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from app_runs import write_tiny_run  # noqa: E402
+from spg_app.pages import training  # noqa: E402
+from spg_core.replay import load_replay  # noqa: E402
+from spg_core.train import train  # noqa: E402
+from test_app import APP, TIMEOUT, texts  # noqa: E402
+from test_train import small_config  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def replay_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("replay")
+    config = small_config(root, guidance_warmup=1, epochs=2, max_steps_per_epoch=4, replay_images=3)
+    train(config, progress=False)
+    return root / "run"
+
+
+def open_training(run, **state):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["model_choice"] = "__run_dir__"
+    at.session_state["run_dir"] = str(run)
+    at.session_state["page_request"] = "training"
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_the_training_page_replays_the_stage_strip(replay_run):
+    replay = load_replay(replay_run)
+    at = open_training(replay_run)
+    assert at.select_slider(key="replay_record").value == len(replay) - 1
+    assert "end of epoch 2" in texts(at)
+    # image, 5 maps, 3 masks, the final map: the whole strip of an SPG run
+    assert len([img for element in at.get("image") for img in element.proto.imgs]) == 10
+    at.select_slider(key="replay_record").set_value(0).run()
+    assert not at.exception
+    assert "before training" in texts(at)
+    at.select_slider(key="replay_record").set_value(2).run()
+    assert "epoch 1.25 (inside)" in texts(at)
+    at.selectbox(key="replay_image").set_value(1).run()
+    assert not at.exception and "#1 ·" in at.selectbox(key="replay_image").format_func(1)
+
+
+def test_play_runs_through_every_record(replay_run, monkeypatch):
+    monkeypatch.setattr(training, "PLAY_SECONDS", 0.0)
+    at = open_training(replay_run)
+    at.button(key="replay_play").click().run()
+    assert not at.exception
+    assert "end of epoch 2" in texts(at)  # it ends on the last record
+
+
+def test_a_run_without_replay_says_how_to_get_one(tmp_path):
+    at = open_training(write_tiny_run(tmp_path / "tiny", "spg"))
+    assert "trained without a replay" in texts(at)
