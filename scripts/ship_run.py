@@ -4,10 +4,11 @@
     python scripts/ship_run.py --showcase-only synthetic-spg    # only (re)write metrics.json's showcase_index
 
 Writes a slim checkpoint.pt (weights, config, class names, history; no optimiser state, so it
-stays small), config.yaml and metrics.json (both protocols on the run's own test split, τ from
+stays small), config.yaml, the run's training replay (replay.npz) if it has one, and metrics.json (both protocols on the run's own test split, τ from
 val) — tests/test_shipped_runs.py re-evaluates and checks metrics.json to 0.1 points.
 """
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 from spg_core.config import TrainConfig, save_config
 from spg_core.data.settings import DataSettings
 from spg_core.evaluate import evaluate, own_benchmark_metrics
+from spg_core.replay import REPLAY_FILE
 from spg_core.runs import SHIPPED_DIR, load_run
 from spg_core.train import atomic_save
 
@@ -45,6 +47,9 @@ def main(run_dir: str, name: str) -> None:
     target.mkdir(parents=True, exist_ok=True)
     atomic_save({k: state[k] for k in KEEP}, target / "checkpoint.pt")
     save_config(TrainConfig.from_dict(state["config"]), target / "config.yaml")
+    replay = Path(run_dir) / REPLAY_FILE
+    if replay.is_file():  # the training replay travels with the run (the app's Training page)
+        shutil.copyfile(replay, target / REPLAY_FILE)
     metrics = own_benchmark_metrics(target)
     metrics["command"] = f"python scripts/ship_run.py {run_dir} {name}"
     metrics["showcase_index"] = showcase_index(target, metrics["paper"]["tau"])
