@@ -36,7 +36,7 @@ def histogram_figure(maps: dict, thresholds: dict[str, tuple[float, float]]) -> 
         counts, edges = np.histogram(values, bins=50, range=(0, 1))
         fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=0.02, marker_color="#888",
                              showlegend=False), row=1, col=column)
-        low, high = thresholds[stage]
+        low, high = thresholds[stage.mask]
         fig.add_vline(x=low, line_color="black", annotation_text="δ_l", row=1, col=column)
         fig.add_vline(x=high, line_color="#d62728", annotation_text="δ_h", row=1, col=column)
     fig.update_layout(height=260, margin=dict(t=40, b=20, l=20, r=20), template="plotly_white")
