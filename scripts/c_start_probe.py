@@ -16,6 +16,7 @@ import argparse
 import torch
 from torch.utils.data import DataLoader
 
+from spg_core.checkpoint import read_checkpoint
 from spg_core.config import TrainConfig
 from spg_core.data import collate
 from spg_core.data.settings import DataSettings
@@ -38,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    state = torch.load(resolve_run(args.run) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = read_checkpoint(resolve_run(args.run) / "checkpoint.pt")
     config = TrainConfig.from_dict(state["config"])
     if config.variant != "plain":
         raise SystemExit(f"{args.run} is a {config.variant!r} run; the probe starts from an SPG-plain one")

@@ -12,14 +12,13 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
 
+from spg_core.checkpoint import atomic_save, read_checkpoint
 from spg_core.config import TrainConfig, save_config
 from spg_core.data.settings import DataSettings
 from spg_core.evaluate import evaluate, own_benchmark_metrics
 from spg_core.replay import REPLAY_FILE
 from spg_core.runs import SHIPPED_DIR, load_run
-from spg_core.train import atomic_save
 
 KEEP = ("model", "epoch", "config", "num_classes", "class_names", "history")
 
@@ -41,7 +40,7 @@ def showcase_index(run, tau: float, limit: int = 200) -> int | None:
 
 
 def main(run_dir: str, name: str) -> None:
-    state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = read_checkpoint(Path(run_dir) / "checkpoint.pt")
     state["config"]["out"] = f"spg_core/checkpoints/{name}"
     target = SHIPPED_DIR / name
     target.mkdir(parents=True, exist_ok=True)

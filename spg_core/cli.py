@@ -1,4 +1,4 @@
-"""Command line: ``python -m spg_core <train|evaluate|evaluate-maps|localize|synth|runs> ...``."""
+"""Command line: ``python -m spg_core <train|evaluate|evaluate-maps|localize|synth|runs|convert-checkpoint> ...``."""
 from __future__ import annotations
 
 import argparse
@@ -340,12 +340,29 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def build_convert_parser(sub) -> None:
+    p = sub.add_parser("convert-checkpoint",
+                       help="rewrite run checkpoints you trust (written by an older version) so that they load safely")
+    p.add_argument("runs", nargs="+", help="RUN_DIRs or checkpoint.pt files you wrote yourself: converting one reads "
+                                           "it with full pickle, which can run code")
+    p.set_defaults(func=cmd_convert)
+
+
+def cmd_convert(args) -> int:
+    from spg_core.checkpoint import CHECKPOINT, convert_checkpoint
+
+    for run in args.runs:
+        path = Path(run) if str(run).endswith(".pt") else Path(run) / CHECKPOINT
+        print(f"{path}: {'converted' if convert_checkpoint(path) else 'already safe'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m spg_core", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for build in (build_train_parser, build_evaluate_parser, build_evaluate_maps_parser, build_localize_parser,
-                  build_synth_parser, build_runs_parser):
+                  build_synth_parser, build_runs_parser, build_convert_parser):
         build(sub)
     return parser
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from spg_core.checkpoint import read_checkpoint
 from spg_core.config import TrainConfig
 from spg_core.models import build_model
 
@@ -39,7 +40,7 @@ def load_run(run: str | Path, device: str | torch.device = "cpu"):
     Returns (model, config, info) where info holds class_names, history and the run folder.
     """
     folder = resolve_run(run)
-    state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = read_checkpoint(folder / "checkpoint.pt")
     config = TrainConfig.from_dict(state["config"])
     model = build_model(config.backbone, state["num_classes"], variant=config.variant, **config.model_options)
     model.load_state_dict(state["model"])

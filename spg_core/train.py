@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from spg_core.checkpoint import CHECKPOINT, atomic_save, read_checkpoint
 from spg_core.config import TrainConfig, save_config
 from spg_core.data.settings import DataSettings
 from spg_core.guidance import SCORE_MAPS, get_preset, self_produced_guidance
@@ -30,7 +30,6 @@ from spg_core.replay import ReplayRecorder, mid_epoch_steps, random_state_kept
 
 log = logging.getLogger("spg_core.train")
 
-CHECKPOINT = "checkpoint.pt"
 
 
 # ----------------------------------------------------------------------------- guidance warm-up
@@ -138,7 +137,10 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every random stream's state, as tensors and plain values (what a safe checkpoint holds)."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    numpy = [name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)]
+    state = {"python": random.getstate(), "numpy": numpy, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -146,23 +148,12 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, position, has_gauss, cached = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    np.random.set_state((name, keys.astype(np.uint32), int(position), int(has_gauss), float(cached)))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def atomic_save(obj, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -232,7 +223,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     switch_state = None
 
     if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(checkpoint_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -417,7 +408,7 @@ def epochs_done(run_dir: str | Path) -> int:
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
         return 0
-    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    return int(read_checkpoint(path)["epoch"])
 
 
-__all__ = ["train", "TrainConfig", "GuidanceSwitch", "atomic_save", "resolve_device", "resolve_amp", "epochs_done"]
+__all__ = ["train", "TrainConfig", "GuidanceSwitch", "resolve_device", "resolve_amp", "epochs_done"]

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from spg_core.config import TrainConfig
-from spg_core.train import atomic_save, epochs_done, train
+from spg_core.checkpoint import atomic_save
+from spg_core.train import epochs_done, train
 
 
 def small_config(tmp_path, **overrides):
