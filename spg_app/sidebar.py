@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from spg_app.paths import allowed_path
 from spg_app.loaders import load_dataset, open_imagenet, open_model, run_variant
 from spg_app.runs import DEFAULT_TAU, default_tau, run_metrics, run_stamp, variant_label
 from spg_app.state import IMAGENET, OTHER_RUN, Context, ModelContext
@@ -60,6 +61,8 @@ def sidebar_model() -> ModelContext | None:
     else:
         run = choice
     try:
+        if choice == OTHER_RUN:
+            run = str(allowed_path(run))
         model = open_model(run, run_label(run) if choice != OTHER_RUN else None)
     except Exception as error:  # a typed path can fail in many ways; show why, never a traceback
         bar.error(f"Could not load the run {run!r}: {error}")
@@ -117,6 +120,9 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
             elif not flags.get("data_root", "").strip():
                 bar.info(f"Type the data root of your {fmt} dataset.")
                 return
+            for flag in ("data_root", "metadata_root"):
+                if flags.get(flag, "").strip():
+                    flags[flag] = str(allowed_path(flags[flag]))
             settings = DataSettings.from_flags(config, **flags)
         key = settings.key(split)
         dataset = load_dataset(key)
