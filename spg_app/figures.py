@@ -184,3 +184,23 @@ def seed_quality_figure(epochs, stats, stage_names, stat_names, current: float |
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(height=300, template="plotly_white", margin=dict(t=40, b=30, l=40, r=10))
     return fig
+
+
+def grown_summary_figure(rows: list[dict]) -> go.Figure:
+    """Mean foreground precision and object coverage of each seed mask, the trained run's heads
+    against heads grown at other thresholds: ``rows`` as ``single_image.BatchGuidance.summary``
+    ({"mask", "heads": "trained" | "grown", statistic: value})."""
+    panels = (("foreground_precision", "fg seeds on the object (%)"), ("object_coverage", "object covered (%)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[title for _, title in panels])
+    masks = [stage.mask for stage in STAGES if any(row["mask"] == stage.mask for row in rows)]
+    for column, (stat, _) in enumerate(panels, 1):
+        for number, (heads, name) in enumerate((("trained", "trained run"), ("grown", "grown here"))):
+            by_mask = {row["mask"]: row[stat] for row in rows if row["heads"] == heads}
+            values = [by_mask.get(mask, float("nan")) for mask in masks]
+            fig.add_trace(go.Bar(x=[STAGE_TITLES[mask].split(" (")[0] for mask in masks],
+                                 y=[None if not np.isfinite(v) else 100 * v for v in values], name=name,
+                                 legendgroup=heads, showlegend=column == 1, marker_color=PALETTE[number]),
+                          row=1, col=column)
+    fig.update_yaxes(range=[0, 100])
+    fig.update_layout(height=280, barmode="group", template="plotly_white", margin=dict(t=40, b=30, l=40, r=10))
+    return fig

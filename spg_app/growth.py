@@ -13,13 +13,14 @@ GUIDANCE_SECONDS = 5.0  # time budget of single-image guidance; SPG_APP_GUIDANCE
 GUIDANCE_KEPT = 3  # grown results kept in the session (each holds full-size maps of one photo)
 
 
-def guidance_seconds() -> float:
-    """Time budget of single-image guidance (SPG_APP_GUIDANCE_SECONDS overrides GUIDANCE_SECONDS)."""
+def guidance_seconds(default: float = GUIDANCE_SECONDS) -> float:
+    """Time budget of growing the guidance: ``default`` (single-image: GUIDANCE_SECONDS), unless
+    SPG_APP_GUIDANCE_SECONDS gives a positive number of seconds (it sets every growth's budget)."""
     value = os.environ.get("SPG_APP_GUIDANCE_SECONDS", "").strip()
     try:
-        return float(value) if value and float(value) > 0 else GUIDANCE_SECONDS
+        return float(value) if value and float(value) > 0 else default
     except ValueError:
-        return GUIDANCE_SECONDS
+        return default
 
 
 def grow_guidance(model: ModelContext, picked: Picked, class_index: int):

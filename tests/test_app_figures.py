@@ -135,3 +135,15 @@ def test_seed_quality_figure_plots_precision_and_coverage_of_each_stage():
     assert len(fig.data) == 2  # the other stages are all NaN: no trace
     assert list(fig.data[0].y) == pytest.approx([50, 60, 70]) and list(fig.data[1].y) == pytest.approx([10, 20, 40])
     assert fig.data[0].name == STAGE_TITLES["mask_a"] and fig.layout.shapes[0].x0 == 1
+
+
+def test_grown_summary_figure_bars_trained_and_grown_of_each_mask():
+    rows = [{"mask": mask, "heads": heads, "foreground_precision": p, "object_coverage": c, "foreground": 0.1}
+            for mask, heads, p, c in (("mask_a", "trained", 0.5, 0.2), ("mask_a", "grown", 0.5, 0.2),
+                                      ("mask_b2", "trained", float("nan"), float("nan")),
+                                      ("mask_b2", "grown", 0.75, 0.4))]
+    fig = figures.grown_summary_figure(rows)
+    assert [trace.name for trace in fig.data] == ["trained run", "grown here"] * 2
+    assert list(fig.data[0].x) == ["Mask-A", "Mask-B2"]
+    assert list(fig.data[0].y) == [50.0, None] and list(fig.data[3].y) == [20.0, 40.0]
+    assert [trace.showlegend for trace in fig.data] == [True, True, False, False]

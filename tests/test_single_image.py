@@ -13,9 +13,12 @@ from PIL import Image
 
 from spg_core.localize import Localizer, StageMaps
 from spg_core.models import build_model
+from spg_core.guidance import get_preset, seed_mask
 from spg_core.single_image import (
     augmented_views,
+    batch_guidance,
     box_coverage,
+    dataset_batch,
     growth_strip,
     guided_model,
     single_image_guidance,
@@ -183,3 +186,101 @@ def test_ten_crop_probabilities_average_the_paper_views():
         expected = torch.softmax(localizer.model(views, with_guidance=False)["logits"].float(), dim=1).mean(0)
     assert probabilities.shape == (3,)
     np.testing.assert_array_equal(probabilities, expected.numpy())
+
+
+# ----------------------------------------------------------------------------- several images at once
+def _photos(count=3) -> list[Image.Image]:
+    rng = np.random.default_rng(1)
+    return [Image.fromarray(rng.integers(0, 255, (36 + 4 * k, 44, 3), dtype=np.uint8)) for k in range(count)]
+
+
+def _objects(photos) -> list[np.ndarray]:
+    regions = []
+    for photo in photos:
+        region = np.zeros((photo.height, photo.width), bool)
+        region[photo.height // 4 : 3 * photo.height // 4, photo.width // 4 : 3 * photo.width // 4] = True
+        regions.append(region)
+    return regions
+
+
+def test_batch_guidance_maps_summary_and_the_trained_heads():
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, variant="spg", widths=(8, 16, 16)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    photos = _photos()
+    result = batch_guidance(Localizer(model, 32, ["a", "b", "c"]), photos, [0, 2, None], _objects(photos),
+                            seconds=None, steps=3, batch_size=4)
+    assert len(result) == 3 and result.steps == 3 and result.views == 2 and result.class_indices[:2] == [0, 2]
+    assert set(result.grown) == {"attention", "b2", "b1", "fused"}  # no SPG-C unless asked
+    assert set(result.trained) == {"attention", "b2", "b1", "fused", "c"}  # the run's own heads
+    for maps in (result.grown, result.trained):
+        for value in maps.values():
+            assert value.shape == (3, 32, 32) and value.dtype == np.float32
+    # The same frozen classifier: the attention map (so Mask-A) is the trained run's.
+    np.testing.assert_array_equal(result.grown["attention"], result.trained["attention"])
+    assert result.objects.shape == (3, 32, 32) and result.objects.dtype == bool
+    assert result.quality["grown"].shape == result.quality["trained"].shape == (3, 3, 4)
+    assert {name: m.shape for name, m in result.masks().items()} == {n: (3, 32, 32) for n in ("mask_a", "mask_b2",
+                                                                                           "mask_fuse")}
+    rows = result.summary()
+    assert [(r["mask"], r["heads"]) for r in rows] == [(m, h) for m in ("mask_a", "mask_b2", "mask_fuse")
+                                                      for h in ("trained", "grown")]
+    assert all(r["images"] == 3 and 0 <= r["foreground"] <= 1 for r in rows)
+    assert rows[0]["foreground_precision"] == rows[1]["foreground_precision"]  # Mask-A: the same seeds
+    assert [h["step"] for h in result.history] == [0, 3]
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before) and model.spg_b is not None
+    with_c = batch_guidance(model, photos[:2], seconds=None, steps=1, image_size=32, train_c=True)
+    assert "c" in with_c.grown and with_c.objects is None and np.isnan(with_c.quality["grown"][:, :, 0]).all()
+    assert np.isfinite(with_c.quality["grown"][:, :, 3]).all()  # the foreground share needs no ground truth
+
+
+def test_batch_guidance_trains_and_scores_at_the_thresholds_given():
+    photos = _photos(4)
+    paper = get_preset("paper")
+    runs = {}
+    for name, thresholds in {"low": (0.01, 0.3), "high": (0.9, 0.99)}.items():
+        preset = paper.with_thresholds({"mask_a": thresholds})
+        runs[name] = batch_guidance(_tiny_model(), photos, None, _objects(photos), seconds=None, steps=10,
+                                    image_size=32, preset=preset, learning_rate=1e-2, batch_size=4)
+        result = runs[name]
+        assert result.preset.stage("mask_a").delta_low == thresholds[0]
+        assert result.preset.stage("mask_a").delta_high == thresholds[1]
+        expected = seed_mask(result.grown["attention"], *thresholds)
+        np.testing.assert_array_equal(result.masks()["mask_a"], expected)
+        share = float((expected == 1).mean())
+        assert result.summary()[1]["foreground"] == pytest.approx(share, abs=1e-6)
+        assert result.history[0]["foreground"]["mask_a"] == pytest.approx(share, abs=1e-6)
+    low, high = (runs[name].summary()[1]["foreground"] for name in ("low", "high"))
+    assert high < 0.5 * low, (low, high)  # δ_h near 1: a small Mask-A foreground (the fallback's 0.7·max)
+    # The heads learned from those seeds: B2 trained on mostly background (δ_l = 0.9) scores lower.
+    assert runs["high"].grown["b2"].mean() < runs["low"].grown["b2"].mean() - 0.2
+    # An SPG-plain run has no B branches of its own: only its Mask-A is scored.
+    assert np.isnan(runs["low"].quality["trained"][:, 1:]).all()
+    assert np.isfinite(runs["low"].quality["trained"][:, 0, 0]).all()
+
+
+def test_batch_guidance_is_reproducible_with_steps_and_seed():
+    photos = _photos(2)
+    runs = [batch_guidance(_tiny_model(), photos, seconds=None, steps=3, image_size=32, seed=s) for s in (3, 3, 4)]
+    for key in runs[0].grown:
+        np.testing.assert_array_equal(runs[0].grown[key], runs[1].grown[key])
+    assert not np.array_equal(runs[0].grown["b2"], runs[2].grown["b2"])
+    with pytest.raises(ValueError, match="images is empty"):
+        batch_guidance(_tiny_model(), [], steps=1, image_size=32)
+    with pytest.raises(ValueError, match="2 images but 1 class indices"):
+        batch_guidance(_tiny_model(), photos, [0], steps=1, image_size=32)
+
+
+def test_dataset_batch_reads_images_labels_and_objects():
+    from spg_core.data.settings import DataSettings
+
+    settings = DataSettings.from_flags(format="synthetic", image_size=64, synthetic_classes=3, synthetic_val=5)
+    dataset = settings.dataset("val")
+    calls = []
+    batch = dataset_batch(dataset, 3, on_item=lambda done, total: calls.append((done, total)))
+    assert len(batch) == 3 and calls[-1] == (3, 3)
+    assert [image.size for image in batch.images] == [(64, 64)] * 3
+    assert batch.labels == [int(dataset.records[i].label) for i in range(3)]
+    assert all(o.shape == (64, 64) and o.dtype == bool and o.any() for o in batch.objects)
+    assert len(dataset_batch(dataset, 50)) == 5

@@ -16,6 +16,7 @@ from spg_app.picker import pick_dataset_image, pick_upload
 from spg_app.pictures import encode_picture, final_picture, mask_picture, png_bytes, strip_names
 from spg_app.stages import STAGE_NOTES, map_stage_label
 from spg_app.state import Context, ModelContext, Picked
+from spg_app.threshold_growth import grow_with_thresholds
 from spg_app.thresholds import clean_thresholds, threshold_view
 from spg_app.widgets import need, percent
 from spg_core.guidance import MAP_STAGES, PRESETS, STAGE_NAMES, STAGE_TITLES, guided_stage
@@ -281,3 +282,4 @@ def page(ctx: Context) -> None:
         growth_section(maps_key, maps)
     numbers_section(picked, maps, view, thresholds, model.localizer.class_names[class_index])
     downloads_section(ctx, picked, maps_key, maps, view, box_stage, preset, gt_key, gt_boxes)
+    grow_with_thresholds(ctx, picked, maps, preset, region)
