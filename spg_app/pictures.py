@@ -80,6 +80,14 @@ def final_picture(stage_maps: StageMaps, box, alpha: float = 0.5, gt_boxes=None,
     return viz.draw_boxes(overlay, [box], () if gt_boxes is None else gt_boxes)
 
 
+def difference_picture(first: StageMaps, second: StageMaps, name: str):
+    """``first`` − ``second`` of one map of two runs on the same image (``viz.difference_image``):
+    red where the first is higher, blue where the second is. Independent of δ and τ."""
+    from spg_core import viz
+
+    return viz.difference_image(first.maps[name], second.maps[name])
+
+
 def strip_pictures(stage_maps: StageMaps, view: ThresholdView, alpha: float = 0.5, gt_boxes=None,
                    box_stage: str = "attention") -> list:
     """(name, title, picture) of the whole strip (:func:`strip_names`), every picture drawn."""
