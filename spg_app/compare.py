@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from spg_app.loaders import difference_tile, final_tile, map_tile, open_model, predict_maps, predict_upload_maps
-from spg_app.pictures import encode_picture, mask_picture, strip_names
+from spg_app.pictures import DIFFERENCE_MAPS, encode_picture, map_gaps, mask_picture, strip_names
 from spg_app.sidebar import run_label
 from spg_app.state import OTHER_RUN, Context, ModelContext, Picked
 from spg_app.thresholds import ThresholdView, threshold_view
@@ -16,7 +16,6 @@ from spg_core.guidance import STAGE_ORDER, STAGE_TITLES
 from spg_core.runs import shipped_runs
 
 NO_RUN = "__none__"  # compare_with: no second run (the page is as without this section)
-DIFFERENCE_MAPS = ("attention", "fused")  # maps whose first − second picture is drawn, when both runs have them
 PER_ROW = 5
 
 
@@ -94,15 +93,13 @@ def aligned_strips(ctx: Context, picked: Picked, runs: list[tuple], gt_key: str,
 def difference_pictures(picked: Picked, first: tuple, second: tuple) -> None:
     """first − second of each of :data:`DIFFERENCE_MAPS` both runs have, on one diverging scale."""
     (_, _, key_a, maps_a, _, _), (_, _, key_b, maps_b, _, _) = first, second
-    shared = [name for name in DIFFERENCE_MAPS if name in maps_a.maps and name in maps_b.maps]
+    gaps = map_gaps(maps_a, maps_b)
     columns = st.columns(PER_ROW)
-    for column, name in zip(columns, shared):
+    for column, (name, (mean, largest)) in zip(columns, gaps.items()):
         data, fmt = difference_tile(key_a, key_b, picked.image_key, maps_a.class_index, name, maps_a, maps_b)
-        gap = abs(maps_a.maps[name] - maps_b.maps[name])
-        column.image(data, caption=f"{STAGE_TITLES[name]}: A − B — mean |A − B| {gap.mean():.3f}, "
-                                   f"max {gap.max():.3f}", alt=f"A − B · {STAGE_TITLES[name]}", width="stretch",
-                     output_format=fmt)
-    missing = [STAGE_TITLES[name] for name in DIFFERENCE_MAPS if name not in shared]
+        column.image(data, caption=f"{STAGE_TITLES[name]}: A − B — mean |A − B| {mean:.3f}, max {largest:.3f}",
+                     alt=f"A − B · {STAGE_TITLES[name]}", width="stretch", output_format=fmt)
+    missing = [STAGE_TITLES[name] for name in DIFFERENCE_MAPS if name not in gaps]
     st.caption("Red: higher in A, blue: higher in B, white: the same (full colour at a difference of 1; both maps "
                "min-max normalised)." + (f" Not in both runs: {', '.join(missing)}." if missing else ""))
 

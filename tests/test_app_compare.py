@@ -24,7 +24,8 @@ PLAIN_TILES = ("Image", "Attention map (A4)", "Mask-A (seeds for B2)", "Localisa
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare-runs")
-    return {"spg": write_tiny_run(root / "tiny-spg", "spg"), "plain": write_tiny_run(root / "tiny-plain", "plain"),
+    return {"spg": write_tiny_run(root / "tiny-spg", "spg"),
+            "plain": write_tiny_run(root / "tiny-plain", "plain", seed=2),  # seed 0 would share spg's backbone
             "spg2": write_tiny_run(root / "tiny-spg-2", "spg", seed=1),
             "four": write_tiny_run(root / "tiny-4-classes", "spg", num_classes=4)}
 
@@ -130,7 +131,7 @@ def test_difference_image_colours():
 
 def test_difference_picture_and_shared_strip(runs):
     from spg_app.compare import shared_strip
-    from spg_app.pictures import difference_picture, strip_names
+    from spg_app.pictures import difference_picture, map_gaps, strip_names
     from spg_app.thresholds import threshold_view
     from spg_core.guidance import PRESETS
     from spg_core.localize import Localizer
@@ -141,5 +142,10 @@ def test_difference_picture_and_shared_strip(runs):
     assert picture.size == image.size and picture.mode == "RGB"
     same = np.asarray(difference_picture(spg, spg, "attention"))
     assert (same == viz.DIFFERENCE_COLORS[1]).all()
+    gaps = map_gaps(spg, plain)
+    assert list(gaps) == ["attention"]  # plain has no fused guidance
+    mean, largest = gaps["attention"]
+    assert mean == pytest.approx(np.abs(spg.maps["attention"] - plain.maps["attention"]).mean(), rel=1e-5)
+    assert 0 < mean <= largest <= 1 and map_gaps(spg, spg) == {"attention": (0.0, 0.0), "fused": (0.0, 0.0)}
     names = [strip_names(maps, threshold_view(maps, PRESETS["paper"], 0.2)) for maps in (plain, spg)]
     assert [title for _, title in shared_strip(*names)] == list(SPG_TILES)  # the paper's order, whichever first
