@@ -3,6 +3,7 @@
     python benchmarks/bench_app.py                         # shipped synthetic-spg, image 0 of its test split
     python benchmarks/bench_app.py --run RUN_DIR --repeats 500
     python benchmarks/bench_app.py --photo-side 1024       # an uploaded photo's size instead
+    python benchmarks/bench_app.py --compare none          # without a second run (default: synthetic-plain)
 
 What the explore page recomputes (the model is not run: maps are cached per image):
 
@@ -10,7 +11,11 @@ What the explore page recomputes (the model is not run: maps are cached per imag
   flags, coverage and precision against the GT mask, the box at τ and its IoU), then the three
   seed-mask pictures drawn and encoded (``viz.mask_image``; score-map pictures are cached);
 * a τ move — the same computation, then the final localisation picture with its new box;
-* a full redraw (new image, class or opacity) — every tile of the strip, for reference.
+* a full redraw (new image, class or opacity) — every tile of the strip, for reference;
+* the same δ and τ moves with a second run side by side (``--compare``, ``spg_app.compare``): both
+  runs' ``threshold_view``, the strip's pictures and the aligned strips' (the first run's seed
+  masks are drawn twice, its final picture is a cache hit) and ``pictures.map_gaps``; the difference
+  pictures are cached (they depend on neither δ nor τ).
 
 Each repeat moves Mask-A's δ_l and τ to new values so no step is a no-op. Prints the median and
 95th percentile of each and the ratio of the slider moves to the 30 ms budget.
@@ -22,7 +27,7 @@ import time
 
 import numpy as np
 
-from spg_app.pictures import encode_picture, final_picture, mask_picture, strip_pictures
+from spg_app.pictures import encode_picture, final_picture, map_gaps, mask_picture, strip_pictures
 from spg_app.thresholds import threshold_view
 from spg_core.data.settings import DataSettings
 from spg_core.guidance import get_preset
@@ -38,6 +43,8 @@ def main(argv=None) -> int:
     parser.add_argument("--run", default="synthetic-spg", help="RUN_DIR or shipped run name")
     parser.add_argument("--index", type=int, default=0, help="image of the run's test split")
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--compare", default="synthetic-plain",
+                        help="second run shown side by side (RUN_DIR or shipped run name), or 'none'")
     parser.add_argument("--photo-side", type=int, default=None,
                         help="time a photo of this size (the dataset image resized) instead")
     args = parser.parse_args(argv)
@@ -47,6 +54,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     model, config, info = load_run(args.run, "cpu")
     localizer = Localizer(model, config.image_size, info["class_names"], "cpu", config.preset)
+    second = None
+    if args.compare != "none":
+        other, other_config, other_info = load_run(args.compare, "cpu")
+        second = Localizer(other, other_config.image_size, other_info["class_names"], "cpu", other_config.preset)
     dataset = DataSettings.from_flags(config).dataset("test")
     sample = dataset.load_sample(args.index)
     image, boxes, mask = sample.image, sample.boxes, sample.mask
@@ -56,11 +67,12 @@ def main(argv=None) -> int:
         boxes = np.concatenate([boxes[:, :2] * factor, (boxes[:, 2:] + 1) * factor - 1], 1)
         mask = None
     stage_maps = localizer.predict(image)  # cached in the app: not part of a slider move
+    other_maps = None if second is None else second.predict(image, stage_maps.class_index)  # the same class
     region = object_mask(mask, boxes, (image.height, image.width))
     preset = get_preset(config.preset)
 
     rng = np.random.default_rng(0)
-    delta, tau_move, full = [], [], []
+    delta, tau_move, full, delta_two, tau_two = [], [], [], [], []
     for _ in range(args.repeats + 5):
         low = float(rng.uniform(0.0, 0.3))
         moved = preset.with_thresholds({"mask_a": (round(low, 2), 0.7)})
@@ -79,7 +91,21 @@ def main(argv=None) -> int:
         delta.append(t2 - t0)
         tau_move.append((t1 - t0) + (t3 - t2))
         full.append((t1 - t0) + (t4 - t3))
-    delta, tau_move, full = (np.array(v[5:]) * 1000 for v in (delta, tau_move, full))  # drop warm-up
+        if other_maps is not None:
+            t5 = time.perf_counter()
+            other_view = threshold_view(other_maps, moved, tau, region, boxes)
+            map_gaps(stage_maps, other_maps)
+            t6 = time.perf_counter()
+            for shown in (view, other_view):  # the aligned strips: both runs' seed masks
+                for name in shown.masks:
+                    encode_picture(mask_picture(shown, name), exact=True)
+            t7 = time.perf_counter()
+            encode_picture(final_picture(other_maps, other_view.box, 0.5, boxes))
+            t8 = time.perf_counter()
+            delta_two.append((t2 - t0) + (t7 - t5))
+            tau_two.append((t1 - t0) + (t3 - t2) + (t6 - t5) + (t8 - t7))
+    delta, tau_move, full, delta_two, tau_two = (np.array(v[5:]) * 1000
+                                                 for v in (delta, tau_move, full, delta_two, tau_two))  # drop warm-up
 
     def line(name: str, values: np.ndarray) -> str:
         return f"  {name:<52} median {np.median(values):7.2f} ms   p95 {np.percentile(values, 95):7.2f} ms"
@@ -92,6 +118,10 @@ def main(argv=None) -> int:
     worst = max(np.median(delta), np.median(tau_move))
     print(f"  slowest slider move / {BUDGET_MS:.0f} ms budget: {worst / BUDGET_MS:.2f}x "
           f"({'within' if worst <= BUDGET_MS else 'OVER'} budget)")
+    if other_maps is not None:
+        print(f"side by side with {args.compare} ({len(other_maps.maps)} maps), the same moves:")
+        print(line("δ move, two runs: + B's seeds, A's and B's masks", delta_two))
+        print(line("τ move, two runs: + B's seeds, box, final picture", tau_two))
     return 0
 
 

@@ -123,6 +123,14 @@ def final_tile(run_key: str, image_key: str, class_index: int, alpha: float, box
     return pictures.encode_picture(pictures.final_picture(_maps, box, alpha, _gt_boxes, box_stage), side)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def difference_tile(first_key: str, second_key: str, image_key: str, class_index: int, name: str, _first,
+                    _second) -> tuple[bytes, str]:
+    """Encoded first − second picture of one map of two runs (``pictures.difference_picture``):
+    changes with the runs, image and class only."""
+    return pictures.encode_picture(pictures.difference_picture(_first, _second, name))
+
+
 @st.cache_data(max_entries=GUIDANCE_KEPT, show_spinner=False)
 def growth_tile(grown_key: str, _result) -> bytes:
     """PNG of ``single_image.growth_strip`` of one grown result (``grown_key`` names it)."""

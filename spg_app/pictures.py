@@ -1,13 +1,17 @@
-"""The pictures of the stage strip (drawn by ``spg_core.viz``), sized and encoded for the page."""
+"""The pictures of the stage strip and of two runs' map differences (drawn by ``spg_core.viz``),
+sized and encoded for the page."""
 from __future__ import annotations
 
 import io
+
+import numpy as np
 
 from spg_app.thresholds import ThresholdView
 from spg_core.localize import StageMaps
 
 STRIP_SIDE = 240  # display width of a strip tile, in CSS pixels
 SMALL_SIDE = 256  # pictures up to this size are sent losslessly whatever they show
+DIFFERENCE_MAPS = ("attention", "fused")  # maps two runs side by side are differenced on, when both have them
 
 
 def display(picture, side: int = STRIP_SIDE, exact: bool = False):
@@ -78,6 +82,24 @@ def final_picture(stage_maps: StageMaps, box, alpha: float = 0.5, gt_boxes=None,
 
     overlay = viz.heatmap_overlay(stage_maps.image, stage_maps.maps[box_stage], alpha)
     return viz.draw_boxes(overlay, [box], () if gt_boxes is None else gt_boxes)
+
+
+def difference_picture(first: StageMaps, second: StageMaps, name: str):
+    """``first`` − ``second`` of one map of two runs on the same image (``viz.difference_image``):
+    red where the first is higher, blue where the second is. Independent of δ and τ."""
+    from spg_core import viz
+
+    return viz.difference_image(first.maps[name], second.maps[name])
+
+
+def map_gaps(first: StageMaps, second: StageMaps) -> dict[str, tuple[float, float]]:
+    """Mean and largest |first − second| of each of :data:`DIFFERENCE_MAPS` both runs' maps have."""
+    out = {}
+    for name in DIFFERENCE_MAPS:
+        if name in first.maps and name in second.maps:
+            gap = np.abs(first.maps[name] - second.maps[name])
+            out[name] = (float(gap.mean()), float(gap.max()))
+    return out
 
 
 def strip_pictures(stage_maps: StageMaps, view: ThresholdView, alpha: float = 0.5, gt_boxes=None,

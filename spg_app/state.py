@@ -22,7 +22,7 @@ PAGE_REQUEST = "page_request"  # a page name set to switch to it on the next run
 PERSISTENT_KEYS = (
     "model_choice", "run_dir", "image_source", "browse_mode", "explore_index", "explore_class", "explore_class_rank", "worst_n", "worst_rank",
     "view_class", "box_stage", "preset", *(f"delta_{stage}" for stage in STAGE_NAMES), "show_histograms",
-    "compare_runs", "eval_n", "eval_protocol", "eval_map_stage", "eval_curves",
+    "compare_runs", "compare_with", "compare_run_dir", "eval_n", "eval_protocol", "eval_map_stage", "eval_curves",
     "sweep_stage", "sweep_n", "sweep_step", "sweep_kind",
     "triage_n", "triage_failures", "triage_fallback", "triage_page", "triage_per_page",
 )

@@ -1,5 +1,5 @@
 """Pictures shared by the CLI, the app and the notebooks: heat-map overlays, seed masks, boxes,
-and a plotly grid to show several pictures side by side."""
+the difference of two maps, and a plotly grid to show several pictures side by side."""
 from __future__ import annotations
 
 import cv2
@@ -11,6 +11,8 @@ from spg_core.guidance import BACKGROUND, FOREGROUND
 PRED_COLOR = (0, 200, 0)  # predicted box: green
 GT_COLOR = (230, 0, 0)  # ground truth: red
 IGNORE_GREY = 128
+# Diverging colours of a difference A − B (ColorBrewer RdBu): B higher, equal, A higher.
+DIFFERENCE_COLORS = ((33, 102, 172), (247, 247, 247), (178, 24, 43))
 
 
 def colorize(score_map: np.ndarray) -> np.ndarray:
@@ -36,6 +38,22 @@ def mask_image(mask: np.ndarray) -> Image.Image:
     out[mask == FOREGROUND] = 255
     out[mask == BACKGROUND] = 0
     return Image.fromarray(out).convert("RGB")
+
+
+def difference_image(map_a: np.ndarray, map_b: np.ndarray, limit: float = 1.0) -> Image.Image:
+    """A − B of two [0, 1] maps of the same size, in diverging colours (:data:`DIFFERENCE_COLORS`):
+    red where A is higher, blue where B is, near-white where they agree; full colour at a
+    difference of ``limit`` or more."""
+    a, b = (np.clip(np.nan_to_num(np.asarray(m, dtype=np.float32)), 0, 1) for m in (map_a, map_b))
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"difference_image needs two 2-D maps of one size, got {a.shape} and {b.shape}")
+    if not limit > 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    difference = a - b
+    weight = np.clip(np.abs(difference) / limit, 0, 1)[..., None]
+    low, centre, high = (np.array(c, dtype=np.float32) for c in DIFFERENCE_COLORS)
+    end = np.where((difference >= 0)[..., None], high, low)
+    return Image.fromarray((centre + weight * (end - centre)).round().astype(np.uint8))
 
 
 def draw_boxes(image: Image.Image, pred_boxes=(), gt_boxes=(), width: int | None = None) -> Image.Image:

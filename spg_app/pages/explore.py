@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from spg_app.compare import side_by_side
 from spg_app.downloads import boxes_json, maps_npz
 from spg_app.figures import growth_figure, histogram_figure
 from spg_app.growth import grow_guidance
@@ -280,6 +281,7 @@ def page(ctx: Context) -> None:
     stage_strip(ctx, picked, maps_key, maps, view, box_stage, gt_key, gt_boxes)
     if grown is not None:
         growth_section(maps_key, maps)
+    side_by_side(ctx, picked, maps_key, maps, view, preset, box_stage, region, gt_boxes, gt_key)
     numbers_section(picked, maps, view, thresholds, model.localizer.class_names[class_index])
     downloads_section(ctx, picked, maps_key, maps, view, box_stage, preset, gt_key, gt_boxes)
     grow_with_thresholds(ctx, picked, maps, preset, region)
