@@ -1,5 +1,5 @@
 """Growing the guidance at chosen thresholds on a batch of validation images
-(``spg_core.single_image.batch_guidance``, the explore page's batch mode): how long it takes.
+(``spg_core.batch_guidance.batch_guidance``, the explore page's batch mode): how long it takes.
 
     python benchmarks/bench_grow.py                           # shipped synthetic-spg run, 32 images
     python benchmarks/bench_grow.py --run RUN_DIR --images 32 --steps 60 --threads 2
@@ -22,7 +22,7 @@ import torch
 from spg_core.data.settings import DataSettings
 from spg_core.localize import Localizer
 from spg_core.runs import SHIPPED_DIR, load_run
-from spg_core.single_image import BATCH_SECONDS, batch_guidance, dataset_batch
+from spg_core.batch_guidance import BATCH_SECONDS, batch_guidance, dataset_batch
 
 
 def main() -> None:

@@ -188,7 +188,7 @@ def seed_quality_figure(epochs, stats, stage_names, stat_names, current: float |
 
 def grown_summary_figure(rows: list[dict]) -> go.Figure:
     """Mean foreground precision and object coverage of each seed mask, the trained run's heads
-    against heads grown at other thresholds: ``rows`` as ``single_image.BatchGuidance.summary``
+    against heads grown at other thresholds: ``rows`` as ``batch_guidance.BatchGuidance.summary``
     ({"mask", "heads": "trained" | "grown", statistic: value})."""
     panels = (("foreground_precision", "fg seeds on the object (%)"), ("object_coverage", "object covered (%)"))
     fig = make_subplots(rows=1, cols=2, subplot_titles=[title for _, title in panels])

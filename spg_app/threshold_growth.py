@@ -1,7 +1,7 @@
 """Grow the guidance at the slider's thresholds (beyond the paper): the explore page's section
 that trains fresh B2 / B1 (and optionally SPG-C) heads, the classifier frozen, on the seeds Eq. 1
 makes at the current δ values — on the image shown (``single_image.single_image_guidance``) or on
-a batch of the run's validation images (``single_image.batch_guidance``) — and sets what they
+a batch of the run's validation images (``batch_guidance.batch_guidance``) — and sets what they
 learned next to the trained run's own maps and seeds at the same thresholds.
 
 The δ sliders alone re-threshold maps that were learned at the training thresholds; this shows
@@ -23,7 +23,8 @@ from spg_core.data.settings import DataSettings
 from spg_core.guidance import FOREGROUND, STAGE_TITLES, STAGES, GuidancePreset
 from spg_core.localize import StageMaps, stage_masks
 from spg_core.replay import STAT_NAMES, seed_quality
-from spg_core.single_image import BATCH_SECONDS, batch_guidance, dataset_batch, single_image_guidance
+from spg_core.batch_guidance import BATCH_SECONDS, batch_guidance, dataset_batch
+from spg_core.single_image import single_image_guidance
 
 IMAGE_BUTTON = "Grow the guidance with these thresholds"
 BATCH_IMAGES = 32  # default batch: the first 32 images of the run's validation split

@@ -11,6 +11,8 @@ from spg_core.train import train  # noqa: E402
 from test_app import APP, TIMEOUT, texts  # noqa: E402
 from test_train import small_config  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains a small run for its replay
+
 
 @pytest.fixture(scope="module")
 def replay_run(tmp_path_factory):

@@ -19,6 +19,7 @@ class RunsCode:
         return (MARKER.append, ("ran",))
 
 
+@pytest.mark.slow
 def test_a_trained_run_loads_with_weights_only(tmp_path):
     config = small_config(tmp_path, epochs=1, replay_images=0)
     train(config, progress=False)
@@ -63,6 +64,7 @@ def test_a_garbage_checkpoint_is_a_one_line_error_in_the_cli(tmp_path, capsys, c
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_an_old_checkpoint_is_converted_on_request_and_then_resumes(tmp_path):
     config = small_config(tmp_path, epochs=1, replay_images=0)
     train(config, progress=False)

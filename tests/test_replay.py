@@ -12,6 +12,7 @@ def _weights(run):
     return torch.load(run / "checkpoint.pt", weights_only=False)["model"]
 
 
+@pytest.mark.slow
 def test_a_run_records_every_epoch_and_inside_the_first_guided_one(tmp_path):
     config = small_config(tmp_path, guidance_warmup=1, epochs=2, max_steps_per_epoch=4, replay_images=3)
     train(config, progress=False)
@@ -31,6 +32,7 @@ def test_a_run_records_every_epoch_and_inside_the_first_guided_one(tmp_path):
     assert not np.array_equal(replay.maps[0], replay.maps[-1])  # the network changed
 
 
+@pytest.mark.slow
 def test_recording_leaves_training_unchanged(tmp_path):
     on = small_config(tmp_path / "on", guidance_warmup=1, replay_images=4)
     off = small_config(tmp_path / "off", guidance_warmup=1, replay_images=0)
@@ -43,6 +45,7 @@ def test_recording_leaves_training_unchanged(tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.slow
 def test_a_resumed_run_continues_its_replay_without_gap_or_duplicate(tmp_path):
     full = small_config(tmp_path / "a", guidance_warmup=1, epochs=3, replay_images=2)
     train(full, progress=False)
@@ -60,6 +63,7 @@ def test_a_resumed_run_continues_its_replay_without_gap_or_duplicate(tmp_path):
     np.testing.assert_array_equal(a.maps, b.maps)
 
 
+@pytest.mark.slow
 def test_plain_records_only_its_attention_map(tmp_path):
     train(small_config(tmp_path, variant="plain", epochs=1, replay_images=2), progress=False)
     replay = load_replay(tmp_path / "run")

@@ -14,11 +14,10 @@ from PIL import Image
 from spg_core.localize import Localizer, StageMaps
 from spg_core.models import build_model
 from spg_core.guidance import get_preset, seed_mask
+from spg_core.batch_guidance import batch_guidance, dataset_batch
 from spg_core.single_image import (
     augmented_views,
-    batch_guidance,
     box_coverage,
-    dataset_batch,
     growth_strip,
     guided_model,
     single_image_guidance,
