@@ -169,3 +169,31 @@ def test_screenshots_of_the_dataset_and_triage_pages(server, browser, tmp_path):
     page.wait_for_timeout(2000)
     save(page, "triage", tmp_path)
     page.close()
+
+
+def test_dragging_the_replay_slider_changes_the_strip(server, browser):
+    """The Training page of a shipped run that carries a replay: the moment-of-training slider,
+    moved with the keyboard, redraws Mask-A."""
+    from spg_core.replay import REPLAY_FILE
+    from spg_core.runs import SHIPPED_DIR, shipped_runs
+
+    runs = [name for name in shipped_runs() if (SHIPPED_DIR / name / REPLAY_FILE).is_file()]
+    if not runs:
+        pytest.skip("no shipped run carries a training replay")
+    page = browser.new_page(viewport={"width": 1440, "height": 1900})
+    page.goto(server)
+    page.locator(MASK_A).wait_for(timeout=180_000)
+    model = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
+    model.click()
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(runs[0])}\b")).click()
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Training").click()
+    page.get_by_text("Moment of training").wait_for(timeout=180_000)
+    page.locator(MASK_A).wait_for(timeout=180_000)
+    before = page.locator(MASK_A).get_attribute("src")
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Moment of training").locator('[role="slider"]')
+    thumb.focus()
+    page.keyboard.press("Home")  # the first record: before training
+    after = wait_for_change(page, MASK_A, before)
+    assert after != before, "the replay's Mask-A picture did not change after moving the slider"
+    assert page.get_by_text("before training").count() > 0
+    page.close()

@@ -51,3 +51,34 @@ def test_slider_moves_keep_memory_flat(tmp_path):
     growth = (after - before) / before
     print(f"RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB after {MOVES} moves ({100 * growth:+.2f}%)")
     assert growth < MAX_GROWTH, f"RSS grew {100 * growth:.1f}% over {MOVES} slider moves"
+
+
+@pytest.mark.slow
+def test_replay_moves_keep_memory_flat(tmp_path):
+    from spg_core.replay import load_replay
+    from spg_core.train import train
+    from test_train import small_config
+
+    config = small_config(tmp_path, guidance_warmup=1, epochs=2, max_steps_per_epoch=4, replay_images=3)
+    train(config, progress=False)
+    records = len(load_replay(tmp_path / "run"))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["model_choice"] = "__run_dir__"
+    at.session_state["run_dir"] = str(tmp_path / "run")
+    at.session_state["page_request"] = "training"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+
+    def move(step: int) -> None:
+        at.select_slider(key="replay_record").set_value(step % records).run()
+        assert not at.exception, [e.message for e in at.exception]
+
+    for step in range(WARM_UP):
+        move(step)
+    before = rss()
+    for step in range(MOVES):
+        move(step)
+    after = rss()
+    growth = (after - before) / before
+    print(f"RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB after {MOVES} replay moves ({100 * growth:+.2f}%)")
+    assert growth < MAX_GROWTH, f"RSS grew {100 * growth:.1f}% over {MOVES} replay-slider moves"
