@@ -34,8 +34,12 @@ def test_torchrun_two_processes_gloo_and_resume(tmp_path):
     # Counters are summed over both ranks: 2 steps x batch 8 x 2 processes.
     assert history[-1]["images"] == 32
     assert [h["guidance"] for h in history] == [False, True]
-    # Only rank 0 wrote: one checkpoint, no stray temporary files.
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.yaml", "history.jsonl"]
+    # Only rank 0 wrote: one checkpoint, its replay, no stray temporary files.
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.yaml", "history.jsonl", "replay.npz"]
+    from spg_core.replay import load_replay
+
+    epochs = load_replay(run).epochs
+    assert epochs[0] == 0 and epochs[-1] == 2 and (epochs[1:] > epochs[:-1]).all()  # resumed: no gap, no repeat
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
