@@ -23,6 +23,7 @@ def evaluation(curves: dict, ious) -> dict:
     return {"curves": curves, "rows": [{"iou": iou} for iou in ious]}
 
 
+@pytest.mark.slow  # a fresh interpreter importing plotly
 def test_figures_need_no_streamlit():
     code = "import sys, spg_app.figures; print('streamlit' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

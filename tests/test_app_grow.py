@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("streamlit")
+pytestmark = pytest.mark.slow  # each test trains fresh heads for seconds
 
 from app_runs import write_tiny_run  # noqa: E402
 from test_app import images, start, texts  # noqa: E402

@@ -19,6 +19,7 @@ def test_help_of_every_subcommand(command, capsys):
     assert f"python -m spg_core {command}" in out
 
 
+@pytest.mark.slow  # a fresh interpreter importing the toolkit
 def test_module_entry_point_help():
     result = subprocess.run([sys.executable, "-m", "spg_core", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
