@@ -190,7 +190,7 @@ def test_dragging_the_replay_slider_changes_the_strip(server, browser):
     page.get_by_text("Moment of training").wait_for(timeout=180_000)
     page.locator(MASK_A).wait_for(timeout=180_000)
     before = page.locator(MASK_A).get_attribute("src")
-    thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Moment of training").locator('[role="slider"]')
+    thumb = page.get_by_role("slider", name="Moment of training")
     thumb.focus()
     page.keyboard.press("Home")  # the first record: before training
     after = wait_for_change(page, MASK_A, before)

@@ -58,7 +58,7 @@ def draw_strip(slot, ctx: Context, replay: Replay, record: int, image: int, pres
             columns = st.columns(5)
             for column, (name, title, picture) in zip(columns, tiles[row:row + 5]):
                 data, fmt = encode_picture(picture, STRIP_SIDE)
-                column.image(data, caption=title, output_format=fmt, width="stretch")
+                column.image(data, caption=title, alt=title, output_format=fmt, width="stretch")
                 report = view.report.get(name)
                 if report is not None and not np.isnan(report.get("foreground_precision", np.nan)):
                     column.caption(f"fg {100 * report['foreground']:.0f}% of the image · "
