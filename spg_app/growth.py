@@ -13,6 +13,17 @@ GUIDANCE_SECONDS = 5.0  # time budget of single-image guidance; SPG_APP_GUIDANCE
 GUIDANCE_KEPT = 3  # grown results kept in the session (each holds full-size maps of one photo)
 
 
+def keep_grown(store: dict, image: str, prefix: str, result, kept: int) -> None:
+    """Keep a grown result for ``image`` under a fresh cache key (``prefix``-N), the newest
+    ``kept`` results only (each holds full-size maps)."""
+    number = st.session_state.get("grown_count", 0) + 1
+    st.session_state["grown_count"] = number
+    store.pop(image, None)
+    store[image] = (f"{prefix}-{number}", result)
+    while len(store) > kept:
+        store.pop(next(iter(store)))
+
+
 def guidance_seconds(default: float = GUIDANCE_SECONDS) -> float:
     """Time budget of growing the guidance: ``default`` (single-image: GUIDANCE_SECONDS), unless
     SPG_APP_GUIDANCE_SECONDS gives a positive number of seconds (it sets every growth's budget)."""
@@ -47,12 +58,7 @@ def grow_guidance(model: ModelContext, picked: Picked, class_index: int):
             st.error(f"Growing the guidance failed: {error}")
             return None
         bar.empty()
-        number = st.session_state.get("grown_count", 0) + 1
-        st.session_state["grown_count"] = number
-        store.pop(photo, None)
-        store[photo] = (f"{model.key}|grown-{number}", result)
-        while len(store) > GUIDANCE_KEPT:
-            store.pop(next(iter(store)))
+        keep_grown(store, photo, f"{model.key}|grown", result, GUIDANCE_KEPT)
     entry = store.get(photo)
     if entry is not None:
         if columns[1].button("Show the model's own maps", key="grow_clear", width="stretch"):

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from spg_app.figures import grown_summary_figure
-from spg_app.growth import guidance_seconds
+from spg_app.growth import guidance_seconds, keep_grown
 from spg_app.loaders import load_dataset, map_tile
 from spg_app.pictures import encode_picture, mask_picture
 from spg_app.state import Context, Picked
@@ -118,12 +118,7 @@ def grow_image(ctx: Context, picked: Picked, maps: StageMaps, preset: GuidancePr
             st.error(f"Growing the guidance failed: {error}")
             return
         bar.empty()
-        number = st.session_state.get("grown_count", 0) + 1
-        st.session_state["grown_count"] = number
-        store.pop(image, None)
-        store[image] = (f"{model.key}|grown-here-{number}", result)
-        while len(store) > IMAGE_KEPT:
-            store.pop(next(iter(store)))
+        keep_grown(store, image, f"{model.key}|grown-here", result, IMAGE_KEPT)
     entry = store.get(image)
     if entry is None:
         st.caption(f"Trains for about {guidance_seconds():g} s on augmented views of this image, for the class "
