@@ -286,6 +286,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         loss_sums: dict[str, float] = {}
         started = time.time()
         steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
+        record_steps = mid_epoch_steps(steps) if recorder is not None and first_guided else set()
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and is_main), leave=False)
         for step, batch in enumerate(loader):
             if step >= steps:
@@ -326,7 +327,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 switch.observe(counts["correct"] / max(counts["n"], 1))
             for name, value in losses.items():
                 loss_sums[name] = loss_sums.get(name, 0.0) + float(value.detach()) * n
-            if recorder is not None and first_guided and use_guidance and step in mid_epoch_steps(steps):
+            if recorder is not None and first_guided and use_guidance and step in record_steps:
                 recorder.record(model, epoch + (step + 1) / steps, steps_done + totals["steps"])
             bar.set_postfix(loss=f"{loss_sums['total'] / totals['images']:.3f}",
                             acc=f"{100 * totals['correct'] / totals['images']:.1f}")

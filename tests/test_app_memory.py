@@ -28,6 +28,19 @@ def rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+def growth_over_moves(move) -> float:
+    """RSS growth over MOVES calls of ``move(step)``, after WARM_UP of them."""
+    for step in range(WARM_UP):
+        move(step)
+    before = rss()
+    for step in range(MOVES):
+        move(step)
+    after = rss()
+    print(f"RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB after {MOVES} moves "
+          f"({100 * (after - before) / before:+.2f}%)")
+    return (after - before) / before
+
+
 @pytest.mark.slow
 def test_slider_moves_keep_memory_flat(tmp_path):
     run = write_tiny_run(tmp_path / "tiny-spg")
@@ -42,14 +55,7 @@ def test_slider_moves_keep_memory_flat(tmp_path):
         at.slider(key="delta_mask_a").set_value((round(low, 2), 0.7)).run()
         assert not at.exception, [e.message for e in at.exception]
 
-    for step in range(WARM_UP):
-        move(step)
-    before = rss()
-    for step in range(MOVES):
-        move(step)
-    after = rss()
-    growth = (after - before) / before
-    print(f"RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB after {MOVES} moves ({100 * growth:+.2f}%)")
+    growth = growth_over_moves(move)
     assert growth < MAX_GROWTH, f"RSS grew {100 * growth:.1f}% over {MOVES} slider moves"
 
 
@@ -73,12 +79,5 @@ def test_replay_moves_keep_memory_flat(tmp_path):
         at.select_slider(key="replay_record").set_value(step % records).run()
         assert not at.exception, [e.message for e in at.exception]
 
-    for step in range(WARM_UP):
-        move(step)
-    before = rss()
-    for step in range(MOVES):
-        move(step)
-    after = rss()
-    growth = (after - before) / before
-    print(f"RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB after {MOVES} replay moves ({100 * growth:+.2f}%)")
+    growth = growth_over_moves(move)
     assert growth < MAX_GROWTH, f"RSS grew {100 * growth:.1f}% over {MOVES} replay-slider moves"
