@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from spg_app import tour
 from spg_app.paths import allowed_path
 from spg_app.loaders import load_dataset, open_imagenet, open_model, run_variant
 from spg_app.runs import DEFAULT_TAU, default_tau, run_metrics, run_stamp, variant_label
@@ -159,7 +160,9 @@ def sidebar_display(model: ModelContext | None, ctx: Context) -> None:
 
 
 def draw(ctx: Context) -> None:
-    """Draw the sidebar into ``ctx``: the model, then (unless it is for uploads only) the data, then τ and opacity."""
+    """Draw the sidebar into ``ctx``: the tour, the model, then (unless it is for uploads only) the data, then τ
+    and opacity."""
+    tour.draw(tuple(shipped_runs()))
     ctx.model = sidebar_model()
     if ctx.model is not None and not ctx.model.uploads_only:
         sidebar_data(ctx.model, ctx)
