@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 app: $(STAMP)
-	$(VENV)/bin/streamlit run app.py --server.headless true --browser.gatherUsageStats false $(ARGS)
+	$(PY) -m spg_app.serve --server.headless true --browser.gatherUsageStats false $(ARGS)
 
 # The README's results: SPG and SPG-plain with the teaching recipe (configs/teaching.yaml, the
 # pretrained lite0_cut) and with tiny from scratch (configs/teaching_tiny.yaml), seeds 0 1 2, on

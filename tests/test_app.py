@@ -61,7 +61,7 @@ def images(at: AppTest) -> dict[str, str]:
 
 def numbers(at: AppTest):
     """The per-stage seed table of the explore page."""
-    frames = [frame.value for frame in at.dataframe if "fg precision" in frame.value.columns]
+    frames = [frame.value for frame in at.table if "fg precision" in frame.value.columns]
     assert frames, "seed table missing"
     return frames[0]
 
@@ -166,7 +166,7 @@ def test_class_choice_shows_another_map(runs):
     at.selectbox(key="view_class").set_value(other).run()
     assert not at.exception
     assert images(at)["Attention map (A4)"] != attention
-    assert len(at.dataframe[0].value) == 3  # top-5 of a 3-class model
+    assert len(at.table[0].value) == 3  # top-5 of a 3-class model
 
 
 def test_box_from_a_guidance_map_is_an_extension(runs):
@@ -368,7 +368,7 @@ def test_imagenet_model_on_an_uploaded_photo_and_grown_guidance(runs, monkeypatc
     cat.save(buffer, format="PNG")
     at.file_uploader(key="upload").set_value(("chelsea.png", buffer.getvalue(), "image/png")).run()
     assert not at.exception, [e.message for e in at.exception]
-    top = at.dataframe[0].value
+    top = at.table[0].value
     assert len(top) == 5 and top["class"].str.contains("cat").any()
     assert "B2" not in images(at) and "Mask-A (seeds for B2)" in images(at)
     at.button(key="grow_button").click().run()

@@ -141,10 +141,10 @@ def class_and_maps(ctx: Context, picked: Picked):
     maps = base if class_index == base.predicted else predict(model.key, picked.image_key, class_index,
                                                                localizer, picked.image)
     with head[1]:
-        top = pd.DataFrame([{"class": name, "probability": p} for _, name, p in base.top_k(5)])
-        st.dataframe(top, hide_index=True, width="stretch", height=213,
-                     column_config={"probability": st.column_config.ProgressColumn(
-                         "probability", min_value=0.0, max_value=1.0, format="percent")})
+        # st.table, not st.dataframe: the first page then needs no interactive data-grid code in the
+        # browser (≈ 1.3 MB of JavaScript), which is most of what a first visit waits for.
+        top = pd.DataFrame([{"class": name, "probability": f"{p:.1%}"} for _, name, p in base.top_k(5)])
+        st.table(top, hide_index=True)
     if picked.label is not None and ctx.gt_usable:
         verdict = "right" if base.predicted == picked.label else "wrong"
         head[0].caption(f"Top-1 is **{verdict}** (ground truth: {localizer.class_names[picked.label]}).")
@@ -209,7 +209,7 @@ def numbers_section(picked: Picked, maps, view, thresholds: dict, class_name: st
         "bg precision": percent(stats.get("background_precision")),
         "fallback": "fired" if view.fallback[name] else "no",
     } for name, stats in view.report.items()])
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.table(table, hide_index=True)
     st.caption("Coverage: share of the image's pixels in each seed class. "
                + (f"Precision: share of foreground seeds inside the object and of background seeds outside it, "
                   f"against {reference}." if reference else "Precision needs ground truth (a dataset image)."))
