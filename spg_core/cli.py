@@ -11,6 +11,7 @@ from pathlib import Path
 from spg_core.data.settings import DATA_FLAGS, DataSettings, add_data_arguments
 from spg_core.evaluate import PROTOCOLS
 from spg_core.guidance import MAP_STAGES, STAGE_NAMES
+from spg_core.models import LR_GROUPS
 
 
 # ----------------------------------------------------------------------------- shared flags
@@ -59,6 +60,10 @@ def build_train_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="learning rate of pretrained layers (added layers: 10x)")
+    p.add_argument("--lr-groups", choices=LR_GROUPS, default=None,
+                   help="which parameters train at 10x the learning rate: paper (the added layers, §3.3; default) "
+                        "or wsolevaluation (its main.py: VGG16 conv4-5 + heads, ResNet50 layer4 only, Inception-v3 "
+                        "the heads; vgg16, resnet50 and inception_v3 only)")
     p.add_argument("--lr-step", type=int, default=None, help="epochs between ÷10 decays (default epochs // 3)")
     p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument("--device", default=None, help="auto | cpu | cuda")

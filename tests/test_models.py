@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-from spg_core.models import VARIANTS, build_model, list_backbones, load_backbone_weights
+from spg_core.models import LR_GROUPS, VARIANTS, build_model, list_backbones, load_backbone_weights
 
 NUM_CLASSES = 3
 SIZES = (32, 48)
@@ -204,6 +204,45 @@ def test_parameter_groups_split_backbone_from_heads(name):
         assert pretrained_ids == {id(p) for p in model.backbone.parameters()}
     else:
         assert pretrained == []
+
+
+def _expected_tenfold(backbone: str, rule: str, names: list[str]) -> set[str] | None:
+    """The parameter names each learning-rate rule trains at 10×, written out per backbone; None
+    where the rule must be refused."""
+    heads = {n for n in names if not n.startswith("backbone.")}  # A3, A4, B, C
+    if rule == "paper":
+        return set(names) if backbone == "tiny" else heads  # tiny has no published weights: all new
+    # wsolevaluation main.py: VGG "features." (conv1-3, as it renames conv4/conv5) at 1x; ResNet
+    # "layer4."/"fc." at 10x (its SPG heads at 1x); Inception Mixed*/Conv2d_* at 1x.
+    if backbone == "vgg16":
+        return heads | {f"backbone.features.{i}.{kind}" for i in (17, 19, 21, 24, 26, 28) for kind in ("weight", "bias")}
+    if backbone == "resnet50":
+        return {n for n in names if n.startswith("backbone.layer4.")}
+    if backbone == "inception_v3":
+        return heads
+    return None
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_each_lr_rule_puts_every_parameter_in_one_group_and_the_expected_ones_at_10x(name):
+    model = _build(name)
+    names = [n for n, _ in model.named_parameters()]
+    for rule in LR_GROUPS:
+        expected = _expected_tenfold(name, rule, names)
+        if expected is None:
+            with pytest.raises(ValueError, match="--lr-groups paper") as error:
+                model.parameter_groups(rule)
+            assert name in str(error.value)
+            continue
+        base, tenfold = model.named_parameter_groups(rule)
+        assert set(base).isdisjoint(tenfold) and sorted([*base, *tenfold]) == sorted(names), rule
+        assert set(tenfold) == expected and expected <= set(names), rule
+        assert expected, rule  # every rule trains something at 10x
+        base_params, tenfold_params = model.parameter_groups(rule)
+        assert [id(p) for p in tenfold_params] == [id(p) for p in tenfold.values()]
+        assert len(base_params) + len(tenfold_params) == len(list(model.parameters()))  # each parameter once
+    with pytest.raises(ValueError, match="paper, wsolevaluation"):
+        model.parameter_groups("authors")
 
 
 def test_without_guidance_b_and_c_are_not_computed():

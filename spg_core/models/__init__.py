@@ -23,6 +23,7 @@ from spg_core.models.heads import (
     Backbone,
     BackboneFeatures,
     HeadConfig,
+    LrRule,
     SPGBranches,
     build_spg_a3,
     build_spg_a4,
@@ -30,10 +31,12 @@ from spg_core.models.heads import (
 )
 
 __all__ = [
+    "LR_GROUPS",
     "VARIANTS",
     "Backbone",
     "BackboneFeatures",
     "HeadConfig",
+    "LrRule",
     "SPGModel",
     "build_model",
     "list_backbones",
@@ -44,6 +47,16 @@ __all__ = [
 # Paper Table 5 ablations. "no-cascade" has the spg architecture: only the mask that supervises
 # B1 changes (M_A instead of M_B2), which the loss side reads from `model.variant`.
 VARIANTS = ("spg", "plain", "no-share", "no-c", "no-cascade")
+
+# Which parameters train at the 10× rate (``--lr-groups``, TrainConfig.lr_groups; SPGModel.lr_rule):
+#   paper           §3.3: the added layers (every SPG head) at 10×, the pretrained backbone at 1×;
+#                   a backbone without published weights (tiny) is all new, so all of it is at 10×.
+#   wsolevaluation  the name patterns of clovaai/wsolevaluation's main.py on the backbones it
+#                   trains (Backbone.wsolevaluation_lr_rule): VGG16 conv4-conv5 and the heads,
+#                   ResNet50 layer4 only (its SPG heads at 1×), Inception-v3 the heads (= paper).
+#                   Refused for the other backbones, as wsolevaluation refuses an architecture it
+#                   has no pattern for.
+LR_GROUPS = ("paper", "wsolevaluation")
 
 _BACKBONES: dict[str, Callable[..., Backbone]] = {}
 
@@ -141,16 +154,36 @@ class SPGModel(nn.Module):
             out["c"] = self.spg_c(a3)
         return out
 
-    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """(pretrained_params, new_params) for the paper's 10x learning rate on added layers (§3.3).
+    def lr_rule(self, rule: str = "paper") -> LrRule:
+        """The parameters learning-rate rule ``rule`` (one of LR_GROUPS) trains at 10×."""
+        if rule == "paper":
+            return LrRule(() if self.backbone.has_pretrained_weights else ("",), heads=True)
+        if rule == "wsolevaluation":
+            if self.backbone.wsolevaluation_lr_rule is None:
+                raise ValueError(
+                    f"lr_groups='wsolevaluation' has no rule for backbone {self.backbone_name!r}: wsolevaluation "
+                    f"trains SPG on vgg16, inception_v3 and resnet50 only; use --lr-groups paper (the new heads "
+                    f"at 10x) with this backbone")
+            return self.backbone.wsolevaluation_lr_rule
+        raise ValueError(f"lr_groups={rule!r} is unknown; choose one of {', '.join(LR_GROUPS)}")
 
-        A backbone without published weights (tiny) counts entirely as new.
-        """
-        backbone_params = list(self.backbone.parameters())
-        head_params = [p for name, p in self.named_parameters() if not name.startswith("backbone.")]
-        if not self.backbone.has_pretrained_weights:
-            return [], backbone_params + head_params
-        return backbone_params, head_params
+    def named_parameter_groups(self, rule: str = "paper") -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter]]:
+        """(base, tenfold): name -> parameter of the parameters trained at the base learning rate and
+        at 10× under ``rule`` (see LR_GROUPS). Every parameter is in exactly one of them, once
+        (B's shared top block is one set of parameters)."""
+        chosen = self.lr_rule(rule)
+        base: dict[str, nn.Parameter] = {}
+        tenfold: dict[str, nn.Parameter] = {}
+        for name, parameter in self.named_parameters():
+            (tenfold if chosen.tenfold(name) else base)[name] = parameter
+        return base, tenfold
+
+    def parameter_groups(self, rule: str = "paper") -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(base_params, tenfold_params) of ``named_parameter_groups``. With the default ``paper``
+        rule: (pretrained backbone, added layers), the paper's 10× learning rate on added layers
+        (§3.3); a backbone without published weights (tiny) counts entirely as new."""
+        base, tenfold = self.named_parameter_groups(rule)
+        return list(base.values()), list(tenfold.values())
 
 
 def build_model(name: str, num_classes: int, variant: str = "spg", **options: Any) -> SPGModel:

@@ -38,6 +38,22 @@ class HeadConfig:
     dropout: float = 0.0
 
 
+class LrRule(NamedTuple):
+    """Which parameters one learning-rate rule trains at the 10× rate on one backbone: the backbone
+    parameters whose names (relative to the backbone) start with one of ``backbone_prefixes``
+    (``""`` matches them all), and the SPG heads (A3, A4, B, C) when ``heads``. The rest train at
+    the base rate. The rules are chosen by name in ``SPGModel.lr_rule``."""
+
+    backbone_prefixes: tuple[str, ...]
+    heads: bool
+
+    def tenfold(self, name: str) -> bool:
+        """Whether the parameter ``name`` (an ``SPGModel`` parameter name) is in the 10× group."""
+        if name.startswith("backbone."):
+            return name[len("backbone."):].startswith(self.backbone_prefixes)
+        return self.heads
+
+
 class BackboneFeatures(NamedTuple):
     """What a backbone hands to the heads: B1 input, B2 input, and the input of A3/A4."""
 
@@ -69,6 +85,9 @@ class Backbone(nn.Module):
     weights_format: str = "a state dict saved from this backbone"
     # Weights known by name rather than path (e.g. {"imagenet": loader}); loader(model) loads them.
     named_weights: dict = {}
+    # The learning-rate groups clovaai/wsolevaluation's main.py forms on this backbone
+    # (``--lr-groups wsolevaluation``); None where wsolevaluation does not train it.
+    wsolevaluation_lr_rule: LrRule | None = None
 
     def forward(self, x: torch.Tensor) -> BackboneFeatures:  # pragma: no cover - abstract
         raise NotImplementedError
