@@ -12,6 +12,7 @@ from spg_core.data.settings import DATA_FLAGS, DataSettings, add_data_arguments
 from spg_core.evaluate import PROTOCOLS
 from spg_core.guidance import MAP_STAGES, STAGE_NAMES
 from spg_core.models import LR_GROUPS
+from spg_core.models.heads import SPG_C_DEPTHS
 
 
 # ----------------------------------------------------------------------------- shared flags
@@ -82,6 +83,9 @@ def build_train_parser(sub) -> None:
     p.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm under torchrun")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="backbone option, e.g. large_feature_map=false (repeatable)")
+    p.add_argument("--spg-c-depth", type=int, choices=SPG_C_DEPTHS, default=None,
+                   help="3x3 convs of SPG-C before its 1x1: 1 (both reference codes; the default) or 2 (paper §3.3); "
+                        "kept in the run's model_options, the same as --model-option spg_c_depth=N")
     p.set_defaults(func=cmd_train)
 
 
@@ -100,6 +104,8 @@ def train_config_from_args(args):
         values["channels_last"] = False
     if args.model_option:
         values["model_options"] = model_options(args.model_option, values.get("model_options"))
+    if args.spg_c_depth is not None:  # a head option: it travels with the others in model_options
+        values["model_options"] = {**(values.get("model_options") or {}), "spg_c_depth": args.spg_c_depth}
     # Data: flags over the config file over defaults.
     values.update(DataSettings.from_args(args, fallback=TrainConfig.from_dict(values)).config_fields())
     return TrainConfig.from_dict(values)

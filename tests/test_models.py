@@ -380,3 +380,37 @@ def test_spg_c_output_starts_at_zero_by_default(name):
     assert torch.count_nonzero(out["c"]) == 0  # logit 0: C's first loss is ln 2 on every seed
     with pytest.raises(ValueError, match="c_init"):
         _build(name, c_init="ones")
+
+
+@pytest.mark.parametrize("name", ["tiny", "inception_v3"])
+def test_spg_c_of_either_depth_builds_and_gives_the_same_map(name):
+    x = torch.randn(2, 3, 32, 32)
+    shapes = {}
+    for depth in (1, 2):
+        model = _build(name, spg_c_depth=depth).train()
+        assert model.spg_c_depth == depth
+        convs = [m for m in model.spg_c.modules() if isinstance(m, nn.Conv2d)]
+        hidden, output = convs[:-1], convs[-1]
+        assert [c.kernel_size for c in hidden] == [(3, 3)] * depth and output.kernel_size == (1, 1)
+        width = model.backbone.head_config.c_width
+        assert [c.out_channels for c in hidden] == [width] * depth and output.out_channels == 1
+        assert hidden[0].in_channels == model.spg_a4.in_channels and all(c.in_channels == width for c in hidden[1:])
+        assert torch.count_nonzero(output.weight) == 0  # the default zero start, whatever the depth
+        shapes[depth] = model(x)["c"].shape
+    assert shapes[1] == shapes[2]
+    if name == "inception_v3":  # paper §3.3: two 3x3 convs of 512 filters on A3's 1024 channels
+        assert (hidden[0].in_channels, width) == (1024, 512)
+
+
+@pytest.mark.parametrize("depth", [0, 3, True, "2"])
+def test_a_bad_spg_c_depth_names_the_value_and_the_choices(depth):
+    with pytest.raises(ValueError, match="spg_c_depth") as error:
+        _build("tiny", spg_c_depth=depth)
+    assert repr(depth) in str(error.value) and "--spg-c-depth 2" in str(error.value)
+    with pytest.raises(ValueError, match="spg_c_depth"):  # refused even where the variant has no SPG-C
+        _build("tiny", "plain", spg_c_depth=depth)
+
+
+def test_depth_one_keeps_the_parameter_names_of_earlier_checkpoints():
+    names = {n for n in _build("tiny").state_dict() if n.startswith("spg_c.")}
+    assert names == {"spg_c.0.0.weight", "spg_c.0.0.bias", "spg_c.1.weight", "spg_c.1.bias"}

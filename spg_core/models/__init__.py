@@ -28,6 +28,7 @@ from spg_core.models.heads import (
     build_spg_a3,
     build_spg_a4,
     build_spg_c,
+    check_spg_c_depth,
 )
 
 __all__ = [
@@ -110,6 +111,7 @@ class SPGModel(nn.Module):
         backbone_name: str = "custom",
         options: dict[str, Any] | None = None,
         c_init: str = "zero",
+        spg_c_depth: int = 1,
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -120,6 +122,7 @@ class SPGModel(nn.Module):
         self.variant = variant
         self.num_classes = num_classes
         self.options = dict(options or {})
+        self.spg_c_depth = check_spg_c_depth(spg_c_depth)  # 3×3 convs of SPG-C (heads.SPG_C_DEPTHS)
 
         config = backbone.head_config
         self.backbone = backbone
@@ -132,7 +135,7 @@ class SPGModel(nn.Module):
                 backbone.b1_channels, backbone.b2_channels, config.b_width, share=variant != "no-share"
             )
         if variant not in ("plain", "no-c"):
-            self.spg_c = build_spg_c(a3_channels, config.c_width, init=c_init)
+            self.spg_c = build_spg_c(a3_channels, config.c_width, init=c_init, depth=self.spg_c_depth)
 
     def forward(self, x: torch.Tensor, with_guidance: bool | None = None) -> dict[str, torch.Tensor]:
         if with_guidance is None:
@@ -188,7 +191,9 @@ class SPGModel(nn.Module):
 
 def build_model(name: str, num_classes: int, variant: str = "spg", **options: Any) -> SPGModel:
     """Build a registered backbone with the SPG heads. `options` go to the backbone factory,
-    except ``c_init`` (zero | xavier: how SPG-C's output conv starts, see heads.C_INITS)."""
+    except the head options ``c_init`` (zero | xavier: how SPG-C's output conv starts, see
+    heads.C_INITS) and ``spg_c_depth`` (1 | 2: SPG-C's 3×3 convs, see heads.SPG_C_DEPTHS).
+    A run keeps them all in its config's ``model_options``, so it reloads with the same heads."""
     _ensure_registered(name)
     if name not in _BACKBONES:
         raise ValueError(f"backbone {name!r} is unknown; choose one of {', '.join(list_backbones())}")
@@ -196,7 +201,8 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
         raise ValueError(f"variant={variant!r} is unknown; choose one of {', '.join(VARIANTS)}")
     factory = _BACKBONES[name]
     options = dict(options)
-    c_init = options.pop("c_init", "zero")  # a head option, not the backbone's (heads.C_INITS)
+    c_init = options.pop("c_init", "zero")  # head options, not the backbone's (heads.C_INITS)
+    spg_c_depth = options.pop("spg_c_depth", 1)  # heads.SPG_C_DEPTHS
     signature = inspect.signature(factory)
     unknown = sorted(set(options) - set(signature.parameters))
     if unknown:
@@ -206,7 +212,8 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
     bound = signature.bind(**options)
     bound.apply_defaults()
     backbone = factory(**bound.arguments)
-    return SPGModel(backbone, num_classes, variant, backbone_name=name, options=dict(bound.arguments), c_init=c_init)
+    return SPGModel(backbone, num_classes, variant, backbone_name=name, options=dict(bound.arguments), c_init=c_init,
+                    spg_c_depth=spg_c_depth)
 
 
 def _format_keys(keys: list[str], limit: int = 12) -> str:
