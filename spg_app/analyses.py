@@ -80,7 +80,8 @@ def guidance_statistics(ctx: Context, model: ModelContext, n: int, stage: str, l
                 bar.empty()
                 st.error(f"{model.label} has no {guided_stage(stage).source_title} map: {stage} cannot be swept.")
                 return None
-            parts.append(seed_sweep(batch["maps"][source], batch["object_masks"], lows, highs))
+            parts.append(seed_sweep(batch["maps"][source], batch["object_masks"], lows, highs,
+                                    precedence=PRESETS[config.preset].precedence))
             indices.extend(batch["indices"])
     except (ValueError, KeyError, IndexError, RuntimeError) as error:
         bar.empty()

@@ -27,7 +27,6 @@ from spg_core.guidance import (
     STAGES,
     GuidancePreset,
     get_preset,
-    seed_mask,
     stage_maps,
 )
 from spg_core.single_image import (
@@ -106,8 +105,7 @@ def _batch_masks(maps: dict[str, torch.Tensor | np.ndarray], preset: GuidancePre
     out = {}
     for stage in STAGES:
         if stage.source in maps:
-            t = preset.stage(stage.mask)
-            out[stage.mask] = np.asarray(seed_mask(np.asarray(maps[stage.source]), t.delta_low, t.delta_high))
+            out[stage.mask] = np.asarray(preset.seeds(stage.mask, np.asarray(maps[stage.source])))
     return out
 
 

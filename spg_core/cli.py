@@ -11,6 +11,8 @@ from pathlib import Path
 from spg_core.data.settings import DATA_FLAGS, DataSettings, add_data_arguments
 from spg_core.evaluate import PROTOCOLS
 from spg_core.guidance import MAP_STAGES, STAGE_NAMES
+from spg_core.models import LR_GROUPS
+from spg_core.models.heads import SPG_C_DEPTHS
 
 
 # ----------------------------------------------------------------------------- shared flags
@@ -48,7 +50,7 @@ def build_train_parser(sub) -> None:
     p.add_argument("--config", default=None, help="YAML/JSON file of training options; flags override it")
     p.add_argument("--backbone", default=None, help="tiny | inception_v3 | vgg16 | resnet50 | ...")
     p.add_argument("--variant", default=None, help="spg | plain | no-share | no-c | no-cascade")
-    p.add_argument("--preset", default=None, help="guidance thresholds: paper | authors | wsolevaluation")
+    p.add_argument("--preset", default=None, help="guidance thresholds and seed precedence: paper | authors | wsolevaluation")
     p.add_argument("--mask-size", type=int, default=None, help="seed-mask resolution (default: image size)")
     p.add_argument("--bce-balance", choices=("pixel", "class"), default=None,
                    help="weighting of the seed pixels in the guidance losses: pixel (every seed alike, the "
@@ -59,6 +61,10 @@ def build_train_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="learning rate of pretrained layers (added layers: 10x)")
+    p.add_argument("--lr-groups", choices=LR_GROUPS, default=None,
+                   help="which parameters train at 10x the learning rate: paper (the added layers, §3.3; default) "
+                        "or wsolevaluation (its main.py: VGG16 conv4-5 + heads, ResNet50 layer4 only, Inception-v3 "
+                        "the heads; vgg16, resnet50 and inception_v3 only)")
     p.add_argument("--lr-step", type=int, default=None, help="epochs between ÷10 decays (default epochs // 3)")
     p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument("--device", default=None, help="auto | cpu | cuda")
@@ -77,6 +83,9 @@ def build_train_parser(sub) -> None:
     p.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm under torchrun")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="backbone option, e.g. large_feature_map=false (repeatable)")
+    p.add_argument("--spg-c-depth", type=int, choices=SPG_C_DEPTHS, default=None,
+                   help="3x3 convs of SPG-C before its 1x1: 1 (both reference codes; the default) or 2 (paper §3.3); "
+                        "kept in the run's model_options, the same as --model-option spg_c_depth=N")
     p.set_defaults(func=cmd_train)
 
 
@@ -95,6 +104,8 @@ def train_config_from_args(args):
         values["channels_last"] = False
     if args.model_option:
         values["model_options"] = model_options(args.model_option, values.get("model_options"))
+    if args.spg_c_depth is not None:  # a head option: it travels with the others in model_options
+        values["model_options"] = {**(values.get("model_options") or {}), "spg_c_depth": args.spg_c_depth}
     # Data: flags over the config file over defaults.
     values.update(DataSettings.from_args(args, fallback=TrainConfig.from_dict(values)).config_fields())
     return TrainConfig.from_dict(values)

@@ -33,6 +33,9 @@ class TrainConfig:
     batch_size: int = 30
     lr: float = 0.001
     new_layer_lr_multiplier: float = 10.0
+    # which parameters train at lr × new_layer_lr_multiplier (models.LR_GROUPS): "paper" (the added
+    # layers, §3.3) or "wsolevaluation" (its main.py's name patterns: vgg16, inception_v3, resnet50)
+    lr_groups: str = "paper"
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False

@@ -20,6 +20,16 @@ BACKGROUND, FOREGROUND, IGNORE = 0, 1, 255
 FALLBACK_MIN_PIXELS = 30
 FALLBACK_RATIO = 0.7
 
+# Which seed a pixel gets when it is both below δ_l and above the fallback threshold (GuidancePreset
+# .precedence). Eq. 1 alone (δ_l < δ_h) never claims a pixel twice; the fallback can: on a nearly
+# flat map, max(O) < δ_l / 0.7, its threshold 0.7·max(O) falls below δ_l. "foreground": the
+# fallback's foreground seeds win (the pixels it keeps are the map's highest, and it exists to
+# give every image foreground seeds). "background": background wins, as in both reference codes,
+# which mark the foreground first and the background last (authors' mark_obj then mark_bg,
+# wsolevaluation's mask_fg then mask_bg). Only unnormalised maps get there: Mask-A's attention
+# map is min-max normalised (max 1, fallback 0.7), the B2 and fused maps are not.
+PRECEDENCES = ("foreground", "background")
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -30,6 +40,12 @@ class Thresholds:
 
     def __post_init__(self):
         check_thresholds(self.delta_low, self.delta_high)
+
+
+def check_precedence(precedence: str) -> None:
+    if precedence not in PRECEDENCES:
+        raise ValueError(f"seed precedence {precedence!r} is unknown; use 'foreground' (the fallback's foreground "
+                         f"seeds win) or 'background' (background applied last, as both reference codes)")
 
 
 def check_thresholds(delta_low: float, delta_high: float) -> None:
@@ -93,16 +109,28 @@ def guided_stage(name: str) -> GuidedStage:
 @dataclass(frozen=True)
 class GuidancePreset:
     """Per-stage thresholds (one field per ``STAGES`` entry): attention → Mask-A (supervises
-    B2), B2 → Mask-B2 (supervises B1), fused → Mask-fuse (supervises SPG-C)."""
+    B2), B2 → Mask-B2 (supervises B1), fused → Mask-fuse (supervises SPG-C); and ``precedence``
+    (PRECEDENCES), which seed a pixel gets where the fallback threshold falls below δ_l."""
 
     name: str
     mask_a: Thresholds
     mask_b2: Thresholds
     mask_fuse: Thresholds
     description: str = ""
+    precedence: str = "foreground"
+
+    def __post_init__(self):
+        check_precedence(self.precedence)
 
     def stage(self, stage: str) -> Thresholds:
         return getattr(self, guided_stage(stage).mask)
+
+    def seeds(self, stage: str, score_map, return_fallback: bool = False):
+        """``seed_mask`` of ``score_map`` at this preset's thresholds of ``stage`` and its precedence:
+        what training, the localiser, the replay and the app all draw a stage's seeds with."""
+        thresholds = self.stage(stage)
+        return seed_mask(score_map, thresholds.delta_low, thresholds.delta_high, precedence=self.precedence,
+                         return_fallback=return_fallback)
 
     def replace(self, stage: str, thresholds: Thresholds | None = None, *, delta_low: float | None = None,
                 delta_high: float | None = None) -> GuidancePreset:
@@ -131,18 +159,26 @@ class GuidancePreset:
 
 
 # Spec table §2. The fused → C row is not stated in the paper text; the authors' code uses 0.7/0.1.
+# Precedence: the paper has no fallback, so it says nothing on a pixel claimed by both seeds;
+# "paper" keeps foreground (the fallback's purpose), the two code presets do what their code does.
 PRESETS: dict[str, GuidancePreset] = {
     "paper": GuidancePreset(
         "paper", Thresholds(0.1, 0.7), Thresholds(0.05, 0.5), Thresholds(0.1, 0.7),
-        "values in the paper's text (fused → C, unstated there, taken from the authors' code)",
+        "values in the paper's text (fused → C, unstated there, taken from the authors' code); foreground "
+        "wins where the fallback threshold falls below δ_l",
+        precedence="foreground",
     ),
     "authors": GuidancePreset(
         "authors", Thresholds(0.05, 0.7), Thresholds(0.05, 0.5), Thresholds(0.1, 0.7),
-        "values in the authors' released code (xiaomengyc/SPG)",
+        "values in the authors' released code (xiaomengyc/SPG); background wins where the fallback threshold "
+        "falls below δ_l, as that code applies it last",
+        precedence="background",
     ),
     "wsolevaluation": GuidancePreset(
         "wsolevaluation", Thresholds(0.01, 0.7), Thresholds(0.05, 0.5), Thresholds(0.1, 0.7),
-        "defaults of the wsolevaluation reimplementation (clovaai/wsolevaluation)",
+        "defaults of the wsolevaluation reimplementation (clovaai/wsolevaluation); background wins where the "
+        "fallback threshold falls below δ_l, as that code applies it last",
+        precedence="background",
     ),
 }
 
@@ -177,15 +213,19 @@ def seed_mask(
     min_pixels: int = FALLBACK_MIN_PIXELS,
     fallback_ratio: float = FALLBACK_RATIO,
     return_fallback: bool = False,
+    precedence: str = "foreground",
 ):
     """Eq. 1 seeds of a score map O in [0, 1]: 0 where O < δ_l, 1 where O > δ_h, 255 otherwise.
 
     Accepts a single H×W map or a batch (..., H, W); numpy in → numpy out. The fallback
     (fewer than ``min_pixels`` above δ_h → use ``fallback_ratio · max(O)`` as δ_h) is decided for
     each image on its own: the authors' code kept the lowered threshold for the rest of the batch.
-    With ``return_fallback`` also returns a bool tensor/array (one per image) saying where it fired.
+    Where the lowered threshold is below δ_l, ``precedence`` (PRECEDENCES) says which seed the
+    pixels between the two get. With ``return_fallback`` also returns a bool tensor/array (one per
+    image) saying where it fired.
     """
     check_thresholds(delta_low, delta_high)
+    check_precedence(precedence)
     as_numpy = isinstance(score_map, np.ndarray)
     o = torch.from_numpy(np.asarray(score_map)) if as_numpy else score_map
     o = o.float()
@@ -198,9 +238,11 @@ def seed_mask(
     fired = (flat > high).sum(dim=1, keepdim=True) < min_pixels
     high = torch.where(fired, fallback_ratio * flat.amax(dim=1, keepdim=True), high)
     mask = torch.full_like(flat, IGNORE, dtype=torch.uint8)
-    mask[flat < delta_low] = BACKGROUND
-    # Foreground wins where the fallback threshold drops below δ_l (a nearly flat map).
-    mask[flat > high.expand_as(flat)] = FOREGROUND
+    seeds = [(flat < delta_low, BACKGROUND), (flat > high.expand_as(flat), FOREGROUND)]
+    if precedence == "background":
+        seeds.reverse()  # the kind written last wins a pixel both claim
+    for where, value in seeds:
+        mask[where] = value
     mask = mask.reshape(o.shape)
     fired = fired.reshape(batch_shape)
     if single:
@@ -254,8 +296,7 @@ def self_produced_guidance(
             if stage.mask == "mask_b2" and not cascade:
                 result[stage.mask] = result["mask_a"]
                 continue
-            thresholds = preset.stage(stage.mask)
-            result[stage.mask] = seed_mask(result[stage.source], thresholds.delta_low, thresholds.delta_high)
+            result[stage.mask] = preset.seeds(stage.mask, result[stage.source])
     return result
 
 

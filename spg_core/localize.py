@@ -15,7 +15,7 @@ from PIL import Image
 
 from spg_core import boxes as box_ops
 from spg_core.data.transforms import ten_crop_views, to_tensor
-from spg_core.guidance import STAGES, GuidancePreset, get_preset, seed_mask, seed_statistics, stage_maps
+from spg_core.guidance import STAGES, GuidancePreset, get_preset, seed_statistics, stage_maps
 
 @dataclass
 class StageMaps:
@@ -41,8 +41,7 @@ def stage_masks(maps: dict[str, np.ndarray], preset: GuidancePreset) -> dict:
     out = {}
     for stage in STAGES:
         if stage.source in maps:
-            t = preset.stage(stage.mask)
-            out[stage.mask], fired = seed_mask(maps[stage.source], t.delta_low, t.delta_high, return_fallback=True)
+            out[stage.mask], fired = preset.seeds(stage.mask, maps[stage.source], return_fallback=True)
             out[f"{stage.mask}_fallback"] = bool(fired)
     return out
 

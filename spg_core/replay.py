@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from spg_core.guidance import FOREGROUND, SCORE_MAPS, STAGES, GuidancePreset, seed_mask, seed_statistics, stage_maps
+from spg_core.guidance import FOREGROUND, SCORE_MAPS, STAGES, GuidancePreset, seed_statistics, stage_maps
 
 REPLAY_FILE = "replay.npz"
 REPLAY_IMAGES = 16  # validation images recorded (TrainConfig.replay_images; 0 = off)
@@ -196,8 +196,7 @@ class ReplayRecorder:
         for s, stage in enumerate(STAGES):
             if stage.source not in maps:
                 continue
-            thresholds = self.preset.stage(stage.mask)
-            masks = seed_mask(maps[stage.source].float().cpu(), thresholds.delta_low, thresholds.delta_high).numpy()
+            masks = self.preset.seeds(stage.mask, maps[stage.source].float().cpu()).numpy()
             for k in range(count):
                 stats[0, k, s] = seed_quality(masks[k], self.replay.objects[k])
         r = self.replay

@@ -101,16 +101,17 @@ def augmented_views(image: Image.Image, size: int, count: int, max_zoom: float =
 
 def guided_model(model: SPGModel, train_c: bool = False, width: int | None = None, seed: int = 0) -> SPGModel:
     """A new SPGModel with fresh (Xavier) SPG-B (shared top, paper §3.1) and, with ``train_c``,
-    SPG-C heads of ``width`` channels (default: the backbone's head config) that shares
+    SPG-C heads of ``width`` channels (default: the backbone's head config; SPG-C as deep as
+    ``model``'s) that shares
     ``model``'s backbone, A3 and A4 — so training its heads leaves ``model`` as it was."""
     config = model.backbone.head_config
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         guided = SPGModel(model.backbone, model.num_classes, variant="plain",
-                          backbone_name=model.backbone_name, options=model.options)
+                          backbone_name=model.backbone_name, options=model.options, spg_c_depth=model.spg_c_depth)
         guided.spg_b = SPGBranches(model.backbone.b1_channels, model.backbone.b2_channels, width or config.b_width)
         if train_c:
-            guided.spg_c = build_spg_c(model.spg_a4.in_channels, width or config.c_width)
+            guided.spg_c = build_spg_c(model.spg_a4.in_channels, width or config.c_width, depth=model.spg_c_depth)
     guided.variant = "spg" if train_c else "no-c"
     guided.spg_a3, guided.spg_a4 = model.spg_a3, model.spg_a4
     device = next(model.parameters()).device

@@ -102,7 +102,8 @@ def _stack_groups(score_maps) -> list[tuple[np.ndarray, torch.Tensor]]:
 
 
 def seed_sweep(score_maps, object_masks, deltas_low: Sequence[float], deltas_high: Sequence[float],
-               min_pixels: int = FALLBACK_MIN_PIXELS, fallback_ratio: float = FALLBACK_RATIO) -> dict[str, np.ndarray]:
+               min_pixels: int = FALLBACK_MIN_PIXELS, fallback_ratio: float = FALLBACK_RATIO,
+               precedence: str = "foreground") -> dict[str, np.ndarray]:
     """Seed statistics of every image at every (δ_l, δ_h) of a grid.
 
     ``score_maps``: N×H×W array/tensor in [0, 1], or a list of H×W maps of any sizes.
@@ -112,6 +113,8 @@ def seed_sweep(score_maps, object_masks, deltas_low: Sequence[float], deltas_hig
     ``fallback`` is 1.0 where fewer than ``min_pixels`` pixels passed δ_h and Eq. 1 used
     ``fallback_ratio · max`` instead. Cells with δ_l >= δ_h (not an Eq. 1 pair) are NaN, and so
     is a precision with no seed of its kind — as in :func:`spg_core.guidance.seed_statistics`.
+    ``precedence``: the seed a pixel gets where the fallback falls below δ_l (a preset's
+    ``precedence``, ``guidance.PRECEDENCES``).
     """
     lows, highs = _check_grid(deltas_low, "deltas_low"), _check_grid(deltas_high, "deltas_high")
     groups = _stack_groups(score_maps)
@@ -133,7 +136,7 @@ def seed_sweep(score_maps, object_masks, deltas_low: Sequence[float], deltas_hig
                 if not low < high:
                     continue
                 masks, fired = seed_mask(maps, float(low), float(high), min_pixels, fallback_ratio,
-                                         return_fallback=True)
+                                         return_fallback=True, precedence=precedence)
                 foreground, background = masks == FOREGROUND, masks == BACKGROUND
                 fg_count = foreground.sum(dim=(-2, -1)).double()
                 bg_count = background.sum(dim=(-2, -1)).double()

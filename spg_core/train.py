@@ -160,14 +160,16 @@ def set_rng_state(state: dict) -> None:
 def build_optimizer(model: torch.nn.Module, config: TrainConfig):
     """Paper §3.3: SGD, 10× learning rate on the added layers, ÷10 step decay.
 
-    (The authors' code meant to do the same but its 10× group matched no parameter name.)
+    Which parameters get the 10× rate is ``config.lr_groups`` (models.LR_GROUPS): the paper's
+    rule, or wsolevaluation's name patterns. (The authors' code meant to follow the paper but
+    its 10× group matched no parameter name.)
     """
-    pretrained, new = model.parameter_groups()
+    base, tenfold = model.parameter_groups(config.lr_groups)
     groups = []
-    if pretrained:
-        groups.append({"params": pretrained, "lr": config.lr})
-    if new:
-        groups.append({"params": new, "lr": config.lr * config.new_layer_lr_multiplier})
+    if base:
+        groups.append({"params": base, "lr": config.lr})
+    if tenfold:
+        groups.append({"params": tenfold, "lr": config.lr * config.new_layer_lr_multiplier})
     optimizer = torch.optim.SGD(
         groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov
     )
@@ -333,7 +335,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                             acc=f"{100 * totals['correct'] / totals['images']:.1f}")
             bar.update()
         bar.close()
-        epoch_lr = optimizer.param_groups[-1]["lr"]  # the rate this epoch trained at (new layers)
+        epoch_lr = optimizer.param_groups[-1]["lr"]  # the rate this epoch trained at (the 10× group)
         scheduler.step()
         reduced = _reduce({**totals, **loss_sums}, device, world)
         images_seen = max(reduced["images"], 1)

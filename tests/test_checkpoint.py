@@ -97,3 +97,31 @@ def test_the_app_names_a_garbage_checkpoint_and_keeps_running(tmp_path):
     assert not at.exception
     errors = " ".join(e.value for e in at.sidebar.error)
     assert "not a readable checkpoint" in errors and str(run / "checkpoint.pt") in errors
+
+
+def test_a_run_with_a_two_conv_spg_c_reloads_with_the_same_head(tmp_path):
+    import yaml
+
+    config = small_config(tmp_path, epochs=1, max_steps_per_epoch=1, guidance_warmup=0, replay_images=0,
+                          model_options={"spg_c_depth": 2})
+    train(config, progress=False)
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model_options"] == {"spg_c_depth": 2}
+    model, loaded, _ = load_run(tmp_path / "run")
+    assert model.spg_c_depth == 2 and loaded.model_options == {"spg_c_depth": 2}
+    state = read_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"]
+    assert "spg_c.2.weight" in state  # conv3x3, conv3x3, conv1x1
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_a_run_saved_before_the_new_options_loads_with_their_defaults():
+    model, config, _ = load_run("synthetic-spg")  # trained before lr_groups and spg_c_depth existed
+    saved = read_checkpoint(shipped_folder("synthetic-spg") / "checkpoint.pt")["config"]
+    assert "lr_groups" not in saved and "spg_c_depth" not in saved.get("model_options", {})
+    assert config.lr_groups == "paper" and model.spg_c_depth == 1
+
+
+def shipped_folder(name):
+    from spg_core.runs import SHIPPED_DIR
+
+    return SHIPPED_DIR / name

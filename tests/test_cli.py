@@ -113,3 +113,29 @@ def load_config_file_values(name):
     from spg_core.config import load_config_file
 
     return load_config_file(Path(__file__).resolve().parents[1] / "configs" / name)
+
+
+def test_lr_groups_come_from_the_flag_or_the_config_file_and_default_to_the_paper(tmp_path):
+    from spg_core.cli import train_config_from_args
+
+    out = ["--out", str(tmp_path / "run")]
+    assert train_config_from_args(build_parser().parse_args(["train", *out])).lr_groups == "paper"
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("backbone: resnet50\nlr-groups: wsolevaluation\n")
+    from_file = train_config_from_args(build_parser().parse_args(["train", "--config", str(config_file), *out]))
+    assert from_file.lr_groups == "wsolevaluation"
+    flag = build_parser().parse_args(["train", "--config", str(config_file), "--lr-groups", "paper", *out])
+    assert train_config_from_args(flag).lr_groups == "paper"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--lr-groups", "authors", *out])
+
+
+def test_spg_c_depth_flag_is_a_model_option_saved_with_the_run(tmp_path):
+    from spg_core.cli import train_config_from_args
+
+    out = ["--out", str(tmp_path / "run")]
+    args = build_parser().parse_args(["train", "--model-option", "widths=[4,8,16]", "--spg-c-depth", "2", *out])
+    assert train_config_from_args(args).model_options == {"widths": [4, 8, 16], "spg_c_depth": 2}
+    assert train_config_from_args(build_parser().parse_args(["train", *out])).model_options == {}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--spg-c-depth", "3", *out])

@@ -203,3 +203,55 @@ def test_stage_maps_are_the_branch_sigmoids_and_the_normalised_attention():
     assert raw["c"].shape == (2, 4, 4)
     plain = stage_maps({"class_maps": outputs["class_maps"]}, labels)
     assert set(plain) == {"attention"}
+
+
+def _nearly_flat(low=0.02, high=0.06, side=10):
+    """A map whose max is under δ_l / 0.7 for δ_l = 0.05: the fallback threshold 0.7·max (0.042)
+    falls below δ_l, so the pixels in (0.042, 0.05) are both under δ_l and over the fallback."""
+    return torch.linspace(low, high, side * side).reshape(side, side)
+
+
+def test_where_the_fallback_falls_below_delta_low_the_precedence_decides():
+    o = _nearly_flat()
+    fallback = 0.7 * o.max()
+    both = (o < 0.05) & (o > fallback)
+    assert both.sum() >= 10 and fallback < 0.05
+    foreground, fired = seed_mask(o, 0.05, 0.5, precedence="foreground", return_fallback=True)
+    background = seed_mask(o, 0.05, 0.5, precedence="background")
+    assert bool(fired)
+    assert (foreground[both] == F).all() and (background[both] == B).all()
+    assert torch.equal(foreground[~both], background[~both])  # the rules agree everywhere else
+    assert (foreground[o <= fallback] == B).all() and (foreground[o >= 0.05] == F).all()
+    assert torch.equal(seed_mask(o, 0.05, 0.5), foreground)  # the default, as before
+    # Where the fallback stays above δ_l (any normalised map: max 1) the two rules are the same.
+    normalised = normalize_map(o)
+    assert torch.equal(seed_mask(normalised, 0.05, 0.7, precedence="background"), seed_mask(normalised, 0.05, 0.7))
+    with pytest.raises(ValueError, match="'both'"):
+        seed_mask(o, 0.05, 0.5, precedence="both")
+
+
+def test_the_code_presets_let_background_win_and_every_consumer_follows_the_preset():
+    from spg_core.batch_guidance import _batch_masks
+    from spg_core.guidance import GuidancePreset
+    from spg_core.localize import stage_masks
+
+    assert PRESETS["paper"].precedence == "foreground"
+    assert PRESETS["authors"].precedence == PRESETS["wsolevaluation"].precedence == "background"
+    assert PRESETS["paper"].mask_b2 == PRESETS["authors"].mask_b2  # so Mask-B2 differs by precedence only
+    outputs = {"class_maps": torch.randn(1, 3, 10, 10), "b1": torch.zeros(1, 1, 10, 10),
+               "b2": _nearly_flat()[None, None].logit()}
+    labels = torch.tensor([0])
+    paper = self_produced_guidance(outputs, labels, PRESETS["paper"], mask_size=10)
+    authors = self_produced_guidance(outputs, labels, PRESETS["authors"], mask_size=10)
+    o = paper["b2"][0]
+    both = (o < 0.05) & (o > 0.7 * o.max())
+    assert both.any()
+    assert (paper["mask_b2"][0][both] == F).all() and (authors["mask_b2"][0][both] == B).all()
+    for name in ("paper", "authors"):  # the localiser / app and the batch analyses draw the same seeds
+        preset = PRESETS[name]
+        expected = seed_mask(o, 0.05, 0.5, precedence=preset.precedence)
+        assert torch.equal(torch.as_tensor(stage_masks({"b2": o.numpy()}, preset)["mask_b2"]), expected)
+        assert torch.equal(torch.as_tensor(_batch_masks({"b2": o[None]}, preset)["mask_b2"][0]), expected)
+    assert PRESETS["authors"].replace("mask_b2", delta_low=0.04).precedence == "background"
+    with pytest.raises(ValueError, match="'last'"):
+        GuidancePreset("x", Thresholds(0.1, 0.7), Thresholds(0.05, 0.5), Thresholds(0.1, 0.7), precedence="last")

@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-from spg_core.models import VARIANTS, build_model, list_backbones, load_backbone_weights
+from spg_core.models import LR_GROUPS, VARIANTS, build_model, list_backbones, load_backbone_weights
 
 NUM_CLASSES = 3
 SIZES = (32, 48)
@@ -206,6 +206,45 @@ def test_parameter_groups_split_backbone_from_heads(name):
         assert pretrained == []
 
 
+def _expected_tenfold(backbone: str, rule: str, names: list[str]) -> set[str] | None:
+    """The parameter names each learning-rate rule trains at 10×, written out per backbone; None
+    where the rule must be refused."""
+    heads = {n for n in names if not n.startswith("backbone.")}  # A3, A4, B, C
+    if rule == "paper":
+        return set(names) if backbone == "tiny" else heads  # tiny has no published weights: all new
+    # wsolevaluation main.py: VGG "features." (conv1-3, as it renames conv4/conv5) at 1x; ResNet
+    # "layer4."/"fc." at 10x (its SPG heads at 1x); Inception Mixed*/Conv2d_* at 1x.
+    if backbone == "vgg16":
+        return heads | {f"backbone.features.{i}.{kind}" for i in (17, 19, 21, 24, 26, 28) for kind in ("weight", "bias")}
+    if backbone == "resnet50":
+        return {n for n in names if n.startswith("backbone.layer4.")}
+    if backbone == "inception_v3":
+        return heads
+    return None
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_each_lr_rule_puts_every_parameter_in_one_group_and_the_expected_ones_at_10x(name):
+    model = _build(name)
+    names = [n for n, _ in model.named_parameters()]
+    for rule in LR_GROUPS:
+        expected = _expected_tenfold(name, rule, names)
+        if expected is None:
+            with pytest.raises(ValueError, match="--lr-groups paper") as error:
+                model.parameter_groups(rule)
+            assert name in str(error.value)
+            continue
+        base, tenfold = model.named_parameter_groups(rule)
+        assert set(base).isdisjoint(tenfold) and sorted([*base, *tenfold]) == sorted(names), rule
+        assert set(tenfold) == expected and expected <= set(names), rule
+        assert expected, rule  # every rule trains something at 10x
+        base_params, tenfold_params = model.parameter_groups(rule)
+        assert [id(p) for p in tenfold_params] == [id(p) for p in tenfold.values()]
+        assert len(base_params) + len(tenfold_params) == len(list(model.parameters()))  # each parameter once
+    with pytest.raises(ValueError, match="paper, wsolevaluation"):
+        model.parameter_groups("authors")
+
+
 def test_without_guidance_b_and_c_are_not_computed():
     model = _build("tiny").train()
     calls = []
@@ -341,3 +380,37 @@ def test_spg_c_output_starts_at_zero_by_default(name):
     assert torch.count_nonzero(out["c"]) == 0  # logit 0: C's first loss is ln 2 on every seed
     with pytest.raises(ValueError, match="c_init"):
         _build(name, c_init="ones")
+
+
+@pytest.mark.parametrize("name", ["tiny", "inception_v3"])
+def test_spg_c_of_either_depth_builds_and_gives_the_same_map(name):
+    x = torch.randn(2, 3, 32, 32)
+    shapes = {}
+    for depth in (1, 2):
+        model = _build(name, spg_c_depth=depth).train()
+        assert model.spg_c_depth == depth
+        convs = [m for m in model.spg_c.modules() if isinstance(m, nn.Conv2d)]
+        hidden, output = convs[:-1], convs[-1]
+        assert [c.kernel_size for c in hidden] == [(3, 3)] * depth and output.kernel_size == (1, 1)
+        width = model.backbone.head_config.c_width
+        assert [c.out_channels for c in hidden] == [width] * depth and output.out_channels == 1
+        assert hidden[0].in_channels == model.spg_a4.in_channels and all(c.in_channels == width for c in hidden[1:])
+        assert torch.count_nonzero(output.weight) == 0  # the default zero start, whatever the depth
+        shapes[depth] = model(x)["c"].shape
+    assert shapes[1] == shapes[2]
+    if name == "inception_v3":  # paper §3.3: two 3x3 convs of 512 filters on A3's 1024 channels
+        assert (hidden[0].in_channels, width) == (1024, 512)
+
+
+@pytest.mark.parametrize("depth", [0, 3, True, "2"])
+def test_a_bad_spg_c_depth_names_the_value_and_the_choices(depth):
+    with pytest.raises(ValueError, match="spg_c_depth") as error:
+        _build("tiny", spg_c_depth=depth)
+    assert repr(depth) in str(error.value) and "--spg-c-depth 2" in str(error.value)
+    with pytest.raises(ValueError, match="spg_c_depth"):  # refused even where the variant has no SPG-C
+        _build("tiny", "plain", spg_c_depth=depth)
+
+
+def test_depth_one_keeps_the_parameter_names_of_earlier_checkpoints():
+    names = {n for n in _build("tiny").state_dict() if n.startswith("spg_c.")}
+    assert names == {"spg_c.0.0.weight", "spg_c.0.0.bias", "spg_c.1.weight", "spg_c.1.bias"}

@@ -283,3 +283,11 @@ def test_dataset_batch_reads_images_labels_and_objects():
     assert batch.labels == [int(dataset.records[i].label) for i in range(3)]
     assert all(o.shape == (64, 64) and o.dtype == bool and o.any() for o in batch.objects)
     assert len(dataset_batch(dataset, 50)) == 5
+
+
+def test_the_grown_spg_c_is_as_deep_as_the_models():
+    for depth in (1, 2):
+        model = build_model("tiny", 3, variant="plain", widths=(8, 16, 16), spg_c_depth=depth).eval()
+        grown = guided_model(model, train_c=True, width=8)
+        convs = [m for m in grown.spg_c.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert grown.spg_c_depth == depth and len(convs) == depth + 1

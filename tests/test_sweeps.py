@@ -146,3 +146,13 @@ def test_benchmark_regions_tile_the_image_and_match_the_generator():
     assert (regions["part"][2] == image.part_mask).all() and regions["part"][2].any()
     with pytest.raises(ValueError, match="teaching benchmark"):
         benchmark_regions(SimpleNamespace(format="cub", image_size=64, synthetic={}), "val", 1)
+
+
+def test_the_sweep_draws_the_seeds_with_the_presets_precedence():
+    flat = torch.linspace(0.02, 0.06, 100).reshape(1, 10, 10)  # fallback 0.042 < δ_l 0.05
+    for precedence in ("foreground", "background"):
+        stats = seed_sweep(flat, None, [0.05], [0.5], precedence=precedence)
+        mask = seed_mask(flat, 0.05, 0.5, precedence=precedence)
+        assert stats["background"][0, 0, 0] == pytest.approx(float((mask == 0).float().mean()))
+    assert (seed_sweep(flat, None, [0.05], [0.5], precedence="background")["background"]
+            > seed_sweep(flat, None, [0.05], [0.5])["background"]).all()

@@ -133,3 +133,18 @@ def test_auto_warmup_resumes_at_the_same_step(tmp_path):
     b = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False)
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+
+
+def test_the_optimizer_trains_the_groups_of_the_chosen_lr_rule_at_1x_and_10x():
+    from spg_core.models import build_model
+    from spg_core.train import build_optimizer
+
+    model = build_model("resnet50", 3)
+    layer4 = {id(p) for p in model.backbone.layer4.parameters()}
+    heads = {id(p) for name, p in model.named_parameters() if not name.startswith("backbone.")}
+    for rule, expected in (("paper", heads), ("wsolevaluation", layer4)):
+        optimizer, _ = build_optimizer(model, TrainConfig(lr=0.001, lr_groups=rule))
+        base, tenfold = optimizer.param_groups
+        assert (base["lr"], tenfold["lr"]) == (0.001, pytest.approx(0.01)), rule
+        assert {id(p) for p in tenfold["params"]} == expected, rule
+        assert len(base["params"]) + len(tenfold["params"]) == len(list(model.parameters()))

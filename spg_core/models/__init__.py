@@ -23,17 +23,21 @@ from spg_core.models.heads import (
     Backbone,
     BackboneFeatures,
     HeadConfig,
+    LrRule,
     SPGBranches,
     build_spg_a3,
     build_spg_a4,
     build_spg_c,
+    check_spg_c_depth,
 )
 
 __all__ = [
+    "LR_GROUPS",
     "VARIANTS",
     "Backbone",
     "BackboneFeatures",
     "HeadConfig",
+    "LrRule",
     "SPGModel",
     "build_model",
     "list_backbones",
@@ -44,6 +48,16 @@ __all__ = [
 # Paper Table 5 ablations. "no-cascade" has the spg architecture: only the mask that supervises
 # B1 changes (M_A instead of M_B2), which the loss side reads from `model.variant`.
 VARIANTS = ("spg", "plain", "no-share", "no-c", "no-cascade")
+
+# Which parameters train at the 10× rate (``--lr-groups``, TrainConfig.lr_groups; SPGModel.lr_rule):
+#   paper           §3.3: the added layers (every SPG head) at 10×, the pretrained backbone at 1×;
+#                   a backbone without published weights (tiny) is all new, so all of it is at 10×.
+#   wsolevaluation  the name patterns of clovaai/wsolevaluation's main.py on the backbones it
+#                   trains (Backbone.wsolevaluation_lr_rule): VGG16 conv4-conv5 and the heads,
+#                   ResNet50 layer4 only (its SPG heads at 1×), Inception-v3 the heads (= paper).
+#                   Refused for the other backbones, as wsolevaluation refuses an architecture it
+#                   has no pattern for.
+LR_GROUPS = ("paper", "wsolevaluation")
 
 _BACKBONES: dict[str, Callable[..., Backbone]] = {}
 
@@ -97,6 +111,7 @@ class SPGModel(nn.Module):
         backbone_name: str = "custom",
         options: dict[str, Any] | None = None,
         c_init: str = "zero",
+        spg_c_depth: int = 1,
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -107,6 +122,7 @@ class SPGModel(nn.Module):
         self.variant = variant
         self.num_classes = num_classes
         self.options = dict(options or {})
+        self.spg_c_depth = check_spg_c_depth(spg_c_depth)  # 3×3 convs of SPG-C (heads.SPG_C_DEPTHS)
 
         config = backbone.head_config
         self.backbone = backbone
@@ -119,7 +135,7 @@ class SPGModel(nn.Module):
                 backbone.b1_channels, backbone.b2_channels, config.b_width, share=variant != "no-share"
             )
         if variant not in ("plain", "no-c"):
-            self.spg_c = build_spg_c(a3_channels, config.c_width, init=c_init)
+            self.spg_c = build_spg_c(a3_channels, config.c_width, init=c_init, depth=self.spg_c_depth)
 
     def forward(self, x: torch.Tensor, with_guidance: bool | None = None) -> dict[str, torch.Tensor]:
         if with_guidance is None:
@@ -141,21 +157,43 @@ class SPGModel(nn.Module):
             out["c"] = self.spg_c(a3)
         return out
 
-    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """(pretrained_params, new_params) for the paper's 10x learning rate on added layers (§3.3).
+    def lr_rule(self, rule: str = "paper") -> LrRule:
+        """The parameters learning-rate rule ``rule`` (one of LR_GROUPS) trains at 10×."""
+        if rule == "paper":
+            return LrRule(() if self.backbone.has_pretrained_weights else ("",), heads=True)
+        if rule == "wsolevaluation":
+            if self.backbone.wsolevaluation_lr_rule is None:
+                raise ValueError(
+                    f"lr_groups='wsolevaluation' has no rule for backbone {self.backbone_name!r}: wsolevaluation "
+                    f"trains SPG on vgg16, inception_v3 and resnet50 only; use --lr-groups paper (the new heads "
+                    f"at 10x) with this backbone")
+            return self.backbone.wsolevaluation_lr_rule
+        raise ValueError(f"lr_groups={rule!r} is unknown; choose one of {', '.join(LR_GROUPS)}")
 
-        A backbone without published weights (tiny) counts entirely as new.
-        """
-        backbone_params = list(self.backbone.parameters())
-        head_params = [p for name, p in self.named_parameters() if not name.startswith("backbone.")]
-        if not self.backbone.has_pretrained_weights:
-            return [], backbone_params + head_params
-        return backbone_params, head_params
+    def named_parameter_groups(self, rule: str = "paper") -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter]]:
+        """(base, tenfold): name -> parameter of the parameters trained at the base learning rate and
+        at 10× under ``rule`` (see LR_GROUPS). Every parameter is in exactly one of them, once
+        (B's shared top block is one set of parameters)."""
+        chosen = self.lr_rule(rule)
+        base: dict[str, nn.Parameter] = {}
+        tenfold: dict[str, nn.Parameter] = {}
+        for name, parameter in self.named_parameters():
+            (tenfold if chosen.tenfold(name) else base)[name] = parameter
+        return base, tenfold
+
+    def parameter_groups(self, rule: str = "paper") -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(base_params, tenfold_params) of ``named_parameter_groups``. With the default ``paper``
+        rule: (pretrained backbone, added layers), the paper's 10× learning rate on added layers
+        (§3.3); a backbone without published weights (tiny) counts entirely as new."""
+        base, tenfold = self.named_parameter_groups(rule)
+        return list(base.values()), list(tenfold.values())
 
 
 def build_model(name: str, num_classes: int, variant: str = "spg", **options: Any) -> SPGModel:
     """Build a registered backbone with the SPG heads. `options` go to the backbone factory,
-    except ``c_init`` (zero | xavier: how SPG-C's output conv starts, see heads.C_INITS)."""
+    except the head options ``c_init`` (zero | xavier: how SPG-C's output conv starts, see
+    heads.C_INITS) and ``spg_c_depth`` (1 | 2: SPG-C's 3×3 convs, see heads.SPG_C_DEPTHS).
+    A run keeps them all in its config's ``model_options``, so it reloads with the same heads."""
     _ensure_registered(name)
     if name not in _BACKBONES:
         raise ValueError(f"backbone {name!r} is unknown; choose one of {', '.join(list_backbones())}")
@@ -163,7 +201,8 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
         raise ValueError(f"variant={variant!r} is unknown; choose one of {', '.join(VARIANTS)}")
     factory = _BACKBONES[name]
     options = dict(options)
-    c_init = options.pop("c_init", "zero")  # a head option, not the backbone's (heads.C_INITS)
+    c_init = options.pop("c_init", "zero")  # head options, not the backbone's (heads.C_INITS)
+    spg_c_depth = options.pop("spg_c_depth", 1)  # heads.SPG_C_DEPTHS
     signature = inspect.signature(factory)
     unknown = sorted(set(options) - set(signature.parameters))
     if unknown:
@@ -173,7 +212,8 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
     bound = signature.bind(**options)
     bound.apply_defaults()
     backbone = factory(**bound.arguments)
-    return SPGModel(backbone, num_classes, variant, backbone_name=name, options=dict(bound.arguments), c_init=c_init)
+    return SPGModel(backbone, num_classes, variant, backbone_name=name, options=dict(bound.arguments), c_init=c_init,
+                    spg_c_depth=spg_c_depth)
 
 
 def _format_keys(keys: list[str], limit: int = 12) -> str:

@@ -7,7 +7,9 @@
   entry conv, then both go through ONE shared top block. Sharing is part of the method (paper
   Table 5: no sharing raises ILSVRC GT-known error 35.31 -> 36.31).
 - SPG-C: reads the A3 output; its output only supervises A3 through its gradient and is never
-  fed back into the classifier.
+  fed back into the classifier. Its depth is a choice (``SPG_C_DEPTHS``): one 3×3 conv then the
+  1×1, as both reference codes build it (the default), or two 3×3 convs then the 1×1, as paper
+  §3.3 describes it.
 
 New convs use Xavier-uniform weights and zero bias, as both reference codes do.
 """
@@ -36,6 +38,22 @@ class HeadConfig:
     b_width: int
     c_width: int
     dropout: float = 0.0
+
+
+class LrRule(NamedTuple):
+    """Which parameters one learning-rate rule trains at the 10× rate on one backbone: the backbone
+    parameters whose names (relative to the backbone) start with one of ``backbone_prefixes``
+    (``""`` matches them all), and the SPG heads (A3, A4, B, C) when ``heads``. The rest train at
+    the base rate. The rules are chosen by name in ``SPGModel.lr_rule``."""
+
+    backbone_prefixes: tuple[str, ...]
+    heads: bool
+
+    def tenfold(self, name: str) -> bool:
+        """Whether the parameter ``name`` (an ``SPGModel`` parameter name) is in the 10× group."""
+        if name.startswith("backbone."):
+            return name[len("backbone."):].startswith(self.backbone_prefixes)
+        return self.heads
 
 
 class BackboneFeatures(NamedTuple):
@@ -69,6 +87,9 @@ class Backbone(nn.Module):
     weights_format: str = "a state dict saved from this backbone"
     # Weights known by name rather than path (e.g. {"imagenet": loader}); loader(model) loads them.
     named_weights: dict = {}
+    # The learning-rate groups clovaai/wsolevaluation's main.py forms on this backbone
+    # (``--lr-groups wsolevaluation``); None where wsolevaluation does not train it.
+    wsolevaluation_lr_rule: LrRule | None = None
 
     def forward(self, x: torch.Tensor) -> BackboneFeatures:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -152,12 +173,28 @@ class SPGBranches(nn.Module):
 # the classifier fell from 90 % to chance within 20 steps (docs/teaching_recipe.md, "SPG-C's first steps").
 C_INITS = ("zero", "xavier")
 
+# Number of 3×3 convs (+ReLU) of SPG-C before its 1×1 output conv (model option ``spg_c_depth``,
+# ``--spg-c-depth``): 1 in both reference codes (the default), 2 as paper §3.3 describes SPG-C (two
+# 3×3 convs of 512 filters, then the 1×1).
+SPG_C_DEPTHS = (1, 2)
 
-def build_spg_c(in_channels: int, width: int, init: str = "zero") -> nn.Sequential:
-    """SPG-C: conv3×3 + ReLU, conv1×1 -> 1 logit map, on the A3 output. ``init``: see C_INITS."""
+
+def check_spg_c_depth(depth) -> int:
+    """``depth`` if it is one of SPG_C_DEPTHS, else a ValueError naming it and the choices."""
+    if isinstance(depth, bool) or depth not in SPG_C_DEPTHS:
+        raise ValueError(f"spg_c_depth={depth!r} is unknown; use 1 (one 3×3 conv, both reference codes) or 2 "
+                         f"(two 3×3 convs, paper §3.3), e.g. --spg-c-depth 2")
+    return int(depth)
+
+
+def build_spg_c(in_channels: int, width: int, init: str = "zero", depth: int = 1) -> nn.Sequential:
+    """SPG-C on the A3 output: ``depth`` conv3×3 + ReLU of ``width`` channels (SPG_C_DEPTHS), then
+    conv1×1 -> 1 logit map. ``init``: how the output conv starts, see C_INITS."""
     if init not in C_INITS:
         raise ValueError(f"c_init={init!r} is unknown; choose one of {C_INITS}")
-    module = nn.Sequential(conv3x3_relu(in_channels, width), nn.Conv2d(width, 1, 1))
+    depth = check_spg_c_depth(depth)
+    hidden = [conv3x3_relu(in_channels if i == 0 else width, width) for i in range(depth)]
+    module = nn.Sequential(*hidden, nn.Conv2d(width, 1, 1))
     xavier_init_(module)
     if init == "zero":
         nn.init.zeros_(module[-1].weight)

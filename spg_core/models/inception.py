@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.models.inception import BasicConv2d, InceptionA, InceptionC
 
 from spg_core.models import register_backbone
-from spg_core.models.heads import Backbone, BackboneFeatures, HeadConfig, kaiming_init_
+from spg_core.models.heads import Backbone, BackboneFeatures, HeadConfig, LrRule, kaiming_init_
 
 
 class InceptionBStride1(nn.Module):
@@ -44,6 +44,9 @@ class InceptionV3Backbone(Backbone):
     ignored_weight_prefixes = ("Mixed_7", "AuxLogits.", "fc.")
     weights_format = ("a torchvision inception_v3 state dict "
                       "(torchvision.models.inception_v3(aux_logits=True).state_dict() keys)")
+    # wsolevaluation's main.py patterns for Inception (Mixed*, Conv2d_1..4*) are the whole backbone,
+    # its 1x group: the SPG heads alone train at 10x, as under the paper's rule.
+    wsolevaluation_lr_rule = LrRule((), heads=True)
 
     def __init__(self, large_feature_map: bool = True, dropout: float = 0.5, transform_input: bool = False):
         super().__init__()

@@ -14,7 +14,7 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck
 
 from spg_core.models import register_backbone
-from spg_core.models.heads import Backbone, BackboneFeatures, HeadConfig, kaiming_init_
+from spg_core.models.heads import Backbone, BackboneFeatures, HeadConfig, LrRule, kaiming_init_
 
 
 def _make_layer(in_channels: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
@@ -34,6 +34,9 @@ class ResNet50Backbone(Backbone):
     top_channels = 2048
     ignored_weight_prefixes = ("fc.",)
     weights_format = "a torchvision resnet50 state dict (torchvision.models.resnet50().state_dict() keys)"
+    # wsolevaluation's main.py pattern for ResNet ("layer4.", "fc.") names its 10x group: layer4 only.
+    # Its SPG heads (SPG_A4, SPG_B_*, SPG_C) match no pattern and train at 1x.
+    wsolevaluation_lr_rule = LrRule(("layer4.",), heads=False)
 
     def __init__(self, large_feature_map: bool = False):
         super().__init__()

@@ -14,10 +14,13 @@ import torch
 from torch import nn
 
 from spg_core.models import register_backbone
-from spg_core.models.heads import Backbone, BackboneFeatures, HeadConfig, kaiming_init_
+from spg_core.models.heads import Backbone, BackboneFeatures, HeadConfig, LrRule, kaiming_init_
 
 _POOL4 = 23  # index of pool4 in torchvision's vgg16.features
 _CONV5_END = 29  # last ReLU of conv5; pool5 (index 30) is dropped
+# The conv4 and conv5 convs. wsolevaluation renames them SPG_A_1.* / SPG_A_2.* when it loads the
+# weights, so its main.py pattern "features." (the 1x group) leaves them in the 10x group.
+_CONV4_CONV5 = (17, 19, 21, 24, 26, 28)
 
 
 def _vgg16_features(large_feature_map: bool) -> nn.Sequential:
@@ -41,6 +44,7 @@ class VGG16Backbone(Backbone):
     top_channels = 512
     ignored_weight_prefixes = ("classifier.",)
     weights_format = "a torchvision vgg16 state dict (torchvision.models.vgg16().state_dict() keys)"
+    wsolevaluation_lr_rule = LrRule(tuple(f"features.{index}." for index in _CONV4_CONV5), heads=True)
 
     def __init__(self, large_feature_map: bool = False):
         super().__init__()
