@@ -388,7 +388,7 @@ def _dataset_split(dataset, fallback: str) -> str:
 
 
 def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: int, ten_crop: bool,
-               progress: bool, num_workers: int, star_tau: float | None, collect_ids: set | None = None,
+               progress: bool, num_workers: int, star_taus: tuple | None, collect_ids: set | None = None,
                map_stage: str = "attention") -> dict:
     import torch
     from torch.utils.data import DataLoader
@@ -436,12 +436,10 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
                 prediction = int(np.argmax(probs[i]))
                 evaluator.add(image_id, gt_maps[i], batch["orig_boxes"][i].cpu().numpy(), size, mask=mask,
                               label=int(labels_np[i]), prediction=prediction, top5=bool(hit5[i]))
-                if star_tau is not None:
-                    class_boxes = {}
-                    for cls in ranked[i]:
-                        class_map = maps[i, int(cls)].float().cpu().numpy()
-                        normalized = evaluator.prepare(class_map, size)
-                        class_boxes[int(cls)] = box_ops._component_boxes_normalized(normalized, star_tau)[0][:2]
+                if star_taus is not None:
+                    class_boxes = {int(cls): box_ops.loose_tight_boxes(
+                        evaluator.prepare(maps[i, int(cls)].float().cpu().numpy(), size), *star_taus)
+                        for cls in ranked[i]}
                     star.append(M.spg_star_top5_correct(ranked[i], class_boxes, int(labels_np[i]),
                                                         evaluator.images[-1]["gt"]))
             bar.update(len(labels))
@@ -451,15 +449,19 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
     out = {"classification_top1": float(np.mean(top1_hits) * 100.0),
            "classification_top5": float(np.mean(top5_hits) * 100.0), "num_skipped": skipped}
     if star:
+        loose, tight = star_taus
         out["spg_star_top5_loc"] = float(np.mean(star) * 100.0)
-        out["spg_star_note"] = ("NON-STANDARD: SPG* top-5 boxes (2 from the 1st class, 2 from the 2nd, "
-                                "1 from the 3rd; two largest components at τ) — not comparable with Top-5 Loc")
+        out["spg_star_taus"] = {"loose": float(loose), "tight": float(tight)}
+        out["spg_star_note"] = (f"NON-STANDARD: SPG* top-5 boxes, CAM's rule (loose box at τ {loose:g} and tight box "
+                                f"at τ {tight:g} of the 1st and 2nd classes, the loose box of the 3rd) — not "
+                                "comparable with Top-5 Loc")
     return out
 
 
 def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_dataset=None, tau=None,
              ten_crop: bool = False, batch_size: int = 32, progress: bool = True, *,
-             cam_curve_interval: float = 0.01, spg_star: bool = False, num_workers: int = 0,
+             cam_curve_interval: float = 0.01, spg_star: bool = False,
+             spg_star_taus: tuple[float, float] = box_ops.LOOSE_TIGHT_TAUS, num_workers: int = 0,
              map_stage: str = "attention"):
     """Run ``model`` (eval mode; ``model(x)`` returns "logits" B×C and "class_maps" B×C×h×w)
     over ``dataset`` (items as ``spg_core.data.WSOLDataset``) and score it.
@@ -469,7 +471,8 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     the top-1 class's map only when that class is right, and then it is the GT-class map, so
     no other map is used (except by SPG*). Classification uses the 10-crop softmax average
     when ``ten_crop`` (localisation always uses the single full view). ``spg_star`` adds the
-    non-standard SPG* top-5 number (paper protocol, τ known before the reported split).
+    non-standard SPG* top-5 number (paper protocol): CAM's loose and tight boxes at
+    ``spg_star_taus`` = (τ_loose, τ_tight) (:func:`spg_core.boxes.loose_tight_boxes`).
     ``map_stage`` scores another stage's map instead of the GT-class attention map: "fused",
     "c", "b1" or "b2" (class-agnostic; an extension — the paper localises from A4 only).
 
@@ -500,21 +503,16 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
                    None, threshold_ids, map_stage)
         threshold_curves = held_out.curves()
 
-    star_tau = None
+    star_taus = None
     if spg_star:
         if protocol != "paper":
             warnings.warn("spg_star is a paper-protocol number; ignored with protocol='wsolevaluation'", stacklevel=2)
-        elif tau is not None and not isinstance(tau, str):
-            star_tau = float(tau)
-        elif threshold_curves is not None:
-            star_tau = threshold_curves["gt_known_loc"].best()[0]
         else:
-            warnings.warn("spg_star needs τ before the reported split is scored "
-                          "(tau=<number> or threshold_dataset); skipped", stacklevel=2)
+            star_taus = box_ops.loose_tight_taus(*spg_star_taus)
 
     report = SplitEvaluator(protocol, cam_curve_interval, split=report_split, paper_size=paper_size)
     report_ids: set[str] = set()
-    extra = _run_model(model, dataset, report, device, batch_size, ten_crop, progress, num_workers, star_tau,
+    extra = _run_model(model, dataset, report, device, batch_size, ten_crop, progress, num_workers, star_taus,
                        report_ids, map_stage)
     overlap = threshold_ids & report_ids
     if overlap:
@@ -530,7 +528,8 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
 # ----------------------------------------------------------------------------- command-line entry points
 def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_split: str | None = "val", tau=None,
                  protocol: str = "paper", cam_curve_interval: float = 0.01, ten_crop: bool = False,
-                 spg_star: bool = False, batch_size: int = 64, device="auto", limit: int | None = None,
+                 spg_star: bool = False, spg_star_taus: tuple[float, float] = box_ops.LOOSE_TIGHT_TAUS,
+                 batch_size: int = 64, device="auto", limit: int | None = None,
                  out=None, map_stage: str = "attention") -> dict:
     """``python -m spg_core evaluate``: load a run, build its splits, evaluate, write files.
 
@@ -564,7 +563,8 @@ def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_s
     held_out = build(threshold_split) if (tau is None and threshold_split) else None
     metrics, rows, curves = evaluate(model, report, device=device, protocol=protocol, threshold_dataset=held_out,
                                      tau=tau, ten_crop=ten_crop, batch_size=batch_size, progress=True,
-                                     cam_curve_interval=cam_curve_interval, spg_star=spg_star, map_stage=map_stage)
+                                     cam_curve_interval=cam_curve_interval, spg_star=spg_star,
+                                     spg_star_taus=spg_star_taus, map_stage=map_stage)
     metrics["run"] = str(run)
     if out is not None:
         write_outputs(out, metrics, rows, curves)

@@ -240,6 +240,67 @@ def test_ten_crop_views_shapes():
     assert metrics["ten_crop"] is True and "classification_top1" in metrics
 
 
+# ----------------------------------------------------------------------------- SPG* (CAM's top-5 rule)
+STAR_PEAK = (8, 8, 13, 13)  # the GT box: the peak of the map, 36 px
+STAR_PLATEAU = (2, 2, 29, 27)  # the low plateau around it, 728 px (IoU with the peak < 0.5)
+
+
+class StarDataset(torch.utils.data.Dataset):
+    """Image k ranks the GT class (0) k-th (written in pixel (0, 0)); the GT box is the peak."""
+
+    def __init__(self, ranks):
+        self.split, self.image_size, self.ranks = "test", SIZE, list(ranks)
+
+    def __len__(self):
+        return len(self.ranks)
+
+    def __getitem__(self, index):
+        image = torch.zeros(3, SIZE, SIZE)
+        image[0, 0, 0] = self.ranks[index]
+        box = torch.tensor([STAR_PEAK], dtype=torch.float32)
+        return {"image": image, "label": 0, "image_id": f"star{index}", "orig_size": (SIZE, SIZE),
+                "boxes": box, "orig_boxes": box}
+
+
+class StarModel(torch.nn.Module):
+    """Every class map is a plateau (0.3) with a peak (1.0) on the GT box; the GT class (0) is
+    ranked as the image says, the other classes by index."""
+
+    def forward(self, x, with_guidance=None):
+        x0, y0, x1, y1 = STAR_PLATEAU
+        plateau = torch.zeros(SIZE, SIZE)
+        plateau[y0:y1 + 1, x0:x1 + 1] = 0.3
+        x0, y0, x1, y1 = STAR_PEAK
+        plateau[y0:y1 + 1, x0:x1 + 1] = 1.0
+        logits = []
+        for image in x:
+            rank = int(image[0, 0, 0])
+            order = list(range(1, CLASSES))
+            order.insert(rank - 1, 0)  # classes from best to worst
+            scores = torch.zeros(CLASSES)
+            scores[order] = torch.arange(CLASSES, 0, -1, dtype=torch.float32)
+            logits.append(scores)
+        return {"logits": torch.stack(logits), "class_maps": plateau.expand(len(x), CLASSES, SIZE, SIZE)}
+
+
+def test_spg_star_is_cams_loose_and_tight_boxes():
+    metrics, _, _ = E.evaluate(StarModel(), StarDataset([1, 2, 3]), tau=0.2, spg_star=True, progress=False,
+                               cam_curve_interval=0.1)
+    # Top-5 Loc (one box per class, at τ 0.2) gets the plateau: wrong for all three.
+    assert metrics["top5_loc"] == 0.0
+    # SPG*: the tight box (τ 0.4) is the peak; 1st and 2nd classes offer it, the 3rd only its loose box.
+    assert metrics["spg_star_top5_loc"] == pytest.approx(200 / 3)
+    assert metrics["spg_star_taus"] == {"loose": 0.2, "tight": 0.4}
+    assert metrics["spg_star_note"].startswith("NON-STANDARD")
+    # The rule this replaced (the two largest components at the τ given, 0.2) had only the plateau: 0 %.
+    # The pair is selectable; at (0.1, 0.2) both boxes are the plateau.
+    low_tight, _, _ = E.evaluate(StarModel(), StarDataset([1, 2, 3]), tau=0.2, spg_star=True, progress=False,
+                                 cam_curve_interval=0.1, spg_star_taus=(0.1, 0.2))
+    assert low_tight["spg_star_top5_loc"] == 0.0  # both thresholds keep the plateau
+    with pytest.raises(ValueError, match="tau_loose < tau_tight"):
+        E.evaluate(StarModel(), StarDataset([1]), tau=0.2, spg_star=True, progress=False, spg_star_taus=(0.5, 0.4))
+
+
 def test_write_outputs_embeds_plotly(tmp_path):
     maps, gt = _rectangle_data(3)
     metrics, rows, curves = E.evaluate_maps(maps, gt, "paper", 0.1, tau=0.5)
