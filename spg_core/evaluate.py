@@ -12,7 +12,7 @@ Two protocols, named presets rather than options scattered over flags:
 ``"wsolevaluation"`` (clovaai/wsolevaluation, "WE")
     The GT-class map is resized to 224×224 bicubically (``cv2.INTER_CUBIC``, float64 as WE),
     min-max normalised (constant or NaN -> zeros), GT boxes rescaled to 224 with ``int()``
-    truncation of ``x * 224 / w``, masks with nearest neighbour; boxes by WE's contour rule
+    truncation of ``x * 224 / w``, masks with ``cv2.INTER_NEAREST``; boxes by WE's contour rule
     (:func:`spg_core.tau_sweep.wsol_sweep`). Reports MaxBoxAcc, MaxBoxAccV2 and PxAP exactly as WE.
 
 τ for the threshold-dependent metrics (GT-known / Top-1 / Top-5 Loc, and the per-image rows)
@@ -90,6 +90,10 @@ def _prepare_paper_map(score_map, grid: tuple[int, int]) -> np.ndarray:
 
 
 def _resize_mask(mask, grid: tuple[int, int]) -> np.ndarray:
+    """A 1/0/255 mask on the scoring grid (w, h): ``cv2.INTER_NEAREST``, the resize of WE's
+    ``load_mask_image``, which picks other source pixels than PIL's nearest. Both protocols, and
+    both :func:`evaluate` and :func:`evaluate_maps`, resize masks here, from the original image's
+    pixels, once."""
     mask = np.asarray(mask, dtype=np.uint8)
     if mask.shape != (grid[1], grid[0]):
         mask = cv2.resize(mask, grid, interpolation=cv2.INTER_NEAREST)
@@ -387,6 +391,15 @@ def _dataset_split(dataset, fallback: str) -> str:
     return str(split)
 
 
+def _masks(batch: dict, count: int) -> list:
+    """Each image's mask for PxAP: in the original image's pixels ("orig_mask", what
+    :class:`spg_core.data.WSOLDataset` gives) so that :func:`_resize_mask` is the one resize to
+    the scoring grid, as in WE; else the mask a dataset gives at the network input ("mask")."""
+    originals = batch.get("orig_mask") or [None] * count
+    inputs = batch.get("mask") or [None] * count
+    return [original if original is not None else mask for original, mask in zip(originals, inputs)]
+
+
 def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: int, ten_crop: bool,
                progress: bool, num_workers: int, star_taus: tuple | None, collect_ids: set | None = None,
                map_stage: str = "attention") -> dict:
@@ -424,7 +437,7 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
             top5_hits.extend(hit5.tolist())
             maps = out["class_maps"]
             gt_maps = stage_score_map(out, labels, map_stage).float().cpu().numpy()
-            masks = batch.get("mask") or [None] * len(labels)
+            masks = _masks(batch, len(labels))
             ranked = np.argsort(-probs, axis=1, kind="stable")[:, :3]
             for i, image_id in enumerate(batch["image_id"]):
                 if collect_ids is not None:

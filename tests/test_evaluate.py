@@ -240,6 +240,57 @@ def test_ten_crop_views_shapes():
     assert metrics["ten_crop"] is True and "classification_top1" in metrics
 
 
+# ----------------------------------------------------------------------------- PxAP masks: cv2 nearest, as WE
+class PoolModel(torch.nn.Module):
+    """Class c's map = colour channel c average-pooled to 6×6; logits = its mean."""
+
+    def forward(self, x, with_guidance=None):
+        maps = torch.nn.functional.adaptive_avg_pool2d(x, 6)
+        return {"logits": maps.mean(dim=(2, 3)), "class_maps": maps}
+
+
+def _masked_dataset(tmp_path, image_size):
+    """Two photos of odd sizes with a rectangle mask each, as mask-form WSOL metadata gives them."""
+    from PIL import Image
+
+    from spg_core.data.dataset import Record, WSOLDataset
+
+    rng = np.random.default_rng(7)
+    records = []
+    for k, ((w, h), (x0, y0, x1, y1)) in enumerate([((50, 37), (7, 5, 30, 22)), ((41, 63), (3, 11, 28, 50))]):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{k}.png")
+        mask = np.zeros((h, w), np.uint8)
+        mask[y0:y1 + 1, x0:x1 + 1] = 255
+        Image.fromarray(mask).save(tmp_path / f"{k}_mask.png")
+        records.append(Record(f"img{k}", k % 3, path=tmp_path / f"{k}.png", mask_paths=(tmp_path / f"{k}_mask.png",)))
+    return WSOLDataset(records, ["r", "g", "b"], image_size=image_size, split="test")
+
+
+@pytest.mark.parametrize("protocol", E.PROTOCOLS)
+def test_pxap_of_a_model_uses_masks_resized_with_cv2_nearest(tmp_path, protocol):
+    size = 48
+    dataset = _masked_dataset(tmp_path, size)
+    metrics, _, _ = E.evaluate(PoolModel(), dataset, protocol=protocol, tau=0.5, progress=False,
+                               cam_curve_interval=0.05)
+    grader = E.SplitEvaluator(protocol, 0.05, paper_size=size if protocol == "paper" else None)
+    oracle, pil = M.PxAP(grader.taus), M.PxAP(grader.taus)
+    for index in range(len(dataset)):
+        item, sample = dataset[index], dataset.read(index)
+        grid = grader.grid(sample.size)
+        class_map = PoolModel()(item["image"][None])["class_maps"][0, sample.label].numpy()
+        prepared = grader.prepare(class_map, sample.size)
+        # The oracle: WE's load_mask_image, cv2.INTER_NEAREST from the original mask to the grid.
+        expected = cv2.resize(sample.mask, grid, interpolation=cv2.INTER_NEAREST)
+        # What scoring the network-input mask gave (PIL nearest to S, then cv2 to the grid).
+        old = item["mask"].numpy()
+        old = old if old.shape == expected.shape else cv2.resize(old, grid, interpolation=cv2.INTER_NEAREST)
+        assert not np.array_equal(old, expected)  # the sizes are ones where PIL and cv2 pick other pixels
+        oracle.add(prepared, expected)
+        pil.add(prepared, old)
+    assert metrics["pxap"] == oracle.compute()
+    assert metrics["pxap"] != pil.compute()
+
+
 # ----------------------------------------------------------------------------- SPG* (CAM's top-5 rule)
 STAR_PEAK = (8, 8, 13, 13)  # the GT box: the peak of the map, 36 px
 STAR_PLATEAU = (2, 2, 29, 27)  # the low plateau around it, 728 px (IoU with the peak < 0.5)

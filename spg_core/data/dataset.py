@@ -169,6 +169,9 @@ class WSOLDataset(torch.utils.data.Dataset):
             return None
 
     def __getitem__(self, index: int) -> dict | None:
+        """The transform's tensors (:class:`SampleTransform`) plus label, image_id and the
+        annotation in the decoded image's pixels: orig_size (w, h), orig_boxes, and orig_mask
+        (uint8 H×W, 1/0/255) when the image has a mask. None when the image cannot be decoded."""
         sample = self.load_sample(index)
         if sample is None:
             return None
@@ -177,6 +180,9 @@ class WSOLDataset(torch.utils.data.Dataset):
         out["image_id"] = sample.image_id
         out["orig_size"] = tuple(sample.size)
         out["orig_boxes"] = torch.from_numpy(as_boxes(sample.boxes).copy())
+        if sample.mask is not None:
+            # The mask in this image's pixels too: evaluation resizes it to its scoring grid itself.
+            out["orig_mask"] = torch.from_numpy(np.array(sample.mask, dtype=np.uint8, copy=True))
         return out
 
 
@@ -194,8 +200,9 @@ def collate(batch: list) -> dict:
     out["label"] = torch.tensor([item["label"] for item in kept], dtype=torch.long)
     for key in ("boxes", "orig_boxes", "image_id", "orig_size"):
         out[key] = [item[key] for item in kept]
-    if any("mask" in item for item in kept):
-        out["mask"] = [item.get("mask") for item in kept]
+    for key in ("mask", "orig_mask"):
+        if any(key in item for item in kept):
+            out[key] = [item.get(key) for item in kept]
     return out
 
 
