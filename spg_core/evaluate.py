@@ -23,6 +23,7 @@ raises. MaxBoxAcc/V2 and PxAP need no τ: the best τ is part of their definitio
 """
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from pathlib import Path
@@ -400,6 +401,19 @@ def _masks(batch: dict, count: int) -> list:
     return [original if original is not None else mask for original, mask in zip(originals, inputs)]
 
 
+def _with_ten_crop(dataset):
+    """``dataset`` with the ten test views in its items (:meth:`WSOLDataset.with_ten_crop`,
+    through a ``Subset`` too); any other dataset is returned as it is and must give "ten_crop"
+    itself."""
+    from torch.utils.data import Subset
+
+    if isinstance(dataset, Subset):
+        view = copy.copy(dataset)
+        view.dataset = _with_ten_crop(dataset.dataset)
+        return view
+    return dataset.with_ten_crop() if hasattr(dataset, "with_ten_crop") else dataset
+
+
 def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: int, ten_crop: bool,
                progress: bool, num_workers: int, star_taus: tuple | None, collect_ids: set | None = None,
                map_stage: str = "attention") -> dict:
@@ -408,10 +422,12 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
     from tqdm import tqdm
 
     from spg_core.data import collate
-    from spg_core.data.transforms import ten_crop_views
+    from spg_core.localize import ten_crop_probabilities
 
     model.eval()
     device = torch.device(device)
+    if ten_crop:
+        dataset = _with_ten_crop(dataset)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
     top1_hits, top5_hits, skipped, star = [], [], 0, []
     bar = tqdm(total=len(dataset), desc=f"evaluate {evaluator.split}", unit="img", disable=not progress)
@@ -425,8 +441,10 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
             labels = batch["label"].to(device)
             out = model(images, with_guidance=map_stage != "attention")
             if ten_crop:
-                probs = torch.stack([torch.softmax(model(view)["logits"], dim=1)
-                                     for view in ten_crop_views(images)]).mean(dim=0)
+                if "ten_crop" not in batch:
+                    raise ValueError("ten_crop: the dataset's items carry no 'ten_crop' views "
+                                     "(WSOLDataset.with_ten_crop() adds them)")
+                probs = ten_crop_probabilities(model, batch["ten_crop"].to(device))
             else:
                 probs = torch.softmax(out["logits"], dim=1)
             probs = probs.float().cpu().numpy()
@@ -483,7 +501,9 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     must not share images with ``dataset``. Boxes come from the GT-class map; Top-1 Loc needs
     the top-1 class's map only when that class is right, and then it is the GT-class map, so
     no other map is used (except by SPG*). Classification uses the 10-crop softmax average
-    when ``ten_crop`` (localisation always uses the single full view). ``spg_star`` adds the
+    when ``ten_crop``: the views cut from each image resized to S·256/224, as the single-image
+    path (:func:`spg_core.localize.ten_crop_probabilities`); localisation always uses the single
+    full view. ``spg_star`` adds the
     non-standard SPG* top-5 number (paper protocol): CAM's loose and tight boxes at
     ``spg_star_taus`` = (τ_loose, τ_tight) (:func:`spg_core.boxes.loose_tight_boxes`).
     ``map_stage`` scores another stage's map instead of the GT-class attention map: "fused",

@@ -10,7 +10,7 @@ from spg_core import boxes as B
 from spg_core import evaluate as E
 from spg_core import metrics as M
 from spg_core import report as R
-from spg_core.data.transforms import ten_crop_views
+from spg_core.data.transforms import ten_crop_views, to_tensor
 
 
 # ----------------------------------------------------------------------------- WE preprocessing
@@ -227,17 +227,58 @@ def test_ten_crop_views_of_a_pil_image():
     assert np.array_equal(np.asarray(views[0]), np.asarray(larger)[:16, :16])  # top-left corner
     flipped = larger.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     assert np.array_equal(np.asarray(views[5]), np.asarray(flipped)[:16, :16])  # the flip's top-left
-    with pytest.raises(ValueError, match="crop_size"):
-        ten_crop_views(image)
+    with pytest.raises(TypeError, match="PIL image"):
+        ten_crop_views(torch.rand(3, 16, 16), 16)  # an already resized input: the views would be upsampled
 
 
-def test_ten_crop_views_shapes():
-    views = ten_crop_views(torch.rand(2, 3, SIZE, SIZE))
-    assert len(views) == 10 and all(v.shape == (2, 3, SIZE, SIZE) for v in views)
-    report = FakeDataset(3, "test", offset=600)
-    metrics, _, _ = E.evaluate(FakeModel(), report, tau=0.5, ten_crop=True, progress=False,
-                               cam_curve_interval=0.1)
-    assert metrics["ten_crop"] is True and "classification_top1" in metrics
+class Recording(torch.nn.Module):
+    """A model that keeps every input it is given."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.inputs = model, []
+
+    def forward(self, x, with_guidance=False):
+        self.inputs.append(x.clone())
+        return self.model(x, with_guidance=with_guidance)
+
+
+def test_ten_crop_class_scores_of_a_dataset_image_are_the_single_image_ones(tmp_path):
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    from spg_core.data import collate
+    from spg_core.localize import Localizer, ten_crop_probabilities
+    from spg_core.models import build_model
+
+    size = 32
+    dataset = _masked_dataset(tmp_path, size, count=6)  # photos of six sizes, none square
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, variant="plain", widths=(8, 16, 16)).eval()
+    localizer = Localizer(model, size, dataset.class_names)
+    single = np.stack([localizer.ten_crop_probabilities(Image.open(record.path)) for record in dataset.records])
+
+    batch = collate([dataset.with_ten_crop()[i] for i in range(len(dataset))])
+    assert batch["ten_crop"].shape == (6, 10, 3, size, size)
+    from_dataset = ten_crop_probabilities(model, batch["ten_crop"]).numpy()
+    np.testing.assert_allclose(from_dataset, single, rtol=1e-5, atol=1e-7)
+    # What the dataset path did before: ten views cut from the S×S input tensor upsampled to 37².
+    upsampled = TF.resize(batch["image"], [37, 37], antialias=True)
+    before = ten_crop_probabilities(model, torch.stack(TF.ten_crop(upsampled, [size, size]), dim=1)).numpy()
+    assert np.abs(before - single).max() > 1e-3
+
+    # evaluate classifies exactly these views: the image resized to 37² (PIL bilinear), then cut.
+    recording = Recording(model)
+    metrics, rows, _ = E.evaluate(recording, dataset, tau=0.5, ten_crop=True, progress=False, batch_size=6)
+    classified = torch.stack(recording.inputs[1:], dim=1)  # inputs[0]: the full view, for the maps
+    for record, views in zip(dataset.records, classified):
+        image = Image.open(record.path).convert("RGB").resize((37, 37), Image.Resampling.BILINEAR)
+        expected = torch.stack([to_tensor(view) for view in TF.ten_crop(image, [size, size])])
+        assert torch.equal(views, expected)
+    assert [row["prediction"] for row in rows] == single.argmax(axis=1).tolist()
+    assert metrics["ten_crop"] is True
+    with pytest.raises(ValueError, match="ten_crop"):  # a dataset that gives no views
+        E.evaluate(FakeModel(), FakeDataset(2, "test", offset=600), tau=0.5, ten_crop=True, progress=False)
 
 
 # ----------------------------------------------------------------------------- PxAP masks: cv2 nearest, as WE
@@ -249,15 +290,17 @@ class PoolModel(torch.nn.Module):
         return {"logits": maps.mean(dim=(2, 3)), "class_maps": maps}
 
 
-def _masked_dataset(tmp_path, image_size):
-    """Two photos of odd sizes with a rectangle mask each, as mask-form WSOL metadata gives them."""
+def _masked_dataset(tmp_path, image_size, count=2):
+    """Photos of odd sizes with a rectangle mask each, as mask-form WSOL metadata gives them."""
     from PIL import Image
 
     from spg_core.data.dataset import Record, WSOLDataset
 
     rng = np.random.default_rng(7)
+    shapes = [((50, 37), (7, 5, 30, 22)), ((41, 63), (3, 11, 28, 50))]
+    shapes += [((int(w), int(h)), (2, 3, int(w) - 5, int(h) - 4)) for w, h in rng.integers(30, 70, (count - 2, 2))]
     records = []
-    for k, ((w, h), (x0, y0, x1, y1)) in enumerate([((50, 37), (7, 5, 30, 22)), ((41, 63), (3, 11, 28, 50))]):
+    for k, ((w, h), (x0, y0, x1, y1)) in enumerate(shapes[:count]):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{k}.png")
         mask = np.zeros((h, w), np.uint8)
         mask[y0:y1 + 1, x0:x1 + 1] = 255

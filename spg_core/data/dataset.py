@@ -6,6 +6,7 @@ shared :class:`WSOLDataset` decodes images lazily, skipping undecodable ones.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import warnings
@@ -109,6 +110,14 @@ class WSOLDataset(torch.utils.data.Dataset):
             f"classes={self.num_classes}, image_size={self.image_size}, train={self.train}, root={self.root})"
         )
 
+    def with_ten_crop(self) -> WSOLDataset:
+        """This dataset with the paper's ten test views in every item ("ten_crop", 10×3×S×S, cut
+        from the decoded image: :func:`spg_core.data.transforms.ten_crop_tensor`), for ten-crop
+        classification. A shallow copy: records (and a generator's cache) are shared."""
+        view = copy.copy(self)
+        view.transform = SampleTransform(self.image_size, train=self.train, ten_crop=True)
+        return view
+
     # -- decoding ---------------------------------------------------------------------------
     def read(self, index: int) -> Sample:
         """Decode record ``index``; raises :class:`BadImageError` for an undecodable file."""
@@ -203,6 +212,8 @@ def collate(batch: list) -> dict:
     for key in ("mask", "orig_mask"):
         if any(key in item for item in kept):
             out[key] = [item.get(key) for item in kept]
+    if all("ten_crop" in item for item in kept):
+        out["ten_crop"] = torch.stack([item["ten_crop"] for item in kept])  # B×10×3×S×S
     return out
 
 
