@@ -8,8 +8,8 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from spg_core.data.settings import DATA_FLAGS, DataSettings, add_data_arguments
 from spg_core.boxes import LOOSE_TIGHT_TAUS
+from spg_core.data.settings import DATA_FLAGS, DataSettings, add_data_arguments
 from spg_core.evaluate import PROTOCOLS
 from spg_core.guidance import MAP_STAGES, STAGE_NAMES
 
@@ -145,7 +145,8 @@ def cmd_evaluate(args) -> int:
         args.run, data={name: getattr(args, name) for name in DATA_FLAGS}, split=args.split,
         threshold_split=args.threshold_split, tau=args.tau, protocol=args.protocol,
         cam_curve_interval=args.cam_curve_interval, ten_crop=args.ten_crop, spg_star=args.spg_star,
-        spg_star_taus=tuple(args.spg_star_taus), batch_size=args.batch_size, device=args.device, limit=args.limit, out=args.out, map_stage=args.map_stage,
+        spg_star_taus=tuple(args.spg_star_taus), batch_size=args.batch_size, device=args.device, limit=args.limit,
+        out=args.out, map_stage=args.map_stage,
     )
     print(json.dumps(metrics, indent=2))
     return 0

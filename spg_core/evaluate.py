@@ -503,9 +503,8 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     no other map is used (except by SPG*). Classification uses the 10-crop softmax average
     when ``ten_crop``: the views cut from each image resized to S·256/224, as the single-image
     path (:func:`spg_core.localize.ten_crop_probabilities`); localisation always uses the single
-    full view. ``spg_star`` adds the
-    non-standard SPG* top-5 number (paper protocol): CAM's loose and tight boxes at
-    ``spg_star_taus`` = (τ_loose, τ_tight) (:func:`spg_core.boxes.loose_tight_boxes`).
+    full view. ``spg_star`` adds the non-standard SPG* top-5 number (paper protocol): CAM's loose
+    and tight boxes at ``spg_star_taus`` = (τ_loose, τ_tight) (:func:`spg_core.boxes.loose_tight_boxes`).
     ``map_stage`` scores another stage's map instead of the GT-class attention map: "fused",
     "c", "b1" or "b2" (class-agnostic; an extension — the paper localises from A4 only).
 

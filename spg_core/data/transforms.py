@@ -12,8 +12,9 @@ Flipping a width-W image maps column x to W - 1 - x, so ``x0' = W - 1 - x1``, ``
 
 Augmentation (paper §3.3 and wsolevaluation): train = resize to (S·256/224)² -> random S×S crop
 -> horizontal flip with p = 0.5; test = resize to S×S; the paper's ten-crop test views
-(:func:`ten_crop_views`) are cut from the original image resized to (S·256/224)². Randomness comes from torch's global
-generator, so DataLoader worker seeding and the trainer's per-epoch seed control it.
+(:func:`ten_crop_views`) are cut from the original image resized to (S·256/224)². Randomness
+comes from torch's global generator, so DataLoader worker seeding and the trainer's per-epoch
+seed control it.
 """
 from __future__ import annotations
 
