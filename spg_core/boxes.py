@@ -10,6 +10,9 @@ Two box rules live here, because the two protocols the project reports differ in
   (:func:`wsol_boxes`). The ``x+w`` end is one pixel past the object, which is why a perfect
   rectangle map scores IoU ~0.98 there; it is reproduced on purpose so numbers compare with WE.
 
+SPG*'s non-standard top-5 guesses use the paper rule at two thresholds, CAM's loose and tight
+boxes (:func:`loose_tight_boxes`).
+
 Both rules at every τ of a grid at once (the exact fast WE sweep included) are in
 :mod:`spg_core.tau_sweep`.
 
@@ -33,6 +36,9 @@ __all__ = [
     "minmax_numpy",
     "component_boxes",
     "largest_component_box",
+    "LOOSE_TIGHT_TAUS",
+    "loose_tight_taus",
+    "loose_tight_boxes",
     "quantize_scoremap",
     "wsol_threshold",
     "wsol_boxes",
@@ -184,6 +190,31 @@ def largest_component_box(score_map, tau: float) -> np.ndarray:
     """
     boxes = component_boxes(score_map, tau)
     return boxes[0] if len(boxes) else np.array(EMPTY_BOX, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- CAM's loose and tight boxes
+# (τ_loose, τ_tight) of the min-max map. 0.2: CAM's own box ("above 20% of the max value of the
+# CAM", Zhou et al. 2016 §3.1); 0.4: about the next level (100 of 255 = 0.39) of the three that
+# CAM's released box generator thresholds its heatmaps at (20, 100, 110 of 255). docs/evaluation.md.
+LOOSE_TIGHT_TAUS = (0.2, 0.4)
+
+
+def loose_tight_taus(tau_loose: float, tau_tight: float) -> tuple[float, float]:
+    """The pair as floats, checked: ``0 <= tau_loose < tau_tight <= 1``."""
+    tau_loose, tau_tight = float(tau_loose), float(tau_tight)
+    if not 0 <= tau_loose < tau_tight <= 1:
+        raise ValueError(f"need 0 <= tau_loose < tau_tight <= 1; got tau_loose={tau_loose}, tau_tight={tau_tight}")
+    return tau_loose, tau_tight
+
+
+def loose_tight_boxes(score_map, tau_loose: float = LOOSE_TIGHT_TAUS[0],
+                      tau_tight: float = LOOSE_TIGHT_TAUS[1]) -> np.ndarray:
+    """CAM's two boxes of one class map (Zhou et al. 2016 §3.1, the top-5 heuristic SPG* follows):
+    the paper rule's box (:func:`largest_component_box`) at the lower threshold ``tau_loose``
+    (the loose box) and at the higher ``tau_tight`` (the tight box), as a 2×4 array, loose first.
+    """
+    tau_loose, tau_tight = loose_tight_taus(tau_loose, tau_tight)
+    return np.stack([largest_component_box(score_map, tau) for tau in (tau_loose, tau_tight)])
 
 
 # ----------------------------------------------------------------------------- WE rule, one τ

@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from spg_core.boxes import LOOSE_TIGHT_TAUS
 from spg_core.data.settings import DATA_FLAGS, DataSettings, add_data_arguments
 from spg_core.evaluate import PROTOCOLS
 from spg_core.guidance import MAP_STAGES, STAGE_NAMES
@@ -136,6 +137,8 @@ def build_evaluate_parser(sub) -> None:
     p.add_argument("--cam-curve-interval", type=float, default=0.01, help="τ grid step")
     p.add_argument("--ten-crop", action="store_true", help="classification from 10 crops (paper §4.1)")
     p.add_argument("--spg-star", action="store_true", help="also report SPG* top-5 boxes (non-standard)")
+    p.add_argument("--spg-star-taus", type=float, nargs=2, metavar=("LOOSE", "TIGHT"), default=LOOSE_TIGHT_TAUS,
+                   help="SPG*: the thresholds of CAM's loose and tight boxes (docs/evaluation.md)")
     p.add_argument("--map-stage", default="attention", choices=MAP_STAGES,
                    help="map the boxes come from: the paper's attention map, or (an extension) a "
                         "class-agnostic guidance map")
@@ -153,7 +156,8 @@ def cmd_evaluate(args) -> int:
         args.run, data={name: getattr(args, name) for name in DATA_FLAGS}, split=args.split,
         threshold_split=args.threshold_split, tau=args.tau, protocol=args.protocol,
         cam_curve_interval=args.cam_curve_interval, ten_crop=args.ten_crop, spg_star=args.spg_star,
-        batch_size=args.batch_size, device=args.device, limit=args.limit, out=args.out, map_stage=args.map_stage,
+        spg_star_taus=tuple(args.spg_star_taus), batch_size=args.batch_size, device=args.device, limit=args.limit,
+        out=args.out, map_stage=args.map_stage,
     )
     print(json.dumps(metrics, indent=2))
     return 0

@@ -12,7 +12,7 @@ Two protocols, named presets rather than options scattered over flags:
 ``"wsolevaluation"`` (clovaai/wsolevaluation, "WE")
     The GT-class map is resized to 224×224 bicubically (``cv2.INTER_CUBIC``, float64 as WE),
     min-max normalised (constant or NaN -> zeros), GT boxes rescaled to 224 with ``int()``
-    truncation of ``x * 224 / w``, masks with nearest neighbour; boxes by WE's contour rule
+    truncation of ``x * 224 / w``, masks with ``cv2.INTER_NEAREST``; boxes by WE's contour rule
     (:func:`spg_core.tau_sweep.wsol_sweep`). Reports MaxBoxAcc, MaxBoxAccV2 and PxAP exactly as WE.
 
 τ for the threshold-dependent metrics (GT-known / Top-1 / Top-5 Loc, and the per-image rows)
@@ -23,6 +23,7 @@ raises. MaxBoxAcc/V2 and PxAP need no τ: the best τ is part of their definitio
 """
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from pathlib import Path
@@ -90,6 +91,10 @@ def _prepare_paper_map(score_map, grid: tuple[int, int]) -> np.ndarray:
 
 
 def _resize_mask(mask, grid: tuple[int, int]) -> np.ndarray:
+    """A 1/0/255 mask on the scoring grid (w, h): ``cv2.INTER_NEAREST``, the resize of WE's
+    ``load_mask_image``, which picks other source pixels than PIL's nearest. Both protocols, and
+    both :func:`evaluate` and :func:`evaluate_maps`, resize masks here, from the original image's
+    pixels, once."""
     mask = np.asarray(mask, dtype=np.uint8)
     if mask.shape != (grid[1], grid[0]):
         mask = cv2.resize(mask, grid, interpolation=cv2.INTER_NEAREST)
@@ -387,18 +392,42 @@ def _dataset_split(dataset, fallback: str) -> str:
     return str(split)
 
 
+def _masks(batch: dict, count: int) -> list:
+    """Each image's mask for PxAP: in the original image's pixels ("orig_mask", what
+    :class:`spg_core.data.WSOLDataset` gives) so that :func:`_resize_mask` is the one resize to
+    the scoring grid, as in WE; else the mask a dataset gives at the network input ("mask")."""
+    originals = batch.get("orig_mask") or [None] * count
+    inputs = batch.get("mask") or [None] * count
+    return [original if original is not None else mask for original, mask in zip(originals, inputs)]
+
+
+def _with_ten_crop(dataset):
+    """``dataset`` with the ten test views in its items (:meth:`WSOLDataset.with_ten_crop`,
+    through a ``Subset`` too); any other dataset is returned as it is and must give "ten_crop"
+    itself."""
+    from torch.utils.data import Subset
+
+    if isinstance(dataset, Subset):
+        view = copy.copy(dataset)
+        view.dataset = _with_ten_crop(dataset.dataset)
+        return view
+    return dataset.with_ten_crop() if hasattr(dataset, "with_ten_crop") else dataset
+
+
 def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: int, ten_crop: bool,
-               progress: bool, num_workers: int, star_tau: float | None, collect_ids: set | None = None,
+               progress: bool, num_workers: int, star_taus: tuple | None, collect_ids: set | None = None,
                map_stage: str = "attention") -> dict:
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
     from spg_core.data import collate
-    from spg_core.data.transforms import ten_crop_views
+    from spg_core.localize import ten_crop_probabilities
 
     model.eval()
     device = torch.device(device)
+    if ten_crop:
+        dataset = _with_ten_crop(dataset)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
     top1_hits, top5_hits, skipped, star = [], [], 0, []
     bar = tqdm(total=len(dataset), desc=f"evaluate {evaluator.split}", unit="img", disable=not progress)
@@ -412,8 +441,10 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
             labels = batch["label"].to(device)
             out = model(images, with_guidance=map_stage != "attention")
             if ten_crop:
-                probs = torch.stack([torch.softmax(model(view)["logits"], dim=1)
-                                     for view in ten_crop_views(images)]).mean(dim=0)
+                if "ten_crop" not in batch:
+                    raise ValueError("ten_crop: the dataset's items carry no 'ten_crop' views "
+                                     "(WSOLDataset.with_ten_crop() adds them)")
+                probs = ten_crop_probabilities(model, batch["ten_crop"].to(device))
             else:
                 probs = torch.softmax(out["logits"], dim=1)
             probs = probs.float().cpu().numpy()
@@ -424,7 +455,7 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
             top5_hits.extend(hit5.tolist())
             maps = out["class_maps"]
             gt_maps = stage_score_map(out, labels, map_stage).float().cpu().numpy()
-            masks = batch.get("mask") or [None] * len(labels)
+            masks = _masks(batch, len(labels))
             ranked = np.argsort(-probs, axis=1, kind="stable")[:, :3]
             for i, image_id in enumerate(batch["image_id"]):
                 if collect_ids is not None:
@@ -436,12 +467,10 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
                 prediction = int(np.argmax(probs[i]))
                 evaluator.add(image_id, gt_maps[i], batch["orig_boxes"][i].cpu().numpy(), size, mask=mask,
                               label=int(labels_np[i]), prediction=prediction, top5=bool(hit5[i]))
-                if star_tau is not None:
-                    class_boxes = {}
-                    for cls in ranked[i]:
-                        class_map = maps[i, int(cls)].float().cpu().numpy()
-                        normalized = evaluator.prepare(class_map, size)
-                        class_boxes[int(cls)] = box_ops._component_boxes_normalized(normalized, star_tau)[0][:2]
+                if star_taus is not None:
+                    class_boxes = {int(cls): box_ops.loose_tight_boxes(
+                        evaluator.prepare(maps[i, int(cls)].float().cpu().numpy(), size), *star_taus)
+                        for cls in ranked[i]}
                     star.append(M.spg_star_top5_correct(ranked[i], class_boxes, int(labels_np[i]),
                                                         evaluator.images[-1]["gt"]))
             bar.update(len(labels))
@@ -451,15 +480,19 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
     out = {"classification_top1": float(np.mean(top1_hits) * 100.0),
            "classification_top5": float(np.mean(top5_hits) * 100.0), "num_skipped": skipped}
     if star:
+        loose, tight = star_taus
         out["spg_star_top5_loc"] = float(np.mean(star) * 100.0)
-        out["spg_star_note"] = ("NON-STANDARD: SPG* top-5 boxes (2 from the 1st class, 2 from the 2nd, "
-                                "1 from the 3rd; two largest components at τ) — not comparable with Top-5 Loc")
+        out["spg_star_taus"] = {"loose": float(loose), "tight": float(tight)}
+        out["spg_star_note"] = (f"NON-STANDARD: SPG* top-5 boxes, CAM's rule (loose box at τ {loose:g} and tight box "
+                                f"at τ {tight:g} of the 1st and 2nd classes, the loose box of the 3rd) — not "
+                                "comparable with Top-5 Loc")
     return out
 
 
 def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_dataset=None, tau=None,
              ten_crop: bool = False, batch_size: int = 32, progress: bool = True, *,
-             cam_curve_interval: float = 0.01, spg_star: bool = False, num_workers: int = 0,
+             cam_curve_interval: float = 0.01, spg_star: bool = False,
+             spg_star_taus: tuple[float, float] = box_ops.LOOSE_TIGHT_TAUS, num_workers: int = 0,
              map_stage: str = "attention"):
     """Run ``model`` (eval mode; ``model(x)`` returns "logits" B×C and "class_maps" B×C×h×w)
     over ``dataset`` (items as ``spg_core.data.WSOLDataset``) and score it.
@@ -468,8 +501,10 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     must not share images with ``dataset``. Boxes come from the GT-class map; Top-1 Loc needs
     the top-1 class's map only when that class is right, and then it is the GT-class map, so
     no other map is used (except by SPG*). Classification uses the 10-crop softmax average
-    when ``ten_crop`` (localisation always uses the single full view). ``spg_star`` adds the
-    non-standard SPG* top-5 number (paper protocol, τ known before the reported split).
+    when ``ten_crop``: the views cut from each image resized to S·256/224, as the single-image
+    path (:func:`spg_core.localize.ten_crop_probabilities`); localisation always uses the single
+    full view. ``spg_star`` adds the non-standard SPG* top-5 number (paper protocol): CAM's loose
+    and tight boxes at ``spg_star_taus`` = (τ_loose, τ_tight) (:func:`spg_core.boxes.loose_tight_boxes`).
     ``map_stage`` scores another stage's map instead of the GT-class attention map: "fused",
     "c", "b1" or "b2" (class-agnostic; an extension — the paper localises from A4 only).
 
@@ -500,21 +535,16 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
                    None, threshold_ids, map_stage)
         threshold_curves = held_out.curves()
 
-    star_tau = None
+    star_taus = None
     if spg_star:
         if protocol != "paper":
             warnings.warn("spg_star is a paper-protocol number; ignored with protocol='wsolevaluation'", stacklevel=2)
-        elif tau is not None and not isinstance(tau, str):
-            star_tau = float(tau)
-        elif threshold_curves is not None:
-            star_tau = threshold_curves["gt_known_loc"].best()[0]
         else:
-            warnings.warn("spg_star needs τ before the reported split is scored "
-                          "(tau=<number> or threshold_dataset); skipped", stacklevel=2)
+            star_taus = box_ops.loose_tight_taus(*spg_star_taus)
 
     report = SplitEvaluator(protocol, cam_curve_interval, split=report_split, paper_size=paper_size)
     report_ids: set[str] = set()
-    extra = _run_model(model, dataset, report, device, batch_size, ten_crop, progress, num_workers, star_tau,
+    extra = _run_model(model, dataset, report, device, batch_size, ten_crop, progress, num_workers, star_taus,
                        report_ids, map_stage)
     overlap = threshold_ids & report_ids
     if overlap:
@@ -530,7 +560,8 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
 # ----------------------------------------------------------------------------- command-line entry points
 def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_split: str | None = "val", tau=None,
                  protocol: str = "paper", cam_curve_interval: float = 0.01, ten_crop: bool = False,
-                 spg_star: bool = False, batch_size: int = 64, device="auto", limit: int | None = None,
+                 spg_star: bool = False, spg_star_taus: tuple[float, float] = box_ops.LOOSE_TIGHT_TAUS,
+                 batch_size: int = 64, device="auto", limit: int | None = None,
                  out=None, map_stage: str = "attention") -> dict:
     """``python -m spg_core evaluate``: load a run, build its splits, evaluate, write files.
 
@@ -564,7 +595,8 @@ def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_s
     held_out = build(threshold_split) if (tau is None and threshold_split) else None
     metrics, rows, curves = evaluate(model, report, device=device, protocol=protocol, threshold_dataset=held_out,
                                      tau=tau, ten_crop=ten_crop, batch_size=batch_size, progress=True,
-                                     cam_curve_interval=cam_curve_interval, spg_star=spg_star, map_stage=map_stage)
+                                     cam_curve_interval=cam_curve_interval, spg_star=spg_star,
+                                     spg_star_taus=spg_star_taus, map_stage=map_stage)
     metrics["run"] = str(run)
     if out is not None:
         write_outputs(out, metrics, rows, curves)

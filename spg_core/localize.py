@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from spg_core import boxes as box_ops
-from spg_core.data.transforms import ten_crop_views, to_tensor
+from spg_core.data.transforms import ten_crop_tensor, to_tensor
 from spg_core.guidance import STAGES, GuidancePreset, get_preset, seed_statistics, stage_maps
 
 @dataclass
@@ -51,6 +51,17 @@ def seed_report(masks: dict, object_mask: np.ndarray | None) -> dict:
     return {name: seed_statistics(m, object_mask) for name, m in masks.items() if not name.endswith("_fallback")}
 
 
+@torch.no_grad()
+def ten_crop_probabilities(model, views: torch.Tensor) -> torch.Tensor:
+    """Paper §4.1: each image's softmax averaged over its ten views. ``views``: B×10×3×S×S
+    (:func:`spg_core.data.transforms.ten_crop_tensor` per image) -> B×C, one forward pass per
+    view position over the batch. The single-image path (:class:`Localizer`) and dataset
+    evaluation (``spg_core.evaluate``) both classify with this."""
+    probabilities = [F.softmax(model(views[:, k], with_guidance=False)["logits"].float(), dim=1)
+                     for k in range(views.shape[1])]
+    return torch.stack(probabilities).mean(dim=0)
+
+
 def localization_box(score_map: np.ndarray, tau: float) -> tuple[int, int, int, int]:
     """Paper §3.4 (after CAM): tight box of the largest connected component at τ."""
     return tuple(int(v) for v in box_ops.largest_component_box(score_map, tau))
@@ -78,12 +89,11 @@ class Localizer:
         image = image.convert("RGB").resize((self.image_size, self.image_size), Image.BILINEAR)
         return to_tensor(image).unsqueeze(0)
 
-    @torch.no_grad()
     def ten_crop_probabilities(self, image: Image.Image) -> np.ndarray:
-        """Paper §4.1: softmax averaged over 4 corners + centre and their flips."""
-        crops = ten_crop_views(image.convert("RGB"), self.image_size)
-        batch = torch.stack([to_tensor(crop) for crop in crops]).to(self.device)
-        return F.softmax(self.model(batch, with_guidance=False)["logits"].float(), dim=1).mean(0).cpu().numpy()
+        """Paper §4.1: softmax averaged over 4 corners + centre and their flips, cut from the
+        image resized to S·256/224 (:func:`ten_crop_probabilities`)."""
+        views = ten_crop_tensor(image, self.image_size)[None].to(self.device)
+        return ten_crop_probabilities(self.model, views)[0].cpu().numpy()
 
     @torch.no_grad()
     def predict(self, image: Image.Image, class_index: int | None = None, ten_crop: bool = False) -> StageMaps:

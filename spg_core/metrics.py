@@ -240,14 +240,14 @@ class PxAP:
 
 # ----------------------------------------------------------------------------- SPG* (non-standard)
 def spg_star_top5_correct(ranked_classes, class_boxes, label: int, gt_boxes, iou_threshold: float = 0.5) -> bool:
-    """NON-STANDARD "SPG*" top-5 localisation (SPG Tables 1-2): five (class, box) guesses drawn
-    from the top classes — two boxes from the 1st predicted class, two from the 2nd, one from
-    the 3rd — correct when one guess has the GT class and IoU >= 0.5 with a GT box.
+    """NON-STANDARD "SPG*" top-5 localisation (SPG Tables 1-2), CAM's heuristic (Zhou et al. 2016
+    §3.1): five (class, box) guesses drawn from the top classes — a loose and a tight box from
+    each of the 1st and 2nd predicted classes, the loose box from the 3rd — correct when one
+    guess has the GT class and IoU >= 0.5 with a GT box.
 
-    ``class_boxes[c]`` lists that class map's boxes best first; the evaluator passes the two
-    largest connected components at τ (the paper rule's first and second component), so a map
-    with a single component offers one box. Not comparable with standard Top-5 Loc, which
-    allows one box per class.
+    ``class_boxes[c]`` lists that class map's boxes loose first, as
+    :func:`spg_core.boxes.loose_tight_boxes` gives them (the 1st and 2nd classes offer both,
+    the 3rd its first). Not comparable with standard Top-5 Loc, which allows one box per class.
     """
     quota = (2, 2, 1)
     gt = np.atleast_2d(np.asarray(gt_boxes))

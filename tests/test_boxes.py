@@ -95,6 +95,31 @@ def test_paper_rule_degenerate_maps():
     assert B.largest_component_box(nan_map, 0.5).tolist() == [0, 0, 0, 0]
 
 
+# ----------------------------------------------------------------------------- CAM's loose and tight boxes (SPG*)
+def _plateau_peak_and_blob():
+    """A low plateau (0.3) over the object, a peak (1.0) on one part and a side blob (0.6)."""
+    score = np.zeros((40, 40))
+    score[5:31, 5:35] = 0.3  # box [5, 5, 34, 30]
+    score[10:18, 10:18] = 1.0  # box [10, 10, 17, 17], 64 px
+    score[25:29, 28:32] = 0.6  # box [28, 25, 31, 28], 16 px, apart from the peak
+    return score
+
+
+def test_loose_tight_boxes_are_the_largest_component_at_two_thresholds():
+    score = _plateau_peak_and_blob()
+    loose, tight = B.loose_tight_boxes(score, 0.2, 0.4)
+    assert loose.tolist() == [5, 5, 34, 30]  # τ 0.2 keeps the plateau: one component around everything
+    assert tight.tolist() == [10, 10, 17, 17]  # τ 0.4: the peak outgrows the blob
+    assert B.loose_tight_boxes(score).tolist() == B.loose_tight_boxes(score, *B.LOOSE_TIGHT_TAUS).tolist()
+    assert B.LOOSE_TIGHT_TAUS == (0.2, 0.4)
+    # The rule it replaces, the two largest components at one τ, never offers both boxes:
+    assert B.component_boxes(score, 0.5)[:2].tolist() == [[10, 10, 17, 17], [28, 25, 31, 28]]  # no loose box
+    assert B.component_boxes(score, 0.2)[:2].tolist() == [[5, 5, 34, 30]]  # no tight box
+    for bad in ((0.4, 0.2), (0.3, 0.3), (-0.1, 0.5), (0.2, 1.5)):
+        with pytest.raises(ValueError, match="tau_loose < tau_tight"):
+            B.loose_tight_boxes(score, *bad)
+
+
 # ----------------------------------------------------------------------------- WE rule, one tau
 WE_TAUS = np.arange(0, 1, 0.2)
 

@@ -251,6 +251,8 @@ def test_wsol_mask_form_with_ignore(tmp_path):
     np.testing.assert_allclose(sample.boxes, [[1, 1, 3, 2], [6, 4, 7, 5]])  # one tight box per instance mask
     item = dataset[0]
     assert item["mask"].shape == (16, 16) and set(item["mask"].unique().tolist()) == {0, 1, 255}
+    np.testing.assert_array_equal(item["orig_mask"].numpy(), expected)  # what evaluation resizes itself
+    assert collate([item, None])["orig_mask"][0] is item["orig_mask"]
 
 
 # ----------------------------------------------------------------------------- folder
@@ -342,11 +344,11 @@ def test_getitem_and_collate(tmp_path):
     assert item["image"].shape == (3, 48, 48) and item["image"].dtype == torch.float32
     assert item["label"] == 0 and item["image_id"] == "rect.png" and item["orig_size"] == (120, 90)
     np.testing.assert_allclose(item["orig_boxes"].numpy(), [box])
-    assert "mask" not in item
+    assert "mask" not in item and "orig_mask" not in item
     batch = collate([item, None, item])
     assert batch["image"].shape == (2, 3, 48, 48) and batch["label"].tolist() == [0, 0]
     assert batch["num_skipped"] == 1 and len(batch["boxes"]) == 2 and batch["image_id"] == ["rect.png"] * 2
-    assert "mask" not in batch
+    assert "mask" not in batch and "orig_mask" not in batch
     empty = collate([None, None])
     assert empty["num_skipped"] == 2 and empty["image"].shape[0] == 0 and empty["boxes"] == []
 

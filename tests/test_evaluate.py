@@ -10,7 +10,7 @@ from spg_core import boxes as B
 from spg_core import evaluate as E
 from spg_core import metrics as M
 from spg_core import report as R
-from spg_core.data.transforms import ten_crop_views
+from spg_core.data.transforms import ten_crop_views, to_tensor
 
 
 # ----------------------------------------------------------------------------- WE preprocessing
@@ -227,17 +227,172 @@ def test_ten_crop_views_of_a_pil_image():
     assert np.array_equal(np.asarray(views[0]), np.asarray(larger)[:16, :16])  # top-left corner
     flipped = larger.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     assert np.array_equal(np.asarray(views[5]), np.asarray(flipped)[:16, :16])  # the flip's top-left
-    with pytest.raises(ValueError, match="crop_size"):
-        ten_crop_views(image)
+    with pytest.raises(TypeError, match="PIL image"):
+        ten_crop_views(torch.rand(3, 16, 16), 16)  # an already resized input: the views would be upsampled
 
 
-def test_ten_crop_views_shapes():
-    views = ten_crop_views(torch.rand(2, 3, SIZE, SIZE))
-    assert len(views) == 10 and all(v.shape == (2, 3, SIZE, SIZE) for v in views)
-    report = FakeDataset(3, "test", offset=600)
-    metrics, _, _ = E.evaluate(FakeModel(), report, tau=0.5, ten_crop=True, progress=False,
+class Recording(torch.nn.Module):
+    """A model that keeps every input it is given."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.inputs = model, []
+
+    def forward(self, x, with_guidance=False):
+        self.inputs.append(x.clone())
+        return self.model(x, with_guidance=with_guidance)
+
+
+def test_ten_crop_class_scores_of_a_dataset_image_are_the_single_image_ones(tmp_path):
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    from spg_core.data import collate
+    from spg_core.localize import Localizer, ten_crop_probabilities
+    from spg_core.models import build_model
+
+    size = 32
+    dataset = _masked_dataset(tmp_path, size, count=6)  # photos of six sizes, none square
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, variant="plain", widths=(8, 16, 16)).eval()
+    localizer = Localizer(model, size, dataset.class_names)
+    single = np.stack([localizer.ten_crop_probabilities(Image.open(record.path)) for record in dataset.records])
+
+    batch = collate([dataset.with_ten_crop()[i] for i in range(len(dataset))])
+    assert batch["ten_crop"].shape == (6, 10, 3, size, size)
+    from_dataset = ten_crop_probabilities(model, batch["ten_crop"]).numpy()
+    np.testing.assert_allclose(from_dataset, single, rtol=1e-5, atol=1e-7)
+    # What the dataset path did before: ten views cut from the S×S input tensor upsampled to 37².
+    upsampled = TF.resize(batch["image"], [37, 37], antialias=True)
+    before = ten_crop_probabilities(model, torch.stack(TF.ten_crop(upsampled, [size, size]), dim=1)).numpy()
+    assert np.abs(before - single).max() > 1e-3
+
+    # evaluate classifies exactly these views: the image resized to 37² (PIL bilinear), then cut.
+    recording = Recording(model)
+    metrics, rows, _ = E.evaluate(recording, dataset, tau=0.5, ten_crop=True, progress=False, batch_size=6)
+    classified = torch.stack(recording.inputs[1:], dim=1)  # inputs[0]: the full view, for the maps
+    for record, views in zip(dataset.records, classified):
+        image = Image.open(record.path).convert("RGB").resize((37, 37), Image.Resampling.BILINEAR)
+        expected = torch.stack([to_tensor(view) for view in TF.ten_crop(image, [size, size])])
+        assert torch.equal(views, expected)
+    assert [row["prediction"] for row in rows] == single.argmax(axis=1).tolist()
+    assert metrics["ten_crop"] is True
+    with pytest.raises(ValueError, match="ten_crop"):  # a dataset that gives no views
+        E.evaluate(FakeModel(), FakeDataset(2, "test", offset=600), tau=0.5, ten_crop=True, progress=False)
+
+
+# ----------------------------------------------------------------------------- PxAP masks: cv2 nearest, as WE
+class PoolModel(torch.nn.Module):
+    """Class c's map = colour channel c average-pooled to 6×6; logits = its mean."""
+
+    def forward(self, x, with_guidance=None):
+        maps = torch.nn.functional.adaptive_avg_pool2d(x, 6)
+        return {"logits": maps.mean(dim=(2, 3)), "class_maps": maps}
+
+
+def _masked_dataset(tmp_path, image_size, count=2):
+    """Photos of odd sizes with a rectangle mask each, as mask-form WSOL metadata gives them."""
+    from PIL import Image
+
+    from spg_core.data.dataset import Record, WSOLDataset
+
+    rng = np.random.default_rng(7)
+    shapes = [((50, 37), (7, 5, 30, 22)), ((41, 63), (3, 11, 28, 50))]
+    shapes += [((int(w), int(h)), (2, 3, int(w) - 5, int(h) - 4)) for w, h in rng.integers(30, 70, (count - 2, 2))]
+    records = []
+    for k, ((w, h), (x0, y0, x1, y1)) in enumerate(shapes[:count]):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{k}.png")
+        mask = np.zeros((h, w), np.uint8)
+        mask[y0:y1 + 1, x0:x1 + 1] = 255
+        Image.fromarray(mask).save(tmp_path / f"{k}_mask.png")
+        records.append(Record(f"img{k}", k % 3, path=tmp_path / f"{k}.png", mask_paths=(tmp_path / f"{k}_mask.png",)))
+    return WSOLDataset(records, ["r", "g", "b"], image_size=image_size, split="test")
+
+
+@pytest.mark.parametrize("protocol", E.PROTOCOLS)
+def test_pxap_of_a_model_uses_masks_resized_with_cv2_nearest(tmp_path, protocol):
+    size = 48
+    dataset = _masked_dataset(tmp_path, size)
+    metrics, _, _ = E.evaluate(PoolModel(), dataset, protocol=protocol, tau=0.5, progress=False,
+                               cam_curve_interval=0.05)
+    grader = E.SplitEvaluator(protocol, 0.05, paper_size=size if protocol == "paper" else None)
+    oracle, pil = M.PxAP(grader.taus), M.PxAP(grader.taus)
+    for index in range(len(dataset)):
+        item, sample = dataset[index], dataset.read(index)
+        grid = grader.grid(sample.size)
+        class_map = PoolModel()(item["image"][None])["class_maps"][0, sample.label].numpy()
+        prepared = grader.prepare(class_map, sample.size)
+        # The oracle: WE's load_mask_image, cv2.INTER_NEAREST from the original mask to the grid.
+        expected = cv2.resize(sample.mask, grid, interpolation=cv2.INTER_NEAREST)
+        # What scoring the network-input mask gave (PIL nearest to S, then cv2 to the grid).
+        old = item["mask"].numpy()
+        old = old if old.shape == expected.shape else cv2.resize(old, grid, interpolation=cv2.INTER_NEAREST)
+        assert not np.array_equal(old, expected)  # the sizes are ones where PIL and cv2 pick other pixels
+        oracle.add(prepared, expected)
+        pil.add(prepared, old)
+    assert metrics["pxap"] == oracle.compute()
+    assert metrics["pxap"] != pil.compute()
+
+
+# ----------------------------------------------------------------------------- SPG* (CAM's top-5 rule)
+STAR_PEAK = (8, 8, 13, 13)  # the GT box: the peak of the map, 36 px
+STAR_PLATEAU = (2, 2, 29, 27)  # the low plateau around it, 728 px (IoU with the peak < 0.5)
+
+
+class StarDataset(torch.utils.data.Dataset):
+    """Image k ranks the GT class (0) k-th (written in pixel (0, 0)); the GT box is the peak."""
+
+    def __init__(self, ranks):
+        self.split, self.image_size, self.ranks = "test", SIZE, list(ranks)
+
+    def __len__(self):
+        return len(self.ranks)
+
+    def __getitem__(self, index):
+        image = torch.zeros(3, SIZE, SIZE)
+        image[0, 0, 0] = self.ranks[index]
+        box = torch.tensor([STAR_PEAK], dtype=torch.float32)
+        return {"image": image, "label": 0, "image_id": f"star{index}", "orig_size": (SIZE, SIZE),
+                "boxes": box, "orig_boxes": box}
+
+
+class StarModel(torch.nn.Module):
+    """Every class map is a plateau (0.3) with a peak (1.0) on the GT box; the GT class (0) is
+    ranked as the image says, the other classes by index."""
+
+    def forward(self, x, with_guidance=None):
+        x0, y0, x1, y1 = STAR_PLATEAU
+        plateau = torch.zeros(SIZE, SIZE)
+        plateau[y0:y1 + 1, x0:x1 + 1] = 0.3
+        x0, y0, x1, y1 = STAR_PEAK
+        plateau[y0:y1 + 1, x0:x1 + 1] = 1.0
+        logits = []
+        for image in x:
+            rank = int(image[0, 0, 0])
+            order = list(range(1, CLASSES))
+            order.insert(rank - 1, 0)  # classes from best to worst
+            scores = torch.zeros(CLASSES)
+            scores[order] = torch.arange(CLASSES, 0, -1, dtype=torch.float32)
+            logits.append(scores)
+        return {"logits": torch.stack(logits), "class_maps": plateau.expand(len(x), CLASSES, SIZE, SIZE)}
+
+
+def test_spg_star_is_cams_loose_and_tight_boxes():
+    metrics, _, _ = E.evaluate(StarModel(), StarDataset([1, 2, 3]), tau=0.2, spg_star=True, progress=False,
                                cam_curve_interval=0.1)
-    assert metrics["ten_crop"] is True and "classification_top1" in metrics
+    # Top-5 Loc (one box per class, at τ 0.2) gets the plateau: wrong for all three.
+    assert metrics["top5_loc"] == 0.0
+    # SPG*: the tight box (τ 0.4) is the peak; 1st and 2nd classes offer it, the 3rd only its loose box.
+    assert metrics["spg_star_top5_loc"] == pytest.approx(200 / 3)
+    assert metrics["spg_star_taus"] == {"loose": 0.2, "tight": 0.4}
+    assert metrics["spg_star_note"].startswith("NON-STANDARD")
+    # The rule this replaced (the two largest components at the τ given, 0.2) had only the plateau: 0 %.
+    # The pair is selectable; at (0.1, 0.2) both boxes are the plateau.
+    low_tight, _, _ = E.evaluate(StarModel(), StarDataset([1, 2, 3]), tau=0.2, spg_star=True, progress=False,
+                                 cam_curve_interval=0.1, spg_star_taus=(0.1, 0.2))
+    assert low_tight["spg_star_top5_loc"] == 0.0  # both thresholds keep the plateau
+    with pytest.raises(ValueError, match="tau_loose < tau_tight"):
+        E.evaluate(StarModel(), StarDataset([1]), tau=0.2, spg_star=True, progress=False, spg_star_taus=(0.5, 0.4))
 
 
 def test_write_outputs_embeds_plotly(tmp_path):

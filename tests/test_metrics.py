@@ -129,9 +129,9 @@ def test_pxap_curve_ends_at_full_recall():
 def test_spg_star_top5_two_boxes_for_the_first_two_classes():
     gt = [[10, 10, 20, 20]]
     good, bad = [10, 10, 20, 20], [40, 40, 50, 50]
-    # GT class ranked 2nd; its second box is the right one: counts (two boxes allowed).
+    # Boxes are [loose, tight]. GT class ranked 2nd, its tight box is the right one: counts.
     assert M.spg_star_top5_correct([3, 7, 1], {3: [good], 7: [bad, good], 1: [bad]}, 7, gt)
-    # GT class ranked 3rd: only its first box counts.
+    # GT class ranked 3rd: only its loose box counts.
     assert not M.spg_star_top5_correct([3, 1, 7], {3: [good], 1: [bad], 7: [bad, good]}, 7, gt)
     # A right box from a wrong class never counts.
     assert not M.spg_star_top5_correct([3, 1, 2], {3: [good], 1: [good], 2: [good]}, 7, gt)

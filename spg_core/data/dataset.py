@@ -6,6 +6,7 @@ shared :class:`WSOLDataset` decodes images lazily, skipping undecodable ones.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import warnings
@@ -109,6 +110,14 @@ class WSOLDataset(torch.utils.data.Dataset):
             f"classes={self.num_classes}, image_size={self.image_size}, train={self.train}, root={self.root})"
         )
 
+    def with_ten_crop(self) -> WSOLDataset:
+        """This dataset with the paper's ten test views in every item ("ten_crop", 10×3×S×S, cut
+        from the decoded image: :func:`spg_core.data.transforms.ten_crop_tensor`), for ten-crop
+        classification. A shallow copy: records (and a generator's cache) are shared."""
+        view = copy.copy(self)
+        view.transform = SampleTransform(self.image_size, train=self.train, ten_crop=True)
+        return view
+
     # -- decoding ---------------------------------------------------------------------------
     def read(self, index: int) -> Sample:
         """Decode record ``index``; raises :class:`BadImageError` for an undecodable file."""
@@ -169,6 +178,9 @@ class WSOLDataset(torch.utils.data.Dataset):
             return None
 
     def __getitem__(self, index: int) -> dict | None:
+        """The transform's tensors (:class:`SampleTransform`) plus label, image_id and the
+        annotation in the decoded image's pixels: orig_size (w, h), orig_boxes, and orig_mask
+        (uint8 H×W, 1/0/255) when the image has a mask. None when the image cannot be decoded."""
         sample = self.load_sample(index)
         if sample is None:
             return None
@@ -177,6 +189,9 @@ class WSOLDataset(torch.utils.data.Dataset):
         out["image_id"] = sample.image_id
         out["orig_size"] = tuple(sample.size)
         out["orig_boxes"] = torch.from_numpy(as_boxes(sample.boxes).copy())
+        if sample.mask is not None:
+            # The mask in this image's pixels too: evaluation resizes it to its scoring grid itself.
+            out["orig_mask"] = torch.from_numpy(np.array(sample.mask, dtype=np.uint8, copy=True))
         return out
 
 
@@ -194,8 +209,11 @@ def collate(batch: list) -> dict:
     out["label"] = torch.tensor([item["label"] for item in kept], dtype=torch.long)
     for key in ("boxes", "orig_boxes", "image_id", "orig_size"):
         out[key] = [item[key] for item in kept]
-    if any("mask" in item for item in kept):
-        out["mask"] = [item.get("mask") for item in kept]
+    for key in ("mask", "orig_mask"):
+        if any(key in item for item in kept):
+            out[key] = [item.get(key) for item in kept]
+    if all("ten_crop" in item for item in kept):
+        out["ten_crop"] = torch.stack([item["ten_crop"] for item in kept])  # B×10×3×S×S
     return out
 
 

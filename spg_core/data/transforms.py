@@ -12,8 +12,9 @@ Flipping a width-W image maps column x to W - 1 - x, so ``x0' = W - 1 - x1``, ``
 
 Augmentation (paper §3.3 and wsolevaluation): train = resize to (S·256/224)² -> random S×S crop
 -> horizontal flip with p = 0.5; test = resize to S×S; the paper's ten-crop test views
-(:func:`ten_crop_views`) are cut from the (S·256/224)² resize. Randomness comes from torch's global
-generator, so DataLoader worker seeding and the trainer's per-epoch seed control it.
+(:func:`ten_crop_views`) are cut from the original image resized to (S·256/224)². Randomness
+comes from torch's global generator, so DataLoader worker seeding and the trainer's per-epoch
+seed control it.
 """
 from __future__ import annotations
 
@@ -99,22 +100,26 @@ def train_resize_size(image_size: int) -> int:
     return int(round(image_size * 256 / 224))
 
 
-def ten_crop_views(image, crop_size: int | None = None) -> tuple:
-    """The paper's ten test views (§4.1) of a PIL image or an image tensor (``...×H×W``, e.g. a
-    B×3×S×S batch): resize to :func:`train_resize_size` squared (bilinear; antialiased, as PIL
-    always is), then ``torchvision.transforms.functional.ten_crop`` at ``crop_size`` (default:
-    the tensor's side): the 4 corners and the centre, then the same of the flipped image."""
-    from torchvision.transforms import InterpolationMode
+def ten_crop_views(image: Image.Image, crop_size: int) -> tuple:
+    """The paper's ten test views (§4.1) of a PIL image at its own resolution: resize to
+    :func:`train_resize_size` squared (bilinear, as the training resize), then
+    ``torchvision.transforms.functional.ten_crop`` at ``crop_size`` (the network input side S):
+    the 4 corners and the centre, then the same of the flipped image."""
     from torchvision.transforms import functional as TF  # only here: keeps the app's start light
 
-    if crop_size is None:
-        if not isinstance(image, torch.Tensor):
-            raise ValueError("crop_size is needed for a PIL image (the network input side S)")
-        crop_size = image.shape[-1]
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"ten_crop_views cuts a PIL image at its own resolution, not a {type(image).__name__}: "
+                        "views of an already resized input would be upsampled ones")
     size = int(crop_size)
     larger = train_resize_size(size)
-    resized = TF.resize(image, [larger, larger], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    resized = image.resize((larger, larger), Image.Resampling.BILINEAR)
     return tuple(TF.ten_crop(resized, [size, size]))
+
+
+def ten_crop_tensor(image: Image.Image, crop_size: int) -> torch.Tensor:
+    """:func:`ten_crop_views` of an image as one 10×3×S×S normalised tensor (:func:`to_tensor`):
+    what the single-image path and the dataset items classify (``spg_core.localize``)."""
+    return torch.stack([to_tensor(view) for view in ten_crop_views(image.convert("RGB"), crop_size)])
 
 
 # ----------------------------------------------------------------------------- the sample transform
@@ -122,19 +127,22 @@ class SampleTransform:
     """Callable ``(sample) -> dict`` producing the training/evaluation tensors.
 
     Output keys: image (3×S×S float, normalised), boxes (N×4 float, transformed pixels,
-    inclusive), mask (S×S uint8, 1/0/255) when the sample has one. Boxes that a random crop
-    cuts away entirely are dropped, the rest are clipped to the crop.
+    inclusive), mask (S×S uint8, 1/0/255) when the sample has one, and with ``ten_crop`` the
+    paper's ten test views of the untransformed image (10×3×S×S, :func:`ten_crop_tensor`).
+    Boxes that a random crop cuts away entirely are dropped, the rest are clipped to the crop.
     """
 
-    def __init__(self, image_size: int, train: bool = False):
+    def __init__(self, image_size: int, train: bool = False, ten_crop: bool = False):
         if int(image_size) < 8:
             raise ValueError(f"image_size={image_size} is too small; use at least 8 (224 for the paper's setting)")
         self.image_size = int(image_size)
         self.train = bool(train)
+        self.ten_crop = bool(ten_crop)
 
     def __call__(self, image: Image.Image, boxes: np.ndarray, mask: np.ndarray | None) -> dict:
         size = self.image_size
         width, height = image.size
+        views = ten_crop_tensor(image, size) if self.ten_crop else None
         resize = train_resize_size(size) if self.train else size
         image = image.resize((resize, resize), Image.Resampling.BILINEAR)
         boxes = scale_boxes(boxes, resize / width, resize / height)
@@ -158,4 +166,6 @@ class SampleTransform:
         out = {"image": to_tensor(image), "boxes": torch.from_numpy(as_boxes(boxes).copy())}
         if mask_image is not None:
             out["mask"] = torch.from_numpy(np.array(mask_image, dtype=np.uint8, copy=True))
+        if views is not None:
+            out["ten_crop"] = views
         return out
