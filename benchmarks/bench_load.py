@@ -327,6 +327,7 @@ class RunReply:
     media: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     widget_ids: set = field(default_factory=set)
+    fragment_id: str = ""  # the fragment this run reran ("" = the whole script)
 
 
 @dataclass
@@ -346,6 +347,7 @@ class Session:
         self.rng = random.Random(args.seed * 1000 + index)
         self.values: dict[str, tuple[str, object]] = {}  # widget id -> (WidgetState field, value)
         self.ids: dict[str, str] = {}  # widget key -> widget id
+        self.fragment_of: dict[str, str] = {}  # widget id -> id of the st.fragment drawing it ("" = none)
         self.limits: dict[str, int] = {}  # number_input key -> its max + 1 (the split's size for explore_index)
         self.disabled: set[str] = set()  # widget keys drawn disabled in the last run (a person cannot move them)
         self.page_hash = ""
@@ -363,13 +365,16 @@ class Session:
         self.http = AsyncHTTPClient()
 
     # -- protocol
-    async def rerun(self) -> RunReply:
+    async def rerun(self, fragment_id: str = "") -> RunReply:
+        """One run: the whole script, or (``fragment_id``, as a browser does for a widget drawn inside an
+        ``st.fragment``) only that fragment."""
         message = BackMsg()
         state = message.rerun_script
         state.query_string = ""
         state.page_script_hash = self.page_hash
+        state.fragment_id = fragment_id
         state.widget_states.widgets.extend(widget_state(wid, f, v) for wid, (f, v) in self.values.items())
-        reply = RunReply()
+        reply = RunReply(fragment_id=fragment_id)
         started = time.perf_counter()
         await self.ws.send(message.SerializeToString())
         while True:  # --move-timeout bounds the whole run, not each message
@@ -386,20 +391,21 @@ class Session:
                 reply.status = msg.script_finished
                 break
             if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-                self.read_element(msg.delta.new_element, reply)
+                self.read_element(msg.delta.new_element, reply, msg.delta.fragment_id)
             elif kind == "navigation" and msg.navigation.page_script_hash:
                 self.page_hash = msg.navigation.page_script_hash
             elif kind == "session_event" and msg.session_event.HasField("script_compilation_exception"):
                 reply.problems.append(f"compile error: {msg.session_event.script_compilation_exception.message}")
             elif kind == "page_not_found":
                 reply.problems.append(f"page not found: {msg.page_not_found.page_name!r}")
-        if reply.status != ForwardMsg.FINISHED_SUCCESSFULLY:
+        expected = ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY if fragment_id else ForwardMsg.FINISHED_SUCCESSFULLY
+        if reply.status != expected:
             reply.problems.append(f"script_finished status {ForwardMsg.ScriptFinishedStatus.Name(reply.status)}")
-        # As a browser does after a full run: forget the widgets this run did not draw.
-        self.values = {wid: v for wid, v in self.values.items() if wid in reply.widget_ids}
+        if not fragment_id:  # as a browser does after a full run: forget the widgets this run did not draw
+            self.values = {wid: v for wid, v in self.values.items() if wid in reply.widget_ids}
         return reply
 
-    def read_element(self, element, reply: RunReply) -> None:
+    def read_element(self, element, reply: RunReply, fragment_id: str = "") -> None:
         kind = element.WhichOneof("type")
         w = getattr(element, kind) if kind else None
         if kind == "exception":
@@ -422,6 +428,7 @@ class Session:
             return
         field_name, server_value, default = described
         reply.widget_ids.add(w.id)
+        self.fragment_of[w.id] = fragment_id
         key = user_key(w.id)
         if key:
             self.ids[key] = w.id
@@ -492,7 +499,12 @@ class Session:
                 hint = f" (δ_h {shown[1]} is session {self.others[round(shown[1], 2)]}'s)"
             self.violations.append(f"{what}: sent {own}, the server shows {shown}{hint}")
 
+        def redrawn(key: str) -> bool:  # a fragment's run re-sends only the fragment's own elements
+            return not reply.fragment_id or self.fragment_of.get(self.ids.get(key, "")) == reply.fragment_id
+
         for key, own in self.sent.items():
+            if not redrawn(key):
+                continue
             if key not in reply.echoes:
                 self.unverified += 1
                 continue
@@ -509,7 +521,7 @@ class Session:
                 if not same(list(reply.mask_a_row), own_a):
                     violation("Numbers table, Mask-A (δ_l, δ_h)", list(reply.mask_a_row), own_a, signed=True)
         own_index = self.sent.get("explore_index")
-        if own_index is not None:
+        if own_index is not None and not reply.fragment_id:  # the title is outside the fragment
             if reply.title_index is None:
                 self.unverified += 1
             else:
@@ -536,7 +548,7 @@ class Session:
         for step in range(self.args.moves):
             kind, key, value = self.choose(step)
             self.set_value(key, value)
-            reply = await self.rerun()
+            reply = await self.rerun(self.fragment_of.get(self.ids[key], ""))
             media_ms = await self.fetch_media(reply.media)
             self.moves.append(Move(kind, reply.ms, media_ms))
             self.failures += [f"move {step} ({key}): {p}" for p in reply.problems]

@@ -5,6 +5,7 @@ A slider move only re-thresholds cached maps; the keys below say what each entry
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -142,8 +143,8 @@ def decode_upload(file_id: str, name: str, _data: bytes):
     return read_upload(name, _data)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def run_variant(name: str, stamp: str) -> str | None:
+@functools.lru_cache(maxsize=64)  # not st.cache_data: drawn for every run option on every rerun, its
+def run_variant(name: str, stamp: str) -> str | None:  # argument hashing cost more than the lookup
     try:
         return load_config_file(resolve_run(name) / "config.yaml").get("variant")
     except (FileNotFoundError, ValueError, OSError):

@@ -253,7 +253,7 @@ def page(ctx: Context) -> None:
     if picked is None:
         return
     st.markdown(f"**{picked.title}**")
-    maps, class_index, box_stage = class_and_maps(ctx, picked)
+    maps, _, box_stage = class_and_maps(ctx, picked)
 
     # Beyond the paper: SPG-B grown on this uploaded photo replaces the maps of the strip (same code path).
     grown = grow_guidance(model, picked, maps.class_index) if picked.image_key.startswith("upload:") else None
@@ -263,11 +263,21 @@ def page(ctx: Context) -> None:
         if box_stage not in maps.maps:  # e.g. SPG-C of a trained run: the grown heads have none
             box_stage = "attention"
 
+    thresholded_sections(ctx, picked, maps_key, maps, box_stage, grown is not None)
+
+
+@st.fragment
+def thresholded_sections(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str, grown: bool) -> None:
+    """Everything the δ sliders change, from the sliders down: a fragment, so that moving a slider
+    reruns only this part (not the sidebar, the image choice or the model), which keeps a slider
+    move cheap for a whole class on one server (benchmarks/bench_load.py). The maps are cached;
+    this re-thresholds them."""
+    model = ctx.model
     available = set(maps.maps)
-    if model.uploads_only and grown is None:
+    if model.uploads_only and not grown:
         st.info("This pretrained classifier has no B1, B2 or SPG-C branches: the strip shows the attention map "
                 "and the seeds Eq. 1 makes from it (Mask-A). Grow the guidance above to see the other stages.")
-    elif model.variant == "plain" and grown is None:
+    elif model.variant == "plain" and not grown:
         st.info("SPG-plain has no B1, B2 or SPG-C branches: the strip shows the attention map and the seeds "
                 "Eq. 1 would make from it (Mask-A); the other stages exist only in SPG models.")
     preset, thresholds = threshold_controls(model, available)
@@ -279,9 +289,9 @@ def page(ctx: Context) -> None:
     gt_key = short_hash(str(np.asarray(picked.boxes).tolist())) if has_gt else ""
 
     stage_strip(ctx, picked, maps_key, maps, view, box_stage, gt_key, gt_boxes)
-    if grown is not None:
+    if grown:
         growth_section(maps_key, maps)
     side_by_side(ctx, picked, maps_key, maps, view, preset, box_stage, region, gt_boxes, gt_key)
-    numbers_section(picked, maps, view, thresholds, model.localizer.class_names[class_index])
+    numbers_section(picked, maps, view, thresholds, model.localizer.class_names[maps.class_index])
     downloads_section(ctx, picked, maps_key, maps, view, box_stage, preset, gt_key, gt_boxes)
     grow_with_thresholds(ctx, picked, maps, preset, region)
