@@ -34,6 +34,9 @@ __all__ = [
     "RESIZE_RULES",
     "resize_boxes",
     "minmax_numpy",
+    "max_numpy",
+    "NORMALIZATIONS",
+    "normalize_numpy",
     "component_boxes",
     "largest_component_box",
     "LOOSE_TIGHT_TAUS",
@@ -158,6 +161,33 @@ def minmax_numpy(score_map) -> np.ndarray:
     array -= array.min()
     array /= array.max()
     return array
+
+
+def max_numpy(score_map) -> np.ndarray:
+    """Divide a 2-D map by its maximum, in float64: ``clip(map / max, 0, 1)``.
+
+    Unlike min-max, the map's floor is kept: a map whose minimum is 0.4 of its maximum stays
+    at 0.4 there, so every τ up to 0.4 keeps the whole image. Negative values (a CAM can have
+    them) become 0. A map without a positive maximum, or with any NaN/inf, gives zeros.
+    """
+    array = np.array(score_map, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"score map must be 2-D (H×W); got shape {array.shape}")
+    if array.size == 0 or not np.isfinite(array).all() or array.max() <= 0:
+        return np.zeros_like(array)
+    array /= array.max()
+    return np.clip(array, 0.0, 1.0, out=array)
+
+
+NORMALIZATIONS = {"minmax": minmax_numpy, "max": max_numpy}
+
+
+def normalize_numpy(score_map, normalization: str = "minmax") -> np.ndarray:
+    """The map normalised to [0, 1] by ``normalization``: "minmax" (:func:`minmax_numpy`, both
+    protocols') or "max" (:func:`max_numpy`)."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization={normalization!r} is unknown; choose one of {tuple(NORMALIZATIONS)}")
+    return NORMALIZATIONS[normalization](score_map)
 
 
 # ----------------------------------------------------------------------------- paper rule

@@ -68,6 +68,15 @@ def test_minmax_guards_constant_and_nan():
     assert source.tolist() == [[1.0, 3.0]]  # the caller's map is left alone
 
 
+def test_max_normalisation_keeps_the_floor_and_guards():
+    assert np.array_equal(B.max_numpy(np.array([[-1.0, 0.0], [2.0, 4.0]])), [[0.0, 0.0], [0.5, 1.0]])
+    assert np.array_equal(B.max_numpy(np.full((2, 3), 7.0)), np.ones((2, 3)))  # unlike min-max: all object
+    assert not B.max_numpy(np.full((2, 2), -3.0)).any() and not B.max_numpy(np.array([[np.nan, 1.0]])).any()
+    assert np.array_equal(B.normalize_numpy(np.array([[2.0, 4.0]]), "minmax"), [[0.0, 1.0]])
+    with pytest.raises(ValueError, match="normalization"):
+        B.normalize_numpy(np.ones((2, 2)), "sum")
+
+
 # ----------------------------------------------------------------------------- paper rule
 def test_paper_rule_rectangle_is_exact():
     score = np.zeros((20, 30))
