@@ -43,6 +43,9 @@ __all__ = [
     "WSOL_SIZE",
     "resize_box",
     "prepare_wsol_map",
+    "scoring_grid",
+    "prepare_map",
+    "gt_on_grid",
     "SplitEvaluator",
     "evaluate_maps",
     "score_maps_split",
@@ -68,18 +71,19 @@ def resize_box(box, image_size, new_size) -> tuple[int, int, int, int]:
     return tuple(int(v) for v in box_ops.resize_boxes([box], image_size, new_size, rule="wsolevaluation")[0])
 
 
-def prepare_wsol_map(score_map) -> np.ndarray:
-    """WE's map preparation: float64, bicubic resize to 224×224, min-max (constant/NaN -> 0)."""
+def prepare_wsol_map(score_map, normalization: str = "minmax") -> np.ndarray:
+    """WE's map preparation: float64, bicubic resize to 224×224, min-max (constant/NaN -> 0).
+    ``normalization="max"`` divides by the maximum instead (:func:`spg_core.boxes.max_numpy`)."""
     array = np.asarray(score_map, dtype=np.float64)
     if array.ndim != 2:
         raise ValueError(f"score map must be 2-D; got shape {array.shape}")
     if not np.isfinite(array).all():
         return np.zeros((WSOL_SIZE, WSOL_SIZE))
     resized = cv2.resize(array, (WSOL_SIZE, WSOL_SIZE), interpolation=cv2.INTER_CUBIC)
-    return box_ops.minmax_numpy(resized)
+    return box_ops.normalize_numpy(resized, normalization)
 
 
-def _prepare_paper_map(score_map, grid: tuple[int, int]) -> np.ndarray:
+def _prepare_paper_map(score_map, grid: tuple[int, int], normalization: str = "minmax") -> np.ndarray:
     array = np.asarray(score_map, dtype=np.float64)
     if array.ndim != 2:
         raise ValueError(f"score map must be 2-D; got shape {array.shape}")
@@ -87,7 +91,38 @@ def _prepare_paper_map(score_map, grid: tuple[int, int]) -> np.ndarray:
         return np.zeros((grid[1], grid[0]))
     if array.shape != (grid[1], grid[0]):
         array = cv2.resize(array, grid, interpolation=cv2.INTER_LINEAR)
-    return box_ops.minmax_numpy(array)
+    return box_ops.normalize_numpy(array, normalization)
+
+
+def scoring_grid(protocol: str, size, paper_size: int | None = None) -> tuple[int, int]:
+    """The (w, h) grid a protocol scores an image of ``size`` = (w, h) on: 224×224 for WE; the
+    network input ``paper_size``² for the paper protocol when given, else the image itself."""
+    if _check_protocol(protocol) == "wsolevaluation":
+        return WSOL_SIZE, WSOL_SIZE
+    if paper_size is not None:
+        return int(paper_size), int(paper_size)
+    return int(size[0]), int(size[1])
+
+
+def prepare_map(protocol: str, score_map, size, paper_size: int | None = None,
+                normalization: str = "minmax") -> np.ndarray:
+    """A map (any resolution) of an image of ``size`` normalised on the protocol's scoring grid:
+    WE's bicubic resize to 224 (:func:`prepare_wsol_map`) or the paper's bilinear one."""
+    if _check_protocol(protocol) == "wsolevaluation":
+        return prepare_wsol_map(score_map, normalization)
+    return _prepare_paper_map(score_map, scoring_grid(protocol, size, paper_size), normalization)
+
+
+def gt_on_grid(protocol: str, boxes, size, paper_size: int | None = None) -> np.ndarray:
+    """GT boxes (N×4, original pixels of an image of ``size``) on the protocol's scoring grid,
+    each coordinate ``int()``-truncated as WE's ``resize_bbox``."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        raise ValueError("an image has no GT box; localisation metrics need at least one per image")
+    grid = scoring_grid(protocol, size, paper_size)
+    if grid == tuple(int(v) for v in size):
+        return boxes.astype(np.int64)  # int() truncation of original-pixel boxes
+    return np.array([resize_box(b, size, grid) for b in boxes], dtype=np.int64)
 
 
 def _resize_mask(mask, grid: tuple[int, int]) -> np.ndarray:
@@ -135,26 +170,14 @@ class SplitEvaluator:
 
     # -- grids
     def grid(self, size) -> tuple[int, int]:
-        if self.protocol == "wsolevaluation":
-            return WSOL_SIZE, WSOL_SIZE
-        if self.paper_size is not None:
-            return int(self.paper_size), int(self.paper_size)
-        return int(size[0]), int(size[1])
+        return scoring_grid(self.protocol, size, self.paper_size)
 
     def prepare(self, score_map, size) -> np.ndarray:
         """The normalised map on this protocol's scoring grid."""
-        if self.protocol == "wsolevaluation":
-            return prepare_wsol_map(score_map)
-        return _prepare_paper_map(score_map, self.grid(size))
+        return prepare_map(self.protocol, score_map, size, self.paper_size)
 
     def gt_boxes(self, boxes, size) -> np.ndarray:
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        if len(boxes) == 0:
-            raise ValueError("an image has no GT box; localisation metrics need at least one per image")
-        grid = self.grid(size)
-        if grid == tuple(int(v) for v in size):
-            return boxes.astype(np.int64)  # int() truncation of original-pixel boxes
-        return np.array([resize_box(b, size, grid) for b in boxes], dtype=np.int64)
+        return gt_on_grid(self.protocol, boxes, size, self.paper_size)
 
     # -- accumulation
     def add(self, image_id: str, score_map, boxes, size, mask=None, label=None, prediction=None,
@@ -489,6 +512,14 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
     return out
 
 
+def check_map_stage(model, map_stage: str) -> None:
+    """Refuse a map stage that is unknown or that ``model`` cannot produce."""
+    if map_stage not in MAP_STAGES:
+        raise ValueError(f"map_stage={map_stage!r}; choose one of {MAP_STAGES}")
+    if map_stage != "attention" and getattr(model, "variant", "spg") == "plain":
+        raise ValueError(f"map_stage={map_stage!r} needs the SPG heads, but this model is SPG-plain")
+
+
 def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_dataset=None, tau=None,
              ten_crop: bool = False, batch_size: int = 32, progress: bool = True, *,
              cam_curve_interval: float = 0.01, spg_star: bool = False,
@@ -512,10 +543,7 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     and num_skipped in the metrics.
     """
     _check_protocol(protocol)
-    if map_stage not in MAP_STAGES:
-        raise ValueError(f"map_stage={map_stage!r}; choose one of {MAP_STAGES}")
-    if map_stage != "attention" and getattr(model, "variant", "spg") == "plain":
-        raise ValueError(f"map_stage={map_stage!r} needs the SPG heads, but this model is SPG-plain")
+    check_map_stage(model, map_stage)
     if map_stage != "attention":
         spg_star = False  # SPG* draws boxes from several classes' maps
     paper_size = _input_size(dataset) if protocol == "paper" else None

@@ -7,6 +7,8 @@
   identical to calling :func:`spg_core.boxes.wsol_boxes` once per τ
   (:func:`wsol_best_iou_naive`, WE's own loop), far faster; its docstring says why that is
   exact. :func:`wsol_sweep_many` spreads many maps over processes.
+* :func:`best_iou_sweep`: the IoU at every τ under any of the three rules (:data:`BOX_RULES`),
+  on a map normalised in any way (:mod:`spg_core.protocol_options`).
 
 The facts about the threshold sets that the shortcut relies on (where components vanish, where
 holes are, Euler numbers, hole-free contour areas) are in :mod:`spg_core.level_sets`.
@@ -36,6 +38,9 @@ from spg_core.level_sets import area2_from_windows, euler_numbers, hole_threshol
 
 __all__ = [
     "largest_component_sweep",
+    "largest_component_boxes",
+    "BOX_RULES",
+    "best_iou_sweep",
     "WsolSweep",
     "wsol_sweep",
     "wsol_sweep_many",
@@ -49,9 +54,17 @@ def largest_component_sweep(score_map, gt_boxes, taus) -> tuple[np.ndarray, np.n
 
     τ values that keep exactly the same pixels share one labelling.
     """
-    normalized = minmax_numpy(score_map)
-    taus = np.asarray(taus, dtype=np.float64)
+    out_boxes = largest_component_boxes(minmax_numpy(score_map), taus)
     gt = np.atleast_2d(np.asarray(gt_boxes, dtype=np.int64))
+    ious = iou_matrix(out_boxes, gt).max(axis=1) if len(gt) else np.zeros(len(out_boxes))
+    return out_boxes, ious
+
+
+def largest_component_boxes(normalized, taus) -> np.ndarray:
+    """The paper rule's box (T×4) at every τ of an already normalised map in [0, 1] (min-max, or
+    any other normalisation: it is not redone here); ``(0, 0, 0, 0)`` where no pixel is kept."""
+    normalized = np.asarray(normalized, dtype=np.float64)
+    taus = np.asarray(taus, dtype=np.float64)
     values = np.unique(normalized)
     # ">= tau" keeps the same pixels for every tau between two consecutive map values.
     first_kept = np.searchsorted(values, taus, side="left")
@@ -61,8 +74,26 @@ def largest_component_sweep(score_map, gt_boxes, taus) -> tuple[np.ndarray, np.n
         if position < len(values):
             boxes, _ = _component_boxes_normalized(normalized, values[position])
             out_boxes[chosen] = boxes[0]
-    ious = iou_matrix(out_boxes, gt).max(axis=1) if len(gt) else np.zeros(len(taus))
-    return out_boxes, ious
+    return out_boxes
+
+
+# The box rules, by what they keep at one τ: the paper's largest 8-connected component of
+# ``map >= τ``; WE's largest contour (MaxBoxAcc) or best of all contours (MaxBoxAccV2) of
+# ``uint8 map > int(τ·max)``.
+BOX_RULES = ("largest_component", "largest_contour", "all_contours")
+
+
+def best_iou_sweep(normalized, gt_boxes, taus, box_rule: str) -> np.ndarray:
+    """(T,) IoU of a box rule's answer with its best-matching box of ``gt_boxes`` at every τ, on
+    a normalised map (the rule's own grid: the paper's, or WE's 224). "all_contours" takes the
+    best over every contour box too, as MaxBoxAccV2."""
+    if box_rule not in BOX_RULES:
+        raise ValueError(f"box_rule={box_rule!r} is unknown; choose one of {BOX_RULES}")
+    if box_rule == "largest_component":
+        gt = np.atleast_2d(np.asarray(gt_boxes, dtype=np.int64))
+        return iou_matrix(largest_component_boxes(normalized, taus), gt).max(axis=1)
+    sweep = wsol_sweep(normalized, gt_boxes, taus)
+    return sweep.iou_v1 if box_rule == "largest_contour" else sweep.iou_v2
 
 
 # ----------------------------------------------------------------------------- WE rule, all τ

@@ -21,6 +21,20 @@ def test_largest_component_sweep_matches_per_tau_calls():
         assert ious[i] == B.iou(expected, gt).max()
 
 
+def test_best_iou_sweep_is_each_rules_own_sweep():
+    rng = np.random.default_rng(5)
+    score = B.minmax_numpy(cv2.GaussianBlur(rng.random((40, 50)), (0, 0), 3))
+    gt = np.array([[5, 5, 30, 25], [20, 10, 45, 35]])
+    taus = np.arange(0, 1, 0.05)
+    assert np.array_equal(S.best_iou_sweep(score, gt, taus, "largest_component"),
+                          S.largest_component_sweep(score, gt, taus)[1])
+    sweep = S.wsol_sweep(score, gt, taus)
+    assert np.array_equal(S.best_iou_sweep(score, gt, taus, "largest_contour"), sweep.iou_v1)
+    assert np.array_equal(S.best_iou_sweep(score, gt, taus, "all_contours"), sweep.iou_v2)
+    with pytest.raises(ValueError, match="box_rule"):
+        S.best_iou_sweep(score, gt, taus, "components")
+
+
 # ----------------------------------------------------------------------------- fast sweep == naive sweep
 def _smooth_map(rng, size, blobs):
     yy, xx = np.mgrid[0:size, 0:size]
