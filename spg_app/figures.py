@@ -204,3 +204,33 @@ def grown_summary_figure(rows: list[dict]) -> go.Figure:
     fig.update_yaxes(range=[0, 100])
     fig.update_layout(height=280, barmode="group", template="plotly_white", margin=dict(t=40, b=30, l=40, r=10))
     return fig
+
+
+def protocol_figure(results: list[tuple[str, dict]]) -> go.Figure:
+    """Accuracy against τ under one switchboard protocol (``spg_core.protocol_options.score_protocol``
+    results ``(label, result)``): one colour per IoU threshold, line style per model, the held-out
+    split's curve thin and dotted, and a marker where each IoU's τ was chosen."""
+    fig = go.Figure()
+    for model_index, (label, result) in enumerate(results):
+        dash = ("solid", "dash", "dot")[model_index % 3]
+        for number, entry in enumerate(result["per_iou"]):
+            name = f"iou{round(entry['iou'] * 100):d}"
+            color = PALETTE[number % len(PALETTE)]
+            curve = result["curves"][name]
+            fig.add_trace(go.Scatter(x=list(curve.taus), y=list(curve.values), mode="lines",
+                                     line=dict(color=color, dash=dash),
+                                     name=f"{label} · IoU {entry['iou']:g} ({curve.split})"))
+            held_out = result["threshold_curves"].get(name)
+            if held_out is not None:
+                fig.add_trace(go.Scatter(x=list(held_out.taus), y=list(held_out.values), mode="lines", opacity=0.5,
+                                         line=dict(color=color, dash="dot", width=1),
+                                         name=f"{label} · IoU {entry['iou']:g} ({held_out.split}, chooses τ)"))
+            fig.add_trace(go.Scatter(x=[entry["tau"]], y=[entry["value"]], mode="markers", showlegend=False,
+                                     marker=dict(color=color, size=10, symbol="diamond"),
+                                     hovertemplate=f"{label}, IoU {entry['iou']:g}: τ = %{{x:.2f}}, "
+                                                   "%{y:.1f}%<extra></extra>"))
+    title = results[0][1]["label"].name if results else ""
+    fig.update_layout(template="plotly_white", height=420, title=f"accuracy vs τ — {title}",
+                      xaxis_title="τ", yaxis_title="images with IoU ≥ threshold (%)", xaxis_range=[0, 1],
+                      yaxis_range=[0, 100], legend=dict(orientation="h", y=-0.25))
+    return fig

@@ -24,6 +24,7 @@ PERSISTENT_KEYS = (
     "view_class", "box_stage", "preset", *(f"delta_{stage}" for stage in STAGE_NAMES), "show_histograms",
     "compare_runs", "compare_with", "compare_run_dir", "eval_n", "eval_protocol", "eval_map_stage", "eval_curves",
     "sweep_stage", "sweep_n", "sweep_step", "sweep_kind",
+    "protocol_box_rule", "protocol_matching", "protocol_normalization", "protocol_iou_set", "protocol_tau",
     "triage_n", "triage_failures", "triage_fallback", "triage_page", "triage_per_page",
 )
 

@@ -9,6 +9,7 @@ import streamlit as st
 from spg_app.analyses import evaluation, guidance_statistics
 from spg_app.figures import CURVE_NAMES, accuracy_figure, fallback_figure, iou_histogram, sweep_figure
 from spg_app.loaders import open_model
+from spg_app.protocol_panel import protocol_panel
 from spg_app.runs import run_metrics
 from spg_app.sidebar import run_label
 from spg_app.stages import map_stage_label
@@ -84,6 +85,7 @@ def accuracy_tab(ctx: Context) -> None:
     map_stage = columns[2].selectbox("Boxes from", stages, key="eval_map_stage", format_func=map_stage_label,
                                      help="The paper scores the attention map. Guidance maps need SPG heads "
                                           "(not offered when SPG-plain is compared).")
+    protocol_panel(ctx, models, n, map_stage)
     results = [(m.label, evaluation(ctx, m, n, protocol, compute=False, map_stage=map_stage)) for m in models]
     missing = [m for m, (_, r) in zip(models, results) if r is None]
     if missing:
