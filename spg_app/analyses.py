@@ -1,10 +1,12 @@
 """The dataset-wide computations the pages run (``spg_app.computations``): evaluation rows and
 curves and per-image seed statistics of the first N images, with a progress bar, cached in
-:func:`spg_app.loaders.result_cache`."""
+:func:`spg_app.loaders.result_cache`; a run's precomputed evaluation (``spg_app.precomputed``)
+answers for the settings it was computed with, so those pages open with results."""
 from __future__ import annotations
 
 import streamlit as st
 
+from spg_app import precomputed
 from spg_app.computations import evaluate_first, seed_statistics_first
 from spg_app.loaders import result_cache
 from spg_app.state import Context, ModelContext
@@ -26,13 +28,32 @@ def progress_callback(bar, text: str):
     return update
 
 
+def evaluation_settings(ctx: Context, n: int, protocol: str, map_stage: str = "attention") -> dict:
+    """What an evaluation of the page depends on besides the run (see :func:`evaluation`)."""
+    return precomputed.evaluation_settings(ctx.data_key, n, protocol, round(float(ctx.tau), 2), map_stage)
+
+
+def cached_or_stored(key: tuple, folder, settings: dict):
+    """The result cache's entry for ``key``, else the run's precomputed result for ``settings``
+    (then cached under ``key``), else None."""
+    cache = result_cache()
+    result = cache.get(key)
+    if result is None and folder is not None:
+        result = precomputed.stored_result(folder, settings)
+        if result is not None:
+            cache.put(key, result)
+    return result
+
+
 def evaluation(ctx: Context, model: ModelContext, n: int, protocol: str, compute: bool,
                map_stage: str = "attention") -> dict | None:
     """spg_core.evaluate.evaluate on the first ``n`` images at the sidebar's τ, cached per
-    (run, dataset, n, protocol, τ, map); computed (with a progress bar) only when ``compute``."""
-    tau = round(float(ctx.tau), 2)
+    (run, dataset, n, protocol, τ, map) or read from the run's precomputed evaluation; computed
+    (with a progress bar) only when ``compute``."""
+    settings = evaluation_settings(ctx, n, protocol, map_stage)
+    tau = settings["tau"]
     key = ("evaluate", model.key, ctx.data_key, int(n), protocol, tau, map_stage)
-    result = result_cache().get(key)
+    result = cached_or_stored(key, model.folder, settings)
     if result is not None or not compute:
         return result
     bar = st.progress(0.0, text=f"Evaluating {model.label}…")
@@ -48,13 +69,37 @@ def evaluation(ctx: Context, model: ModelContext, n: int, protocol: str, compute
     return result
 
 
+def evaluation_note(ctx: Context, model: ModelContext, n: int, protocol: str, result: dict | None,
+                    map_stage: str = "attention") -> str | None:
+    """One line on the run's precomputed evaluation for what the page shows (``result``): when it
+    was computed, or why it does not answer (:func:`spg_app.precomputed.stored_note`)."""
+    return stored_note(model, evaluation_settings(ctx, n, protocol, map_stage), result)
+
+
+def seeds_note(ctx: Context, model: ModelContext, n: int, stage: str, lows, highs, result: dict | None) -> str | None:
+    """As :func:`evaluation_note`, for the seed statistics of :func:`guidance_statistics`."""
+    return stored_note(model, precomputed.seed_settings(ctx.data_key, n, stage, lows, highs), result)
+
+
+def stored_note(model: ModelContext, settings: dict, result: dict | None) -> str | None:
+    note = None if model.folder is None else precomputed.stored_note(model.folder, settings, result)
+    return None if note is None else f"{model.label}: {note}"
+
+
+def show_notes(notes: list[str | None]) -> None:
+    """Each distinct note as a caption line, in order."""
+    for note in dict.fromkeys(n for n in notes if n):
+        st.caption(note)
+
+
 def guidance_statistics(ctx: Context, model: ModelContext, n: int, stage: str, lows, highs, compute: bool,
                         text: str) -> dict | None:
     """Per-image seed statistics (``sweeps.seed_sweep``) of one stage over the first ``n`` images,
-    on the maps Algorithm 1 thresholds in training (GT class, seed-mask resolution)."""
-    lows, highs = tuple(round(float(v), 4) for v in lows), tuple(round(float(v), 4) for v in highs)
-    key = ("seeds", model.key, ctx.data_key, int(n), stage, lows, highs)
-    result = result_cache().get(key)
+    on the maps Algorithm 1 thresholds in training (GT class, seed-mask resolution); cached, or
+    read from the run's precomputed evaluation, as :func:`evaluation`."""
+    settings = precomputed.seed_settings(ctx.data_key, n, stage, lows, highs)
+    key = ("seeds", model.key, ctx.data_key, int(n), stage, settings["lows"], settings["highs"])
+    result = cached_or_stored(key, model.folder, settings)
     if result is not None or not compute:
         return result
     bar = st.progress(0.0, text=text)
