@@ -19,7 +19,7 @@ from spg_app.computations import evaluate_first, seed_statistics_first  # noqa: 
 from spg_app.precomputed import EVALUATION_FILE, read_stored, write_evaluation  # noqa: E402
 from spg_core.metrics import FAILURE_TYPES  # noqa: E402
 from spg_core.report import json_ready  # noqa: E402
-from spg_core.runs import load_run  # noqa: E402
+from spg_core.runs import load_run, shipped_runs  # noqa: E402
 from spg_core.data.settings import DataSettings  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -150,3 +150,21 @@ def test_stored_results_equal_a_fresh_computation(stored_run):
                 np.testing.assert_array_equal(result["summary"][name], values)
     assert set(kinds) == {"paper", "seeds", "wsolevaluation"}
 
+
+@pytest.mark.skipif(not {"synthetic-spg", "synthetic-plain"} <= set(shipped_runs()),
+                    reason="the shipped synthetic-spg / synthetic-plain runs are not installed")
+def test_the_shipped_runs_open_the_pages_with_results():
+    """The app's own default (synthetic-spg, compared with synthetic-plain on the Dataset page):
+    the sidebar's defaults are the stored settings, so both pages show results at once."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["page_request"] = "dataset"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not has_button(at, "evaluate_button")
+    table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
+    assert len(table) == 2 and (table["images"] == 200).all()
+    assert captions(at).count("Precomputed on ") == 2
+    at.session_state["page_request"] = "triage"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not has_button(at, "triage_button") and tiles(at)
