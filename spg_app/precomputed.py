@@ -32,7 +32,7 @@ import numpy as np
 from spg_app.computations import CAM_CURVE_INTERVAL, evaluate_first, seed_result, seed_statistics_first
 from spg_app.datasets import DEFAULT_COUNT
 from spg_app.runs import checkpoint_digest, default_tau
-from spg_core.guidance import PRESETS
+from spg_core.guidance import PRESETS, guided_stage
 from spg_core.metrics import Curve
 from spg_core.runs import SHIPPED_DIR, shipped_runs
 
@@ -161,7 +161,7 @@ def read_stored(folder) -> dict | None:
     path = Path(folder) / EVALUATION_FILE
     try:
         stat = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return _read(str(path), stat.st_mtime_ns, stat.st_size)
 
@@ -210,8 +210,8 @@ def stored_note(folder, settings: dict, shown: dict | None) -> str | None:
     """One line for the page: when the ``shown`` result was precomputed; or, if nothing is
     shown, why the run's file does not answer for ``settings``; or that it is stale."""
     if shown is not None and shown.get("precomputed"):
-        return (f"Precomputed on {shown['precomputed'][:10]} ({EVALUATION_FILE}): {describe(settings)}; "
-                "the button computes any other N or settings.")
+        return (f"Precomputed on {shown['precomputed'][:10]} ({EVALUATION_FILE}): {describe(settings)}. "
+                "Another N or setting is computed with the button.")
     stored, problem = _usable(folder)
     if problem or stored is None or shown is not None:
         return problem
@@ -229,8 +229,8 @@ def describe(settings: dict) -> str:
     words = {
         "data": data_words,
         "n": lambda v: f"{v} images", "protocol": lambda v: f"{v} protocol", "tau": lambda v: f"τ = {v:.2f}",
-        "map_stage": lambda v: f"{v} map", "cam_curve_interval": lambda v: f"τ step {v:g}",
-        "stage": lambda v: f"{v} seeds", "lows": lambda v: f"δ_l = {', '.join(f'{x:g}' for x in v)}",
+        "map_stage": lambda v: f"{v} map",
+        "stage": lambda v: f"{guided_stage(v).title} seeds", "lows": lambda v: f"δ_l = {', '.join(f'{x:g}' for x in v)}",
         "highs": lambda v: f"δ_h = {', '.join(f'{x:g}' for x in v)}",
     }
     return " · ".join(words[k](v) for k, v in settings.items() if k in words)

@@ -91,7 +91,7 @@ def test_triage_page_opens_with_the_stored_results(stored_run):
     assert not has_button(at, "triage_button")
     assert len(tiles(at)) == min(IMAGES, 12)
     notes = captions(at)
-    assert "paper protocol" in notes and "mask_a seeds" in notes and "Precomputed on " in notes
+    assert "paper protocol" in notes and "Mask-A seeds" in notes and "Precomputed on " in notes
     # Other Mask-A thresholds than the stored ones: the evaluation is stored, the seeds are not.
     at = start(stored_run, "triage", triage_failures=list(FAILURE_TYPES),
                current_thresholds={"mask_a": (0.2, 0.6)})
