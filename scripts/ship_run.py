@@ -2,10 +2,14 @@
 
     python scripts/ship_run.py results/runs/spg-s0 synthetic-spg
     python scripts/ship_run.py --showcase-only synthetic-spg    # only (re)write metrics.json's showcase_index
+    python scripts/ship_run.py --evaluation-only synthetic-spg  # only (re)write evaluation.json.gz (any RUN_DIR too)
 
 Writes a slim checkpoint.pt (weights, config, class names, history; no optimiser state, so it
-stays small), config.yaml, the run's training replay (replay.npz) if it has one, and metrics.json (both protocols on the run's own test split, τ from
-val) — tests/test_shipped_runs.py re-evaluates and checks metrics.json to 0.1 points.
+stays small), config.yaml, the run's training replay (replay.npz) if it has one, metrics.json
+(both protocols on the run's own test split, τ from val) — tests/test_shipped_runs.py re-evaluates
+and checks metrics.json to 0.1 points — and evaluation.json.gz, the results the app's Dataset and
+Failure triage pages open with (``spg_app.precomputed``: computed by the pages' own functions at
+their default settings, for this checkpoint).
 """
 import json
 import shutil
@@ -13,6 +17,7 @@ import sys
 from pathlib import Path
 
 
+from spg_app.precomputed import write_evaluation
 from spg_core.checkpoint import atomic_save, read_checkpoint
 from spg_core.config import TrainConfig, save_config
 from spg_core.data.settings import DataSettings
@@ -53,6 +58,7 @@ def main(run_dir: str, name: str) -> None:
     metrics["command"] = f"python scripts/ship_run.py {run_dir} {name}"
     metrics["showcase_index"] = showcase_index(target, metrics["paper"]["tau"])
     (target / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_evaluation(target, command=f"python scripts/ship_run.py --evaluation-only {name}")  # needs metrics.json's τ
     size = (target / "checkpoint.pt").stat().st_size / 2**20
     print(f"shipped {run_dir} as {target} ({size:.1f} MB)")
     print(json.dumps({k: metrics["paper"].get(k) for k in ("classification_top1", "gt_known_loc", "top1_loc", "tau")}))
@@ -69,5 +75,7 @@ def write_showcase(name: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "--showcase-only":
         write_showcase(sys.argv[2])
+    elif sys.argv[1] == "--evaluation-only":
+        write_evaluation(sys.argv[2], command=f"python scripts/ship_run.py --evaluation-only {sys.argv[2]}")
     else:
         main(*sys.argv[1:3])

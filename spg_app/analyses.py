@@ -1,18 +1,15 @@
-"""The dataset-wide computations the pages run: evaluation rows and curves
-(``spg_core.evaluate``) and per-image seed statistics (``spg_core.sweeps``) of the first N
-images, with a progress bar, cached in :func:`spg_app.loaders.result_cache`."""
+"""The dataset-wide computations the pages run (``spg_app.computations``): evaluation rows and
+curves and per-image seed statistics of the first N images, with a progress bar, cached in
+:func:`spg_app.loaders.result_cache`; a run's precomputed evaluation (``spg_app.precomputed``)
+answers for the settings it was computed with, so those pages open with results."""
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
-from spg_app.datasets import DatasetView
+from spg_app import precomputed
+from spg_app.computations import evaluate_first, seed_statistics_first
 from spg_app.loaders import result_cache
 from spg_app.state import Context, ModelContext
-from spg_core.evaluate import evaluate
-from spg_core.guidance import PRESETS
-from spg_core.guidance import guided_stage
-from spg_core.sweeps import guidance_batches, seed_sweep, summarize_sweep
 
 FAILURE_NOTES = {
     "ok": "class right and IoU ≥ 0.5",
@@ -31,68 +28,88 @@ def progress_callback(bar, text: str):
     return update
 
 
+def evaluation_settings(ctx: Context, n: int, protocol: str, map_stage: str = "attention") -> dict:
+    """What an evaluation of the page depends on besides the run (see :func:`evaluation`)."""
+    return precomputed.evaluation_settings(ctx.data_key, n, protocol, round(float(ctx.tau), 2), map_stage)
+
+
+def cached_or_stored(key: tuple, folder, settings: dict):
+    """The result cache's entry for ``key``, else the run's precomputed result for ``settings``
+    (then cached under ``key``), else None."""
+    cache = result_cache()
+    result = cache.get(key)
+    if result is None and folder is not None:
+        result = precomputed.stored_result(folder, settings)
+        if result is not None:
+            cache.put(key, result)
+    return result
+
+
 def evaluation(ctx: Context, model: ModelContext, n: int, protocol: str, compute: bool,
                map_stage: str = "attention") -> dict | None:
     """spg_core.evaluate.evaluate on the first ``n`` images at the sidebar's τ, cached per
-    (run, dataset, n, protocol, τ, map); computed (with a progress bar) only when ``compute``."""
-    tau = round(float(ctx.tau), 2)
+    (run, dataset, n, protocol, τ, map) or read from the run's precomputed evaluation; computed
+    (with a progress bar) only when ``compute``."""
+    settings = evaluation_settings(ctx, n, protocol, map_stage)
+    tau = settings["tau"]
     key = ("evaluate", model.key, ctx.data_key, int(n), protocol, tau, map_stage)
-    cache = result_cache()
-    result = cache.get(key)
+    result = cached_or_stored(key, model.folder, settings)
     if result is not None or not compute:
         return result
     bar = st.progress(0.0, text=f"Evaluating {model.label}…")
-    view = DatasetView(ctx.dataset, n, progress_callback(bar, f"Evaluating {model.label}"))
     try:
-        extra = {} if map_stage == "attention" else {"map_stage": map_stage}
-        metrics, rows, curves = evaluate(model.localizer.model, view, device="cpu", protocol=protocol, tau=tau,
-                                         progress=False, batch_size=32, **extra)
+        result = evaluate_first(model.localizer.model, ctx.dataset, n, protocol, tau, map_stage,
+                                progress_callback(bar, f"Evaluating {model.label}"))
     except (ValueError, KeyError, IndexError, RuntimeError) as error:
         bar.empty()
         st.error(f"Evaluation of {model.label} failed: {error}")
         return None
     bar.empty()
-    result = {"metrics": metrics, "rows": rows, "curves": curves, "tau": tau, "n": int(n), "protocol": protocol}
-    cache.put(key, result)
+    result_cache().put(key, result)
     return result
+
+
+def evaluation_note(ctx: Context, model: ModelContext, n: int, protocol: str, result: dict | None,
+                    map_stage: str = "attention") -> str | None:
+    """One line on the run's precomputed evaluation for what the page shows (``result``): when it
+    was computed, or why it does not answer (:func:`spg_app.precomputed.stored_note`)."""
+    return stored_note(model, evaluation_settings(ctx, n, protocol, map_stage), result)
+
+
+def seeds_note(ctx: Context, model: ModelContext, n: int, stage: str, lows, highs, result: dict | None) -> str | None:
+    """As :func:`evaluation_note`, for the seed statistics of :func:`guidance_statistics`."""
+    return stored_note(model, precomputed.seed_settings(ctx.data_key, n, stage, lows, highs), result)
+
+
+def stored_note(model: ModelContext, settings: dict, result: dict | None) -> str | None:
+    note = None if model.folder is None else precomputed.stored_note(model.folder, settings, result)
+    return None if note is None else f"{model.label}: {note}"
+
+
+def show_notes(notes: list[str | None]) -> None:
+    """Each distinct note as a caption line, in order."""
+    for note in dict.fromkeys(n for n in notes if n):
+        st.caption(note)
 
 
 def guidance_statistics(ctx: Context, model: ModelContext, n: int, stage: str, lows, highs, compute: bool,
                         text: str) -> dict | None:
     """Per-image seed statistics (``sweeps.seed_sweep``) of one stage over the first ``n`` images,
-    on the maps Algorithm 1 thresholds in training (GT class, seed-mask resolution)."""
-    lows, highs = tuple(round(float(v), 4) for v in lows), tuple(round(float(v), 4) for v in highs)
-    key = ("seeds", model.key, ctx.data_key, int(n), stage, lows, highs)
-    cache = result_cache()
-    result = cache.get(key)
+    on the maps Algorithm 1 thresholds in training (GT class, seed-mask resolution); cached, or
+    read from the run's precomputed evaluation, as :func:`evaluation`."""
+    settings = precomputed.seed_settings(ctx.data_key, n, stage, lows, highs)
+    key = ("seeds", model.key, ctx.data_key, int(n), stage, settings["lows"], settings["highs"])
+    result = cached_or_stored(key, model.folder, settings)
     if result is not None or not compute:
         return result
-    config = model.config
-    same_input = ctx.dataset.image_size == config.image_size
-    mask_size = config.resolved_mask_size() if same_input else None
     bar = st.progress(0.0, text=text)
-    indices, parts = [], []
     try:
-        for batch in guidance_batches(model.localizer.model, ctx.dataset, limit=n, preset=PRESETS[config.preset],
-                                      mask_size=mask_size, on_batch=progress_callback(bar, text)):
-            source = guided_stage(stage).source
-            if source not in batch["maps"]:
-                bar.empty()
-                st.error(f"{model.label} has no {guided_stage(stage).source_title} map: {stage} cannot be swept.")
-                return None
-            parts.append(seed_sweep(batch["maps"][source], batch["object_masks"], lows, highs,
-                                    precedence=PRESETS[config.preset].precedence))
-            indices.extend(batch["indices"])
+        result = seed_statistics_first(model.localizer.model, model.config, ctx.dataset, n, stage, lows, highs,
+                                       progress_callback(bar, text))
     except (ValueError, KeyError, IndexError, RuntimeError) as error:
         bar.empty()
-        st.error(f"Computing the seeds failed: {error}")
+        st.error(f"Computing the seeds of {model.label} failed: {error}")
         return None
     bar.empty()
-    if not parts:
-        st.error("No readable image among the first images of the dataset.")
-        return None
-    per_image = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    result = {"indices": indices, "per_image": per_image, "summary": summarize_sweep(per_image),
-              "lows": lows, "highs": highs, "stage": stage, "mask_size": mask_size or ctx.dataset.image_size}
-    cache.put(key, result)
+    result_cache().put(key, result)
     return result

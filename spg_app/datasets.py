@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import torch
 
+DEFAULT_COUNT = 200  # the pages' "Images (N)" default: their computations use the first N images
+
 
 def indices_by_class(dataset) -> dict[int, list[int]]:
     """Dataset positions of each class, read from the annotation records (nothing decoded)."""

@@ -1,7 +1,10 @@
 """What the app reads from a run folder besides its weights: the checkpoint's identity (cache
-keys), the metrics written by ``evaluate --out``, the τ they chose, the variant's name."""
+keys; its digest for the files stored beside it), the metrics written by ``evaluate --out``, the
+τ they chose, the variant's name."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,6 +16,21 @@ def run_stamp(folder: str | Path) -> str:
     nothing cached for the old checkpoint is shown for the new one."""
     stat = (Path(folder) / "checkpoint.pt").stat()
     return f"{stat.st_mtime_ns}-{stat.st_size}"
+
+
+def checkpoint_digest(folder: str | Path) -> str:
+    """SHA-256 of a run's checkpoint.pt: its weights' identity in files written next to it (a
+    copy or a fresh clone keeps it, unlike :func:`run_stamp`); hashed once per stamp."""
+    return _file_digest(str(Path(folder) / "checkpoint.pt"), run_stamp(folder))
+
+
+@functools.lru_cache(maxsize=32)
+def _file_digest(path: str, stamp: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def run_metrics(folder: str | Path) -> dict | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from spg_app.datasets import DEFAULT_COUNT
 from spg_app.state import Context
 
 
-def count_slider(label: str, total: int, key: str, default: int = 200, help: str | None = None) -> int:
+def count_slider(label: str, total: int, key: str, default: int = DEFAULT_COUNT, help: str | None = None) -> int:
     """How many images of the dataset to use (its first N); small by default, cached per N."""
     if total <= 1:
         st.caption(f"{label}: {total} (the dataset's only image)")

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from spg_core.data.settings import DataSettings
 from spg_core.evaluate import own_benchmark_metrics
 from spg_core.runs import SHIPPED_DIR, load_run, shipped_runs
 
@@ -18,6 +19,28 @@ def test_default_runs_are_shipped_and_small():
         for file in ("checkpoint.pt", "config.yaml", "metrics.json"):
             assert (folder / file).is_file(), folder / file
         assert (folder / "checkpoint.pt").stat().st_size < 10 * 2**20
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_shipped_runs_carry_their_precomputed_evaluation(name):
+    """evaluation.json.gz (what the Dataset and triage pages open with) is of this checkpoint and
+    of the pages' default settings on the run's own test split; small. No re-evaluation."""
+    from spg_app.precomputed import EVALUATION_FILE, page_defaults, read_stored, settings_key
+    from spg_app.runs import checkpoint_digest
+    from spg_core.config import TrainConfig, load_config_file
+
+    folder = SHIPPED_DIR / name
+    assert (folder / EVALUATION_FILE).stat().st_size < 200 * 2**10
+    stored = read_stored(folder)
+    assert stored["checkpoint_sha256"] == checkpoint_digest(folder), "stale: python scripts/ship_run.py " \
+        f"--evaluation-only {name}"
+    config = TrainConfig.from_dict(load_config_file(folder / "config.yaml"))
+    data = DataSettings.from_flags(config)
+    defaults = page_defaults(folder, config, data.key("test"), len(data.dataset("test")))
+    assert sorted(stored["entries"]) == sorted(settings_key(s) for s in defaults)
+    for settings, result in stored["entries"].values():
+        count = len(result["rows"]) if settings["kind"] == "evaluate" else len(result["indices"])
+        assert count == settings["n"]
 
 
 @pytest.mark.slow

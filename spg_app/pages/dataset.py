@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from spg_app.analyses import evaluation, guidance_statistics
+from spg_app.analyses import evaluation, evaluation_note, guidance_statistics, show_notes
 from spg_app.figures import CURVE_NAMES, accuracy_figure, fallback_figure, iou_histogram, sweep_figure
 from spg_app.loaders import open_model
 from spg_app.protocol_panel import protocol_panel
@@ -92,6 +92,7 @@ def accuracy_tab(ctx: Context) -> None:
         if columns[3].button(f"Evaluate {n} images", key="evaluate_button", type="primary"):
             results = [(m.label, evaluation(ctx, m, n, protocol, compute=True, map_stage=map_stage))
                        for m in models]
+    show_notes([evaluation_note(ctx, m, n, protocol, r, map_stage) for m, (_, r) in zip(models, results)])
     results = [(label, r) for label, r in results if r is not None]
     if not results:
         st.info("Evaluation runs the model over the first N images once per (model, N, protocol, τ) and is "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from spg_app.analyses import FAILURE_NOTES, evaluation, guidance_statistics
+from spg_app.analyses import FAILURE_NOTES, evaluation, evaluation_note, guidance_statistics, seeds_note, show_notes
 from spg_app.datasets import positions_by_image_id
 from spg_app.loaders import dataset_image_key, dataset_sample, predict_maps
 from spg_app.pictures import encode_picture
@@ -62,6 +62,8 @@ def page(ctx: Context) -> None:
             if result is not None:
                 seeds = guidance_statistics(ctx, model, n, "mask_a", [thresholds[0]], [thresholds[1]], compute=True,
                                             text="Computing Mask-A seeds")
+    show_notes([evaluation_note(ctx, model, n, "paper", result),
+                seeds_note(ctx, model, n, "mask_a", [thresholds[0]], [thresholds[1]], seeds)])
     if result is None or seeds is None:
         st.info("Triage evaluates N images once (cached) and lists them worst IoU first.")
         return
