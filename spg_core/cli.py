@@ -150,6 +150,10 @@ def cmd_evaluate(args) -> int:
 
 def build_evaluate_maps_parser(sub) -> None:
     p = sub.add_parser("evaluate-maps", help="score saved maps (<maps>/<image_id>.npy) with the WSOL metrics",
+                       description="Score saved maps against a dataset's annotations. No image is read: "
+                                   "--data-root may be a folder without the images (masks are found there), or "
+                                   "be left out with --format wsol --metadata-root when no masks are listed "
+                                   "(image sizes from <split>/image_sizes.txt, as in wsolevaluation).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--maps", required=True, help="folder of <image_id>.npy 2-D float maps in [0, 1]")
     add_data_arguments(p)
@@ -167,10 +171,10 @@ def cmd_evaluate_maps(args) -> int:
 
     settings = DataSettings.from_args(args)
     metrics = evaluate_map_folder(
-        args.maps, settings.dataset(args.split), protocol=args.protocol,
+        args.maps, settings.dataset(args.split, need_images=False), protocol=args.protocol,
         cam_curve_interval=args.cam_curve_interval, out=args.out,
         threshold_maps=args.threshold_maps,
-        threshold_dataset=settings.dataset(args.threshold_split) if args.threshold_split else None,
+        threshold_dataset=settings.dataset(args.threshold_split, need_images=False) if args.threshold_split else None,
     )
     print(json.dumps(metrics, indent=2))
     return 0

@@ -574,7 +574,7 @@ def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_s
 def _maps_from_folder(folder, dataset):
     folder = Path(folder)
     for index in range(len(dataset)):
-        sample = dataset.load_sample(index)
+        sample = dataset.load_sample(index, image=False)  # the annotation: no image is decoded
         if sample is None:
             continue
         path = folder / f"{sample.image_id}.npy"
@@ -586,7 +586,8 @@ def _maps_from_folder(folder, dataset):
 def evaluate_map_folder(maps, dataset, protocol: str = "wsolevaluation", cam_curve_interval: float = 0.01, out=None,
                         threshold_maps=None, threshold_dataset=None, tau=None) -> dict:
     """``python -m spg_core evaluate-maps``: score ``<maps>/<image_id>.npy`` against a dataset's
-    annotations (no model). A held-out split's maps + dataset choose τ for the Loc metrics."""
+    annotations (no model, no image read). A held-out split's maps + dataset choose τ for the
+    Loc metrics."""
     def collect(folder, data):
         gt, stream = {}, []
         for sample, score_map in _maps_from_folder(folder, data):

@@ -293,3 +293,57 @@ def test_tau_window_is_flat_for_a_stable_map():
     maps, gt = _rectangle_data(4, seed=2)
     metrics, _, _ = E.evaluate_maps(maps, gt, "paper", 0.01, tau=0.5)
     assert metrics["gt_known_loc_tau_window"] == {"tau_low": 0.48, "tau_high": 0.52, "min": 100.0, "max": 100.0}
+
+
+# ----------------------------------------------------------------------------- evaluate-maps on files
+def _cam_like_maps(dataset, folder, seed=0):
+    """One 12×12 map per image of ``dataset`` (its blurred mask plus noise), saved as <folder>/<image_id>.npy."""
+    rng = np.random.default_rng(seed)
+    for index in range(len(dataset)):
+        sample = dataset.load_sample(index)
+        small = cv2.resize(sample.mask.astype(np.float64), (12, 12), interpolation=cv2.INTER_AREA)
+        path = folder / f"{sample.image_id}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, cv2.GaussianBlur(small, (0, 0), 1.5) + 0.3 * rng.random((12, 12)))
+
+
+def test_evaluate_maps_reads_no_image(tmp_path, capsys):
+    """evaluate-maps scores a wsol dataset whose images are gone to the numbers it gives with them."""
+    import shutil
+
+    from spg_core.cli import main
+    from spg_core.data import SyntheticConfig, build_dataset, write_wsol
+
+    root = write_wsol(tmp_path / "data", SyntheticConfig(image_size=64, num_classes=2, num_train=0, num_val=0,
+                                                         num_test=8), splits=("test",), progress=False)
+    _cam_like_maps(build_dataset("wsol", "test", data_root=root), tmp_path / "maps")
+
+    def score(out, *data_flags):
+        code = main(["evaluate-maps", "--maps", str(tmp_path / "maps"), "--format", "wsol", *data_flags,
+                     "--split", "test", "--out", str(tmp_path / out)])
+        assert code == 0, capsys.readouterr().err
+        return json.loads((tmp_path / out / "metrics.json").read_text())
+
+    with_images = score("with", "--data-root", str(root))
+    assert {"maxboxacc", "maxboxacc_v2", "pxap"} <= set(with_images) and with_images["num_images"] == 8
+    decoded = build_dataset("wsol", "test", data_root=root)  # the annotations of the decoded images, as before
+    samples = [decoded.load_sample(i) for i in range(len(decoded))]
+    reference, _, _ = E.evaluate_maps([(s.image_id, np.load(tmp_path / "maps" / f"{s.image_id}.npy")) for s in samples],
+                                      {s.image_id: (s.boxes, s.size, s.mask, s.label) for s in samples},
+                                      "wsolevaluation", 0.01, split="test")
+    assert {k: with_images[k] for k in ("maxboxacc", "maxboxacc_v2", "pxap")} == {
+        k: reference[k] for k in ("maxboxacc", "maxboxacc_v2", "pxap")}
+    shutil.rmtree(root / "images")
+    assert score("without", "--data-root", str(root)) == with_images  # masks, sizes and boxes from the metadata
+    assert (tmp_path / "with" / "per_image.csv").read_text() == (tmp_path / "without" / "per_image.csv").read_text()
+    # Box-form metadata needs no --data-root at all: the boxes, written out, score the same boxes.
+    boxes = tmp_path / "box_metadata" / "test"
+    shutil.copytree(root / "metadata" / "test", boxes)
+    masks = build_dataset("wsol", "test", data_root=root, need_images=False)
+    (boxes / "localization.txt").write_text("".join(
+        f"{sample.image_id}," + ",".join(str(int(v)) for v in sample.boxes[0]) + "\n"
+        for sample in (masks.load_sample(i, image=False) for i in range(len(masks)))))
+    box_only = score("boxes", "--metadata-root", str(boxes.parent))
+    assert {k: box_only[k] for k in ("maxboxacc", "maxboxacc_v2")} == {k: with_images[k] for k in ("maxboxacc",
+                                                                                                  "maxboxacc_v2")}
+    assert "pxap" not in box_only
