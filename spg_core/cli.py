@@ -132,7 +132,21 @@ def build_evaluate_parser(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images of each split")
     p.add_argument("--out", required=True, help="folder for metrics.json, per_image.csv, curves.html")
+    add_export_arguments(p, maps=True)
     p.set_defaults(func=cmd_evaluate)
+
+
+def add_export_arguments(parser: argparse.ArgumentParser, maps: bool) -> None:
+    """--export-coco (and --export-maps): the reported split's results for other tools (spg_core/exports.py)."""
+    group = parser.add_argument_group("exports")
+    group.add_argument("--export-coco", default=None, metavar="FILE",
+                       help="write the boxes as COCO detections [{image_id, category_id, bbox: [x, y, w, h], score}] "
+                            "(image_id: 1-based position in the split's image list; docs/evaluation.md)")
+    if maps:
+        group.add_argument("--export-maps", default=None, metavar="DIR",
+                           help="write the scored maps as DIR/<image_id>.npy (float64 224x224, min-max: "
+                                "wsolevaluation's layout), which evaluate-maps scores to the same "
+                                "wsolevaluation numbers")
 
 
 def cmd_evaluate(args) -> int:
@@ -143,6 +157,7 @@ def cmd_evaluate(args) -> int:
         threshold_split=args.threshold_split, tau=args.tau, protocol=args.protocol,
         cam_curve_interval=args.cam_curve_interval, ten_crop=args.ten_crop, spg_star=args.spg_star,
         batch_size=args.batch_size, device=args.device, limit=args.limit, out=args.out, map_stage=args.map_stage,
+        export_coco=args.export_coco, export_maps=args.export_maps,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -162,7 +177,8 @@ def build_evaluate_maps_parser(sub) -> None:
     p.add_argument("--threshold-split", default=None, help="held-out split matching --threshold-maps")
     p.add_argument("--protocol", choices=PROTOCOLS, default="wsolevaluation")
     p.add_argument("--cam-curve-interval", type=float, default=0.01)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for metrics.json, per_image.csv, curves.html")
+    add_export_arguments(p, maps=False)
     p.set_defaults(func=cmd_evaluate_maps)
 
 
@@ -175,6 +191,7 @@ def cmd_evaluate_maps(args) -> int:
         cam_curve_interval=args.cam_curve_interval, out=args.out,
         threshold_maps=args.threshold_maps,
         threshold_dataset=settings.dataset(args.threshold_split, need_images=False) if args.threshold_split else None,
+        export_coco=args.export_coco,
     )
     print(json.dumps(metrics, indent=2))
     return 0

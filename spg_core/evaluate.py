@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 from collections.abc import Iterable
 
 import cv2
@@ -180,7 +179,7 @@ class SplitEvaluator:
             self.pxap.add(normalized, _resize_mask(mask, (normalized.shape[1], normalized.shape[0])))
             self.has_mask = True
         self.images.append({"image_id": str(image_id), "label": label, "prediction": prediction, "gt": gt,
-                            "level_index": level_index, "box": per_level_box})
+                            "level_index": level_index, "box": per_level_box, "size": (int(size[0]), int(size[1]))})
 
     def __len__(self) -> int:
         return len(self.images)
@@ -208,7 +207,8 @@ class SplitEvaluator:
 
     def rows(self, tau_index: int) -> list[dict]:
         """Per image at τ: the protocol's box, its best-matching GT box, IoU and failure type.
-        The box is the GT-class map's (GT-known); ``prediction`` says what the classifier chose."""
+        The box is the GT-class map's (GT-known); ``prediction`` says what the classifier chose.
+        Boxes are on the scoring grid ``grid_size`` = (w, h) of an image of ``image_size``."""
         rows = []
         for r in self.images:
             level = tau_index if r["level_index"] is None else r["level_index"][tau_index]
@@ -222,6 +222,7 @@ class SplitEvaluator:
                 "prediction": None if r["prediction"] is None else int(r["prediction"]),
                 "iou": float(ious[best]), "pred_box": pred.tolist(), "gt_box": r["gt"][best].tolist(),
                 "failure": M.failure_type(pred, r["gt"], class_correct),
+                "image_size": list(r["size"]), "grid_size": list(self.grid(r["size"])),
             })
         return rows
 
@@ -389,7 +390,7 @@ def _dataset_split(dataset, fallback: str) -> str:
 
 def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: int, ten_crop: bool,
                progress: bool, num_workers: int, star_tau: float | None, collect_ids: set | None = None,
-               map_stage: str = "attention") -> dict:
+               map_stage: str = "attention", map_sink=None) -> dict:
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
@@ -434,6 +435,8 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
                 if mask is not None:
                     mask = np.asarray(mask.cpu().numpy() if hasattr(mask, "cpu") else mask, dtype=np.uint8)
                 prediction = int(np.argmax(probs[i]))
+                if map_sink is not None:
+                    map_sink(image_id, gt_maps[i])
                 evaluator.add(image_id, gt_maps[i], batch["orig_boxes"][i].cpu().numpy(), size, mask=mask,
                               label=int(labels_np[i]), prediction=prediction, top5=bool(hit5[i]))
                 if star_tau is not None:
@@ -460,7 +463,7 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
 def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_dataset=None, tau=None,
              ten_crop: bool = False, batch_size: int = 32, progress: bool = True, *,
              cam_curve_interval: float = 0.01, spg_star: bool = False, num_workers: int = 0,
-             map_stage: str = "attention"):
+             map_stage: str = "attention", map_sink=None):
     """Run ``model`` (eval mode; ``model(x)`` returns "logits" B×C and "class_maps" B×C×h×w)
     over ``dataset`` (items as ``spg_core.data.WSOLDataset``) and score it.
 
@@ -472,6 +475,8 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     non-standard SPG* top-5 number (paper protocol, τ known before the reported split).
     ``map_stage`` scores another stage's map instead of the GT-class attention map: "fused",
     "c", "b1" or "b2" (class-agnostic; an extension — the paper localises from A4 only).
+    ``map_sink(image_id, score_map)`` is called with every map of ``dataset`` that is scored
+    (e.g. a :class:`spg_core.exports.MapWriter`).
 
     Returns ``(metrics, rows, curves)`` like :func:`evaluate_maps`, plus classification_top1/5
     and num_skipped in the metrics.
@@ -515,7 +520,7 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     report = SplitEvaluator(protocol, cam_curve_interval, split=report_split, paper_size=paper_size)
     report_ids: set[str] = set()
     extra = _run_model(model, dataset, report, device, batch_size, ten_crop, progress, num_workers, star_tau,
-                       report_ids, map_stage)
+                       report_ids, map_stage, map_sink)
     overlap = threshold_ids & report_ids
     if overlap:
         raise ValueError(f"{len(overlap)} image(s) are in both the held-out and the reported split (e.g. "
@@ -531,12 +536,17 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
 def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_split: str | None = "val", tau=None,
                  protocol: str = "paper", cam_curve_interval: float = 0.01, ten_crop: bool = False,
                  spg_star: bool = False, batch_size: int = 64, device="auto", limit: int | None = None,
-                 out=None, map_stage: str = "attention") -> dict:
+                 out=None, map_stage: str = "attention", export_coco=None, export_maps=None) -> dict:
     """``python -m spg_core evaluate``: load a run, build its splits, evaluate, write files.
 
     ``data``: data flags (``spg_core.data.settings.DATA_FLAGS``) over the run's own data; None =
-    the run's own data. With ``tau`` given no held-out split is scored.
+    the run's own data. With ``tau`` given no held-out split is scored. ``export_coco``: a file
+    for the reported split's boxes as COCO detections; ``export_maps``: a folder for its maps in
+    wsolevaluation's layout, which ``evaluate-maps`` scores to the same wsolevaluation numbers
+    (:mod:`spg_core.exports`).
     """
+    from spg_core import exports
+
     import torch
 
     from spg_core.data.settings import DataSettings
@@ -562,32 +572,39 @@ def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_s
                          "(e.g. val) or give --tau")
     report = build(split)
     held_out = build(threshold_split) if (tau is None and threshold_split) else None
+    map_sink = exports.MapWriter(export_maps) if export_maps is not None else None
     metrics, rows, curves = evaluate(model, report, device=device, protocol=protocol, threshold_dataset=held_out,
                                      tau=tau, ten_crop=ten_crop, batch_size=batch_size, progress=True,
-                                     cam_curve_interval=cam_curve_interval, spg_star=spg_star, map_stage=map_stage)
+                                     cam_curve_interval=cam_curve_interval, spg_star=spg_star, map_stage=map_stage,
+                                     map_sink=map_sink)
     metrics["run"] = str(run)
     if out is not None:
         write_outputs(out, metrics, rows, curves)
+    if export_coco is not None:
+        # A --limit Subset keeps the first images, so positions in it are positions in the split.
+        records = getattr(report, "dataset", report).records
+        exports.write_coco_detections(rows, [record.image_id for record in records], export_coco)
     return json_ready(metrics)
 
 
 def _maps_from_folder(folder, dataset):
-    folder = Path(folder)
+    from spg_core.exports import map_path
+
     for index in range(len(dataset)):
         sample = dataset.load_sample(index, image=False)  # the annotation: no image is decoded
         if sample is None:
             continue
-        path = folder / f"{sample.image_id}.npy"
+        path = map_path(folder, sample.image_id)
         if not path.is_file():
             raise FileNotFoundError(f"no map for image {sample.image_id!r}: expected {path}")
         yield sample, np.load(path)
 
 
 def evaluate_map_folder(maps, dataset, protocol: str = "wsolevaluation", cam_curve_interval: float = 0.01, out=None,
-                        threshold_maps=None, threshold_dataset=None, tau=None) -> dict:
+                        threshold_maps=None, threshold_dataset=None, tau=None, export_coco=None) -> dict:
     """``python -m spg_core evaluate-maps``: score ``<maps>/<image_id>.npy`` against a dataset's
     annotations (no model, no image read). A held-out split's maps + dataset choose τ for the
-    Loc metrics."""
+    Loc metrics. ``export_coco``: a file for the boxes as COCO detections."""
     def collect(folder, data):
         gt, stream = {}, []
         for sample, score_map in _maps_from_folder(folder, data):
@@ -610,6 +627,10 @@ def evaluate_map_folder(maps, dataset, protocol: str = "wsolevaluation", cam_cur
                                           threshold_curves=threshold_curves, workers=workers, progress=True)
     if out is not None:
         write_outputs(out, metrics, rows, curves)
+    if export_coco is not None:
+        from spg_core.exports import write_coco_detections
+
+        write_coco_detections(rows, [record.image_id for record in dataset.records], export_coco)
     return json_ready(metrics)
 
 
