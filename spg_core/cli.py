@@ -10,7 +10,7 @@ from pathlib import Path
 
 from spg_core.data.settings import DATA_FLAGS, DataSettings, add_data_arguments
 from spg_core.evaluate import PROTOCOLS
-from spg_core.guidance import MAP_STAGES, STAGE_NAMES
+from spg_core.stages import MAP_STAGES, STAGE_NAMES
 
 
 # ----------------------------------------------------------------------------- shared flags

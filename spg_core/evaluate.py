@@ -33,8 +33,8 @@ import numpy as np
 from spg_core import boxes as box_ops
 from spg_core import metrics as M
 from spg_core import tau_sweep
-from spg_core.guidance import MAP_STAGES, stage_score_map
 from spg_core.report import json_ready, write_outputs
+from spg_core.stages import MAP_STAGES
 
 __all__ = [
     "PROTOCOLS",
@@ -397,6 +397,7 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
 
     from spg_core.data import collate
     from spg_core.data.transforms import ten_crop_views
+    from spg_core.guidance import stage_score_map
 
     model.eval()
     device = torch.device(device)

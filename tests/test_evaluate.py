@@ -347,3 +347,30 @@ def test_evaluate_maps_reads_no_image(tmp_path, capsys):
     assert {k: box_only[k] for k in ("maxboxacc", "maxboxacc_v2")} == {k: with_images[k] for k in ("maxboxacc",
                                                                                                   "maxboxacc_v2")}
     assert "pxap" not in box_only
+
+
+def test_evaluate_maps_does_not_import_torch(tmp_path):
+    """Scoring saved maps needs numpy, OpenCV and SciPy only: the process never loads torch."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    metadata = tmp_path / "metadata" / "test"
+    metadata.mkdir(parents=True)
+    maps, gt = _rectangle_data(3)
+    for name, lines in {"image_ids": [i for i, _ in maps], "class_labels": [f"{i},0" for i, _ in maps],
+                        "image_sizes": [f"{i},{gt[i][1][0]},{gt[i][1][1]}" for i, _ in maps],
+                        "localization": [f"{i}," + ",".join(str(int(v)) for v in gt[i][0][0]) for i, _ in maps]}.items():
+        (metadata / f"{name}.txt").write_text("".join(line + "\n" for line in lines))
+    (tmp_path / "maps").mkdir()
+    for image_id, score in maps:
+        np.save(tmp_path / "maps" / f"{image_id}.npy", score)
+    script = ("import sys; from spg_core.cli import main; code = main(sys.argv[1:]); "
+              "print('torch loaded' if 'torch' in sys.modules else 'no torch'); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script, "evaluate-maps", "--maps", str(tmp_path / "maps"),
+                             "--format", "wsol", "--metadata-root", str(tmp_path / "metadata"), "--split", "test",
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("no torch")
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["maxboxacc"] == 100.0

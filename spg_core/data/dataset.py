@@ -2,7 +2,9 @@
 
 A format module parses its annotation files into :class:`Record` objects (one per image) at
 build time — so annotation errors and missing files surface before training starts — and the
-shared :class:`WSOLDataset` decodes images lazily, skipping undecodable ones.
+shared :class:`WSOLDataset` decodes images lazily, skipping undecodable ones. Torch is imported
+only where tensors are made (``__getitem__``, :func:`collate`): reading annotations, e.g. to
+score saved maps, does not load it.
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from pathlib import Path
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 from spg_core.data.images import BadImageError, image_size, load_image, load_mask
@@ -72,8 +73,9 @@ def _warn(message: str) -> None:
     warnings.warn(message, DataWarning, stacklevel=3)
 
 
-class WSOLDataset(torch.utils.data.Dataset):
-    """Images + class labels + GT boxes (+ masks), the same for every on-disk format.
+class WSOLDataset:
+    """Images + class labels + GT boxes (+ masks), the same for every on-disk format: a map-style
+    dataset (``__len__``, ``__getitem__``) for torch's ``DataLoader`` and ``Subset``.
 
     ``skipped`` counts the bad images this process has met (each time one is met): with
     DataLoader workers each worker process counts its own, so the trainer should rely on
@@ -202,6 +204,8 @@ class WSOLDataset(torch.utils.data.Dataset):
             return None
 
     def __getitem__(self, index: int) -> dict | None:
+        import torch
+
         sample = self.load_sample(index)
         if sample is None:
             return None
@@ -217,6 +221,8 @@ def collate(batch: list) -> dict:
     """DataLoader ``collate_fn``: drops None (skipped images), stacks image/label, keeps lists
     for the per-image fields. ``num_skipped`` says how many were dropped; when every sample was
     bad, ``image`` has shape (0,) and the lists are empty."""
+    import torch
+
     kept = [item for item in batch if item is not None]
     out: dict = {"num_skipped": len(batch) - len(kept)}
     if not kept:

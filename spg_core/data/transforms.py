@@ -13,20 +13,32 @@ Flipping a width-W image maps column x to W - 1 - x, so ``x0' = W - 1 - x1``, ``
 Augmentation (paper §3.3 and wsolevaluation): train = resize to (S·256/224)² -> random S×S crop
 -> horizontal flip with p = 0.5; test = resize to S×S; the paper's ten-crop test views
 (:func:`ten_crop_views`) are cut from the (S·256/224)² resize. Randomness comes from torch's global
-generator, so DataLoader worker seeding and the trainer's per-epoch seed control it.
+generator, so DataLoader worker seeding and the trainer's per-epoch seed control it. The box
+functions are plain numpy; torch is imported by the functions that make tensors.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
 
 from spg_core.boxes import resize_boxes
 
+if TYPE_CHECKING:
+    import torch
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+@lru_cache(maxsize=1)
+def _mean_std():
+    """IMAGENET_MEAN and IMAGENET_STD as 3×1×1 tensors."""
+    import torch
+
+    return torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
 
 # ----------------------------------------------------------------------------- boxes (numpy, pure)
@@ -83,14 +95,18 @@ def mask_box(mask: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- tensors
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """PIL RGB -> float 3×H×W, ImageNet-normalised."""
+    import torch
+
+    mean, std = _mean_std()
     array = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)
-    return (array.float().div_(255.0) - _MEAN) / _STD
+    return (array.float().div_(255.0) - mean) / std
 
 
 def denormalize(tensor: torch.Tensor) -> np.ndarray:
     """Inverse of :func:`to_tensor`: float 3×H×W (normalised) -> uint8 H×W×3 for display."""
+    mean, std = _mean_std()
     tensor = tensor.detach().float().cpu()
-    image = tensor * _STD + _MEAN
+    image = tensor * std + mean
     return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
@@ -104,6 +120,7 @@ def ten_crop_views(image, crop_size: int | None = None) -> tuple:
     B×3×S×S batch): resize to :func:`train_resize_size` squared (bilinear; antialiased, as PIL
     always is), then ``torchvision.transforms.functional.ten_crop`` at ``crop_size`` (default:
     the tensor's side): the 4 corners and the centre, then the same of the flipped image."""
+    import torch
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF  # only here: keeps the app's start light
 
@@ -133,6 +150,8 @@ class SampleTransform:
         self.train = bool(train)
 
     def __call__(self, image: Image.Image, boxes: np.ndarray, mask: np.ndarray | None) -> dict:
+        import torch
+
         size = self.image_size
         width, height = image.size
         resize = train_resize_size(size) if self.train else size
