@@ -26,12 +26,11 @@ def curves_figure(curves: dict, tau: float | None = None):
         values = curve.to_dict() if hasattr(curve, "to_dict") else dict(curve)
         held_out = name.startswith("threshold/")
         label = f"{name} ({values.get('split')})"
-        if name.endswith("pxap_pr"):
-            fig.add_trace(go.Scatter(x=values["recall"], y=values["values"], mode="lines", name=label,
-                                     line={"dash": "dash" if held_out else "solid"}), row=1, col=2)
-            continue
-        fig.add_trace(go.Scatter(x=values["taus"], y=values["values"], mode="lines", name=label,
-                                 line={"dash": "dash" if held_out else "solid"}), row=1, col=1)
+        # Arrays, not lists: plotly checks an array at once, a list value by value (1000 τ × 9 curves).
+        x = np.asarray(values["recall"] if name.endswith("pxap_pr") else values["taus"], dtype=np.float64)
+        y = np.asarray(values["values"], dtype=np.float64)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label, line={"dash": "dash" if held_out else "solid"}),
+                      row=1, col=2 if name.endswith("pxap_pr") else 1)
     if tau is not None:
         fig.add_vline(x=float(tau), line_dash="dot", line_color="black", annotation_text=f"τ = {tau:.3f}",
                       row=1, col=1)
