@@ -140,11 +140,11 @@ class WSOLDataset:
         Raises :class:`BadImageError` for an undecodable mask or header, ValueError when no
         size can be known."""
         record = self.records[index]
-        size = record.size if record.size is not None and min(record.size) > 0 else self._stated_size(record)
+        size = record.size if record.size is not None and min(record.size) > 0 else self._header_size(record)
         return self._annotated(record, None, (int(size[0]), int(size[1])), (1.0, 1.0), 1.0)
 
     @staticmethod
-    def _stated_size(record: Record) -> tuple[int, int]:
+    def _header_size(record: Record) -> tuple[int, int]:
         """(w, h) of an image whose annotation states no size: its header, else its first mask's."""
         if record.path is not None and Path(record.path).is_file():
             return image_size(record.path)
