@@ -2,6 +2,7 @@
 
     python benchmarks/bench_eval.py                       # 1000 maps × 1000 τ, naive on 50 maps
     python benchmarks/bench_eval.py --naive-maps 1000     # time the naive loop on every map
+    python benchmarks/bench_eval.py --process             # also the whole evaluate-maps process
 
 Maps are smooth random 224×224 score maps (sums of Gaussian blobs, min-max normalised, like
 bicubic-upsampled CAMs); each map's GT box is drawn around its strongest blob. The naive loop
@@ -10,18 +11,33 @@ contours). Both paths feed the same ``BoxAccuracy`` counts. The naive path runs 
 and its time is extrapolated linearly to all maps (it is a per-map loop, so that is exact up
 to noise; the printout says so); on that subset the per-τ IoUs of both paths must be equal,
 bit for bit, and so must the subset's MaxBoxAccV2.
+
+``--process`` times what a user runs: the maps are written as ``<maps>/test/<i>.png.npy`` with
+box-form wsolevaluation metadata and no image, and ``python -m spg_core evaluate-maps ...
+--cam-curve-interval <step>`` runs as a subprocess (interpreter start-up, imports, reading the
+metadata and the maps, the sweeps, metrics.json / per_image.csv / curves.html, all timed). Its
+MaxBoxAccV2 must equal the in-process one (and, with ``--naive-maps`` = ``--maps``, the naive
+loop's), and the maps must be ones evaluate-maps scores unchanged (already 224×224 min-max).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+import spg_core
 from spg_core import boxes as B
 from spg_core import metrics as M
 from spg_core import tau_sweep
+from spg_core.evaluate import prepare_wsol_map
+from spg_core.exports import map_path
 
 
 def smooth_maps(count: int, size: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -48,6 +64,43 @@ def smooth_maps(count: int, size: int, seed: int) -> tuple[list[np.ndarray], lis
     return maps, gts
 
 
+def write_wsol_maps(folder: Path, maps, gts) -> tuple[Path, Path]:
+    """The maps as ``<folder>/maps/test/<i>.png.npy`` and box-form wsolevaluation metadata for
+    them in ``<folder>/metadata/test`` (one class, the maps' size as the image size, no image
+    file). Returns (maps folder, metadata folder)."""
+    ids = [f"test/{index:05d}.png" for index in range(len(maps))]
+    for image_id, score_map in zip(ids, maps):
+        path = map_path(folder / "maps", image_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, score_map)
+    metadata = folder / "metadata" / "test"
+    metadata.mkdir(parents=True, exist_ok=True)
+    height, width = maps[0].shape
+    files = {"image_ids": ids, "class_labels": [f"{i},0" for i in ids],
+             "image_sizes": [f"{i},{width},{height}" for i in ids],
+             "localization": [f"{i}," + ",".join(str(int(v)) for v in gt[0]) for i, gt in zip(ids, gts)]}
+    for name, lines in files.items():
+        (metadata / f"{name}.txt").write_text("".join(line + "\n" for line in lines))
+    return folder / "maps", metadata.parent
+
+
+def time_evaluate_maps(folder: Path, maps, gts, cam_curve_interval: float) -> tuple[float, dict]:
+    """Seconds of the whole ``python -m spg_core evaluate-maps`` process on the maps, and its metrics."""
+    maps_dir, metadata = write_wsol_maps(folder, maps, gts)
+    command = [sys.executable, "-m", "spg_core", "evaluate-maps", "--maps", str(maps_dir), "--format", "wsol",
+               "--metadata-root", str(metadata), "--split", "test", "--cam-curve-interval", str(cam_curve_interval),
+               "--out", str(folder / "out")]
+    # The child imports the same spg_core as this script (a checkout on PYTHONPATH or the installed one).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(spg_core.__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr}")
+    return seconds, json.loads((folder / "out" / "metrics.json").read_text())
+
+
 def maxboxacc_v2(iou_rows, taus) -> dict:
     accuracy = M.BoxAccuracy(taus)
     for row in iou_rows:
@@ -64,6 +117,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="processes for the fast path (the naive loop is WE's single loop)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--process", action="store_true",
+                        help="also time the whole python -m spg_core evaluate-maps process on the maps written to disk")
+    parser.add_argument("--keep", default=None, help="with --process: write the maps and metadata here (kept)")
     args = parser.parse_args()
 
     taus = M.tau_grid(args.cam_curve_interval)
@@ -110,6 +166,24 @@ def main() -> int:
           f"-> {naive_seconds_subset / fast_single_seconds:.1f}x")
     print(f"fast, {args.workers} proc: {fast_seconds:8.2f} s for {args.maps} maps (measured, incl. process start "
           f"and the MaxBoxAccV2 counts)  -> {naive_seconds / fast_seconds:.1f}x")
+    if args.process:
+        identical &= all(np.array_equal(prepare_wsol_map(maps[i]), maps[i]) for i in range(subset))
+        with tempfile.TemporaryDirectory(prefix="bench_eval_") as scratch:
+            folder = Path(args.keep) if args.keep else Path(scratch)
+            process_seconds, process_metrics = time_evaluate_maps(folder, maps, gts, args.cam_curve_interval)
+        same = (process_metrics["maxboxacc_v2"] == fast_metrics["maxboxacc_v2"]
+                and process_metrics["maxboxacc_v2_per_iou"] == fast_metrics["maxboxacc_v2_per_iou"])
+        compared = "the fast sweep's in this process"
+        if subset == args.maps:
+            naive_all = maxboxacc_v2(naive_rows, taus)
+            same &= process_metrics["maxboxacc_v2"] == naive_all["maxboxacc_v2"]
+            compared += " and the naive loop's"
+        identical &= same
+        print(f"MaxBoxAccV2 of the evaluate-maps process: {process_metrics['maxboxacc_v2']:.6f}, identical to "
+              f"{compared}: {same}")
+        print(f"evaluate-maps process: {process_seconds:8.2f} s for {args.maps} maps (measured: python start-up, "
+              f"imports, metadata, reading the maps, sweeps, output files)  -> "
+              f"{naive_seconds / process_seconds:.1f}x the naive loop ({naive_seconds:.2f} s, {label})")
     return 0 if identical else 1
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 __all__ = [
     "iou",
@@ -192,6 +191,8 @@ def normalize_numpy(score_map, normalization: str = "minmax") -> np.ndarray:
 
 # ----------------------------------------------------------------------------- paper rule
 def _component_boxes_normalized(normalized: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    from scipy import ndimage  # here: scoring with the wsolevaluation rule never loads SciPy
+
     labels, count = ndimage.label(normalized >= tau, structure=_EIGHT_CONNECTED)
     if count == 0:
         return np.zeros((0, 4), dtype=np.int64), np.zeros(0, dtype=np.int64)

@@ -11,9 +11,8 @@ from pathlib import Path
 from spg_core.boxes import LOOSE_TIGHT_TAUS
 from spg_core.data.settings import DATA_FLAGS, DataSettings, add_data_arguments
 from spg_core.evaluate import PROTOCOLS
-from spg_core.guidance import MAP_STAGES, STAGE_NAMES
-from spg_core.models import LR_GROUPS
-from spg_core.models.heads import SPG_C_DEPTHS
+from spg_core.config import LR_GROUPS, SPG_C_DEPTHS
+from spg_core.stages import MAP_STAGES, STAGE_NAMES
 
 
 # ----------------------------------------------------------------------------- shared flags
@@ -146,7 +145,21 @@ def build_evaluate_parser(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images of each split")
     p.add_argument("--out", required=True, help="folder for metrics.json, per_image.csv, curves.html")
+    add_export_arguments(p, maps=True)
     p.set_defaults(func=cmd_evaluate)
+
+
+def add_export_arguments(parser: argparse.ArgumentParser, maps: bool) -> None:
+    """--export-coco (and --export-maps): the reported split's results for other tools (spg_core/exports.py)."""
+    group = parser.add_argument_group("exports")
+    group.add_argument("--export-coco", default=None, metavar="FILE",
+                       help="write the boxes as COCO detections [{image_id, category_id, bbox: [x, y, w, h], score}] "
+                            "(image_id: 1-based position in the split's image list; docs/evaluation.md)")
+    if maps:
+        group.add_argument("--export-maps", default=None, metavar="DIR",
+                           help="write the scored maps as DIR/<image_id>.npy (float64 224x224, min-max: "
+                                "wsolevaluation's layout), which evaluate-maps scores to the same "
+                                "wsolevaluation numbers")
 
 
 def cmd_evaluate(args) -> int:
@@ -157,7 +170,7 @@ def cmd_evaluate(args) -> int:
         threshold_split=args.threshold_split, tau=args.tau, protocol=args.protocol,
         cam_curve_interval=args.cam_curve_interval, ten_crop=args.ten_crop, spg_star=args.spg_star,
         spg_star_taus=tuple(args.spg_star_taus), batch_size=args.batch_size, device=args.device, limit=args.limit,
-        out=args.out, map_stage=args.map_stage,
+        out=args.out, map_stage=args.map_stage, export_coco=args.export_coco, export_maps=args.export_maps,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -165,6 +178,10 @@ def cmd_evaluate(args) -> int:
 
 def build_evaluate_maps_parser(sub) -> None:
     p = sub.add_parser("evaluate-maps", help="score saved maps (<maps>/<image_id>.npy) with the WSOL metrics",
+                       description="Score saved maps against a dataset's annotations. No image is read: "
+                                   "--data-root may be a folder without the images (masks are found there), or "
+                                   "be left out with --format wsol --metadata-root when no masks are listed "
+                                   "(image sizes from <split>/image_sizes.txt, as in wsolevaluation).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--maps", required=True, help="folder of <image_id>.npy 2-D float maps in [0, 1]")
     add_data_arguments(p)
@@ -173,7 +190,8 @@ def build_evaluate_maps_parser(sub) -> None:
     p.add_argument("--threshold-split", default=None, help="held-out split matching --threshold-maps")
     p.add_argument("--protocol", choices=PROTOCOLS, default="wsolevaluation")
     p.add_argument("--cam-curve-interval", type=float, default=0.01)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for metrics.json, per_image.csv, curves.html")
+    add_export_arguments(p, maps=False)
     p.set_defaults(func=cmd_evaluate_maps)
 
 
@@ -182,10 +200,11 @@ def cmd_evaluate_maps(args) -> int:
 
     settings = DataSettings.from_args(args)
     metrics = evaluate_map_folder(
-        args.maps, settings.dataset(args.split), protocol=args.protocol,
+        args.maps, settings.dataset(args.split, need_images=False), protocol=args.protocol,
         cam_curve_interval=args.cam_curve_interval, out=args.out,
         threshold_maps=args.threshold_maps,
-        threshold_dataset=settings.dataset(args.threshold_split) if args.threshold_split else None,
+        threshold_dataset=settings.dataset(args.threshold_split, need_images=False) if args.threshold_split else None,
+        export_coco=args.export_coco,
     )
     print(json.dumps(metrics, indent=2))
     return 0

@@ -7,6 +7,13 @@ from pathlib import Path
 
 import yaml
 
+# Training choices named by the command line, kept here (no torch) so that `--help` and the
+# commands that only score maps start without importing torch.
+# Learning-rate rules (see spg_core.models: which parameters train at 10×).
+LR_GROUPS = ("paper", "wsolevaluation")
+# Number of 3×3 convs of SPG-C before its 1×1 output (1: both reference codes; 2: paper §3.3).
+SPG_C_DEPTHS = (1, 2)
+
 
 @dataclass
 class TrainConfig:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from pathlib import Path
 from collections.abc import Iterable
 
 import cv2
@@ -35,8 +34,8 @@ import numpy as np
 from spg_core import boxes as box_ops
 from spg_core import metrics as M
 from spg_core import tau_sweep
-from spg_core.guidance import MAP_STAGES, stage_score_map
 from spg_core.report import json_ready, write_outputs
+from spg_core.stages import MAP_STAGES
 
 __all__ = [
     "PROTOCOLS",
@@ -208,7 +207,7 @@ class SplitEvaluator:
             self.pxap.add(normalized, _resize_mask(mask, (normalized.shape[1], normalized.shape[0])))
             self.has_mask = True
         self.images.append({"image_id": str(image_id), "label": label, "prediction": prediction, "gt": gt,
-                            "level_index": level_index, "box": per_level_box})
+                            "level_index": level_index, "box": per_level_box, "size": (int(size[0]), int(size[1]))})
 
     def __len__(self) -> int:
         return len(self.images)
@@ -236,7 +235,8 @@ class SplitEvaluator:
 
     def rows(self, tau_index: int) -> list[dict]:
         """Per image at τ: the protocol's box, its best-matching GT box, IoU and failure type.
-        The box is the GT-class map's (GT-known); ``prediction`` says what the classifier chose."""
+        The box is the GT-class map's (GT-known); ``prediction`` says what the classifier chose.
+        Boxes are on the scoring grid ``grid_size`` = (w, h) of an image of ``image_size``."""
         rows = []
         for r in self.images:
             level = tau_index if r["level_index"] is None else r["level_index"][tau_index]
@@ -250,6 +250,7 @@ class SplitEvaluator:
                 "prediction": None if r["prediction"] is None else int(r["prediction"]),
                 "iou": float(ious[best]), "pred_box": pred.tolist(), "gt_box": r["gt"][best].tolist(),
                 "failure": M.failure_type(pred, r["gt"], class_correct),
+                "image_size": list(r["size"]), "grid_size": list(self.grid(r["size"])),
             })
         return rows
 
@@ -439,12 +440,13 @@ def _with_ten_crop(dataset):
 
 def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: int, ten_crop: bool,
                progress: bool, num_workers: int, star_taus: tuple | None, collect_ids: set | None = None,
-               map_stage: str = "attention") -> dict:
+               map_stage: str = "attention", map_sink=None) -> dict:
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
     from spg_core.data import collate
+    from spg_core.guidance import stage_score_map
     from spg_core.localize import ten_crop_probabilities
 
     model.eval()
@@ -488,6 +490,8 @@ def _run_model(model, dataset, evaluator: SplitEvaluator, device, batch_size: in
                 if mask is not None:
                     mask = np.asarray(mask.cpu().numpy() if hasattr(mask, "cpu") else mask, dtype=np.uint8)
                 prediction = int(np.argmax(probs[i]))
+                if map_sink is not None:
+                    map_sink(image_id, gt_maps[i])
                 evaluator.add(image_id, gt_maps[i], batch["orig_boxes"][i].cpu().numpy(), size, mask=mask,
                               label=int(labels_np[i]), prediction=prediction, top5=bool(hit5[i]))
                 if star_taus is not None:
@@ -524,7 +528,7 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
              ten_crop: bool = False, batch_size: int = 32, progress: bool = True, *,
              cam_curve_interval: float = 0.01, spg_star: bool = False,
              spg_star_taus: tuple[float, float] = box_ops.LOOSE_TIGHT_TAUS, num_workers: int = 0,
-             map_stage: str = "attention"):
+             map_stage: str = "attention", map_sink=None):
     """Run ``model`` (eval mode; ``model(x)`` returns "logits" B×C and "class_maps" B×C×h×w)
     over ``dataset`` (items as ``spg_core.data.WSOLDataset``) and score it.
 
@@ -538,6 +542,8 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     and tight boxes at ``spg_star_taus`` = (τ_loose, τ_tight) (:func:`spg_core.boxes.loose_tight_boxes`).
     ``map_stage`` scores another stage's map instead of the GT-class attention map: "fused",
     "c", "b1" or "b2" (class-agnostic; an extension — the paper localises from A4 only).
+    ``map_sink(image_id, score_map)`` is called with every map of ``dataset`` that is scored
+    (e.g. a :class:`spg_core.exports.MapWriter`).
 
     Returns ``(metrics, rows, curves)`` like :func:`evaluate_maps`, plus classification_top1/5
     and num_skipped in the metrics.
@@ -573,7 +579,7 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     report = SplitEvaluator(protocol, cam_curve_interval, split=report_split, paper_size=paper_size)
     report_ids: set[str] = set()
     extra = _run_model(model, dataset, report, device, batch_size, ten_crop, progress, num_workers, star_taus,
-                       report_ids, map_stage)
+                       report_ids, map_stage, map_sink)
     overlap = threshold_ids & report_ids
     if overlap:
         raise ValueError(f"{len(overlap)} image(s) are in both the held-out and the reported split (e.g. "
@@ -590,12 +596,17 @@ def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_s
                  protocol: str = "paper", cam_curve_interval: float = 0.01, ten_crop: bool = False,
                  spg_star: bool = False, spg_star_taus: tuple[float, float] = box_ops.LOOSE_TIGHT_TAUS,
                  batch_size: int = 64, device="auto", limit: int | None = None,
-                 out=None, map_stage: str = "attention") -> dict:
+                 out=None, map_stage: str = "attention", export_coco=None, export_maps=None) -> dict:
     """``python -m spg_core evaluate``: load a run, build its splits, evaluate, write files.
 
     ``data``: data flags (``spg_core.data.settings.DATA_FLAGS``) over the run's own data; None =
-    the run's own data. With ``tau`` given no held-out split is scored.
+    the run's own data. With ``tau`` given no held-out split is scored. ``export_coco``: a file
+    for the reported split's boxes as COCO detections; ``export_maps``: a folder for its maps in
+    wsolevaluation's layout, which ``evaluate-maps`` scores to the same wsolevaluation numbers
+    (:mod:`spg_core.exports`).
     """
+    from spg_core import exports
+
     import torch
 
     from spg_core.data.settings import DataSettings
@@ -621,32 +632,39 @@ def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_s
                          "(e.g. val) or give --tau")
     report = build(split)
     held_out = build(threshold_split) if (tau is None and threshold_split) else None
+    map_sink = exports.MapWriter(export_maps) if export_maps is not None else None
     metrics, rows, curves = evaluate(model, report, device=device, protocol=protocol, threshold_dataset=held_out,
                                      tau=tau, ten_crop=ten_crop, batch_size=batch_size, progress=True,
                                      cam_curve_interval=cam_curve_interval, spg_star=spg_star,
-                                     spg_star_taus=spg_star_taus, map_stage=map_stage)
+                                     spg_star_taus=spg_star_taus, map_stage=map_stage, map_sink=map_sink)
     metrics["run"] = str(run)
     if out is not None:
         write_outputs(out, metrics, rows, curves)
+    if export_coco is not None:
+        # A --limit Subset keeps the first images, so positions in it are positions in the split.
+        records = getattr(report, "dataset", report).records
+        exports.write_coco_detections(rows, [record.image_id for record in records], export_coco)
     return json_ready(metrics)
 
 
 def _maps_from_folder(folder, dataset):
-    folder = Path(folder)
+    from spg_core.exports import map_path
+
     for index in range(len(dataset)):
-        sample = dataset.load_sample(index)
+        sample = dataset.load_sample(index, image=False)  # the annotation: no image is decoded
         if sample is None:
             continue
-        path = folder / f"{sample.image_id}.npy"
+        path = map_path(folder, sample.image_id)
         if not path.is_file():
             raise FileNotFoundError(f"no map for image {sample.image_id!r}: expected {path}")
         yield sample, np.load(path)
 
 
 def evaluate_map_folder(maps, dataset, protocol: str = "wsolevaluation", cam_curve_interval: float = 0.01, out=None,
-                        threshold_maps=None, threshold_dataset=None, tau=None) -> dict:
+                        threshold_maps=None, threshold_dataset=None, tau=None, export_coco=None) -> dict:
     """``python -m spg_core evaluate-maps``: score ``<maps>/<image_id>.npy`` against a dataset's
-    annotations (no model). A held-out split's maps + dataset choose τ for the Loc metrics."""
+    annotations (no model, no image read). A held-out split's maps + dataset choose τ for the
+    Loc metrics. ``export_coco``: a file for the boxes as COCO detections."""
     def collect(folder, data):
         gt, stream = {}, []
         for sample, score_map in _maps_from_folder(folder, data):
@@ -669,6 +687,10 @@ def evaluate_map_folder(maps, dataset, protocol: str = "wsolevaluation", cam_cur
                                           threshold_curves=threshold_curves, workers=workers, progress=True)
     if out is not None:
         write_outputs(out, metrics, rows, curves)
+    if export_coco is not None:
+        from spg_core.exports import write_coco_detections
+
+        write_coco_detections(rows, [record.image_id for record in dataset.records], export_coco)
     return json_ready(metrics)
 
 

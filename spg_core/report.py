@@ -2,12 +2,13 @@
 accuracy against τ that curves.html, the app and the course draw."""
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
 
 import numpy as np
+
+from spg_core.exports import ROW_COLUMNS, write_rows_csv
 
 __all__ = ["curves_figure", "json_ready", "ROW_COLUMNS", "write_outputs"]
 
@@ -25,12 +26,11 @@ def curves_figure(curves: dict, tau: float | None = None):
         values = curve.to_dict() if hasattr(curve, "to_dict") else dict(curve)
         held_out = name.startswith("threshold/")
         label = f"{name} ({values.get('split')})"
-        if name.endswith("pxap_pr"):
-            fig.add_trace(go.Scatter(x=values["recall"], y=values["values"], mode="lines", name=label,
-                                     line={"dash": "dash" if held_out else "solid"}), row=1, col=2)
-            continue
-        fig.add_trace(go.Scatter(x=values["taus"], y=values["values"], mode="lines", name=label,
-                                 line={"dash": "dash" if held_out else "solid"}), row=1, col=1)
+        # Arrays, not lists: plotly checks an array at once, a list value by value (1000 τ × 9 curves).
+        x = np.asarray(values["recall"] if name.endswith("pxap_pr") else values["taus"], dtype=np.float64)
+        y = np.asarray(values["values"], dtype=np.float64)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label, line={"dash": "dash" if held_out else "solid"}),
+                      row=1, col=2 if name.endswith("pxap_pr") else 1)
     if tau is not None:
         fig.add_vline(x=float(tau), line_dash="dot", line_color="black", annotation_text=f"τ = {tau:.3f}",
                       row=1, col=1)
@@ -57,24 +57,14 @@ def json_ready(value):
     return value
 
 
-ROW_COLUMNS = ("image_id", "label", "prediction", "iou", "pred_x0", "pred_y0", "pred_x1", "pred_y1",
-               "gt_x0", "gt_y0", "gt_x1", "gt_y1", "failure")
-
-
 def write_outputs(out_dir, metrics: dict, rows: list[dict], curves: dict) -> dict[str, Path]:
-    """Write metrics.json, per_image.csv and curves.html (plotly.js embedded: works offline)."""
+    """Write metrics.json, per_image.csv (:func:`spg_core.exports.write_rows_csv`) and curves.html
+    (plotly.js embedded: works offline)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json", "rows": out / "per_image.csv", "curves": out / "curves.html"}
     paths["metrics"].write_text(json.dumps(json_ready(metrics), indent=2) + "\n", encoding="utf-8")
-    with open(paths["rows"], "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=ROW_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            flat = {key: row.get(key) for key in ("image_id", "label", "prediction", "iou", "failure")}
-            flat.update({f"pred_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), row["pred_box"])})
-            flat.update({f"gt_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), row["gt_box"])})
-            writer.writerow(flat)
+    write_rows_csv(rows, paths["rows"])
     tau = metrics.get("tau", metrics.get("rows_tau"))
     curves_figure(curves, tau).write_html(paths["curves"], include_plotlyjs=True, full_html=True)
     return paths

@@ -22,10 +22,8 @@ from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from spg_core.boxes import (
-    _EIGHT_CONNECTED,
     _component_boxes_normalized,
     _find_contours,
     _thresholds,
@@ -262,10 +260,12 @@ class _ContourLevels:
                                   for x0, y0, x1, y1 in boxes], axis=1)
             else:
                 # Overlapping boxes: tell the components apart by labelling the rectangle that
-                # holds them all (each lies wholly inside its own box, so stays connected).
+                # holds them all (each lies wholly inside its own box, so stays connected). Any
+                # 8-connected labelling gives the same partition; OpenCV's needs no SciPy import.
                 ux0, uy0 = boxes[:, 0].min(), boxes[:, 1].min()
                 ux1, uy1 = boxes[:, 2].max(), boxes[:, 3].max()
-                labels, _ = ndimage.label(self.quantized[uy0:uy1 + 1, ux0:ux1 + 1] > base, structure=_EIGHT_CONNECTED)
+                inside = (self.quantized[uy0:uy1 + 1, ux0:ux1 + 1] > base).view(np.uint8)
+                _, labels = cv2.connectedComponents(inside, connectivity=8)
                 crops = []
                 for (x0, y0, x1, y1), (sx, sy) in zip(boxes, seeds):
                     region = labels[y0 - uy0:y1 - uy0 + 1, x0 - ux0:x1 - ux0 + 1]

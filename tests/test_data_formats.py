@@ -225,6 +225,31 @@ def test_wsol_box_form_and_metadata_root_variants(tmp_path):
         build_dataset("wsol", "val", data_root=data, metadata_root=meta)
 
 
+def test_wsol_annotations_need_no_images(tmp_path):
+    data, meta = make_wsol(tmp_path)
+    decoded = build_dataset("wsol", "test", data_root=data, metadata_root=meta)
+    expected = [quiet_sample(decoded, index) for index in range(len(decoded))]
+    for image_id in ("001.A/x.jpg", "002.B/y.jpg", "002.B/z.jpg"):
+        (data / image_id).unlink()
+    with pytest.raises(FileNotFoundError, match="data_root="):  # what reads pixels still refuses, clearly
+        build_dataset("wsol", "test", data_root=data, metadata_root=meta)
+    with pytest.raises(ValueError, match="data_root"):
+        build_dataset("wsol", "test", metadata_root=meta)
+    # The annotation path: a folder without the images, or no data_root at all (box form).
+    for root in (data, None):
+        dataset = build_dataset("wsol", "test", data_root=root, metadata_root=meta, need_images=False)
+        for index, sample in enumerate(expected):
+            annotation = dataset.load_sample(index, image=False)
+            assert annotation.image is None and annotation.scale == 1.0
+            assert (annotation.image_id, annotation.label, annotation.size) == (sample.image_id, sample.label, sample.size)
+            np.testing.assert_array_equal(annotation.boxes, sample.boxes)
+    # No image and no stated size: nothing tells the size; the error names the fix.
+    (meta / "test" / "image_sizes.txt").unlink()
+    dataset = build_dataset("wsol", "test", data_root=data, metadata_root=meta, need_images=False)
+    with pytest.raises(ValueError, match="image_sizes.txt"):
+        dataset.load_sample(0, image=False)
+
+
 def test_wsol_mask_form_with_ignore(tmp_path):
     data = tmp_path / "OpenImages"
     write_image(data / "test" / "a.jpg", size=(8, 6))
@@ -253,6 +278,16 @@ def test_wsol_mask_form_with_ignore(tmp_path):
     assert item["mask"].shape == (16, 16) and set(item["mask"].unique().tolist()) == {0, 1, 255}
     np.testing.assert_array_equal(item["orig_mask"].numpy(), expected)  # what evaluation resizes itself
     assert collate([item, None])["orig_mask"][0] is item["orig_mask"]
+    # The annotation alone: the size from the image's header, then (image gone) from a mask's.
+    for step in ("header", "mask"):
+        annotation = dataset.load_sample(0, image=False)
+        assert annotation.image is None and annotation.size == (8, 6), step
+        np.testing.assert_array_equal(annotation.mask, expected)
+        np.testing.assert_allclose(annotation.boxes, sample.boxes)
+        (data / "test" / "a.jpg").unlink(missing_ok=True)
+    with pytest.raises(ValueError, match="masks"):  # masks are found through data_root
+        build_dataset("wsol", "test", metadata_root=meta, need_images=False)
+    assert len(build_dataset("wsol", "test", data_root=data, metadata_root=meta, need_images=False)) == 1
 
 
 # ----------------------------------------------------------------------------- folder

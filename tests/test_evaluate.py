@@ -448,3 +448,84 @@ def test_tau_window_is_flat_for_a_stable_map():
     maps, gt = _rectangle_data(4, seed=2)
     metrics, _, _ = E.evaluate_maps(maps, gt, "paper", 0.01, tau=0.5)
     assert metrics["gt_known_loc_tau_window"] == {"tau_low": 0.48, "tau_high": 0.52, "min": 100.0, "max": 100.0}
+
+
+# ----------------------------------------------------------------------------- evaluate-maps on files
+def _cam_like_maps(dataset, folder, seed=0):
+    """One 12×12 map per image of ``dataset`` (its blurred mask plus noise), saved as <folder>/<image_id>.npy."""
+    rng = np.random.default_rng(seed)
+    for index in range(len(dataset)):
+        sample = dataset.load_sample(index)
+        small = cv2.resize(sample.mask.astype(np.float64), (12, 12), interpolation=cv2.INTER_AREA)
+        path = folder / f"{sample.image_id}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, cv2.GaussianBlur(small, (0, 0), 1.5) + 0.3 * rng.random((12, 12)))
+
+
+def test_evaluate_maps_reads_no_image(tmp_path, capsys):
+    """evaluate-maps scores a wsol dataset whose images are gone to the numbers it gives with them."""
+    import shutil
+
+    from spg_core.cli import main
+    from spg_core.data import SyntheticConfig, build_dataset, write_wsol
+
+    root = write_wsol(tmp_path / "data", SyntheticConfig(image_size=64, num_classes=2, num_train=0, num_val=0,
+                                                         num_test=8), splits=("test",), progress=False)
+    _cam_like_maps(build_dataset("wsol", "test", data_root=root), tmp_path / "maps")
+
+    def score(out, *data_flags):
+        code = main(["evaluate-maps", "--maps", str(tmp_path / "maps"), "--format", "wsol", *data_flags,
+                     "--split", "test", "--out", str(tmp_path / out)])
+        assert code == 0, capsys.readouterr().err
+        return json.loads((tmp_path / out / "metrics.json").read_text())
+
+    with_images = score("with", "--data-root", str(root))
+    assert {"maxboxacc", "maxboxacc_v2", "pxap"} <= set(with_images) and with_images["num_images"] == 8
+    decoded = build_dataset("wsol", "test", data_root=root)  # the annotations of the decoded images, as before
+    samples = [decoded.load_sample(i) for i in range(len(decoded))]
+    reference, _, _ = E.evaluate_maps([(s.image_id, np.load(tmp_path / "maps" / f"{s.image_id}.npy")) for s in samples],
+                                      {s.image_id: (s.boxes, s.size, s.mask, s.label) for s in samples},
+                                      "wsolevaluation", 0.01, split="test")
+    assert {k: with_images[k] for k in ("maxboxacc", "maxboxacc_v2", "pxap")} == {
+        k: reference[k] for k in ("maxboxacc", "maxboxacc_v2", "pxap")}
+    shutil.rmtree(root / "images")
+    assert score("without", "--data-root", str(root)) == with_images  # masks, sizes and boxes from the metadata
+    assert (tmp_path / "with" / "per_image.csv").read_text() == (tmp_path / "without" / "per_image.csv").read_text()
+    # Box-form metadata needs no --data-root at all: the boxes, written out, score the same boxes.
+    boxes = tmp_path / "box_metadata" / "test"
+    shutil.copytree(root / "metadata" / "test", boxes)
+    masks = build_dataset("wsol", "test", data_root=root, need_images=False)
+    (boxes / "localization.txt").write_text("".join(
+        f"{sample.image_id}," + ",".join(str(int(v)) for v in sample.boxes[0]) + "\n"
+        for sample in (masks.load_sample(i, image=False) for i in range(len(masks)))))
+    box_only = score("boxes", "--metadata-root", str(boxes.parent))
+    assert {k: box_only[k] for k in ("maxboxacc", "maxboxacc_v2")} == {k: with_images[k] for k in ("maxboxacc",
+                                                                                                  "maxboxacc_v2")}
+    assert "pxap" not in box_only
+
+
+def test_evaluate_maps_does_not_import_torch(tmp_path):
+    """Scoring saved maps needs numpy, OpenCV and SciPy only: the process never loads torch."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    metadata = tmp_path / "metadata" / "test"
+    metadata.mkdir(parents=True)
+    maps, gt = _rectangle_data(3)
+    for name, lines in {"image_ids": [i for i, _ in maps], "class_labels": [f"{i},0" for i, _ in maps],
+                        "image_sizes": [f"{i},{gt[i][1][0]},{gt[i][1][1]}" for i, _ in maps],
+                        "localization": [f"{i}," + ",".join(str(int(v)) for v in gt[i][0][0]) for i, _ in maps]}.items():
+        (metadata / f"{name}.txt").write_text("".join(line + "\n" for line in lines))
+    (tmp_path / "maps").mkdir()
+    for image_id, score in maps:
+        np.save(tmp_path / "maps" / f"{image_id}.npy", score)
+    script = ("import sys; from spg_core.cli import main; code = main(sys.argv[1:]); "
+              "print('torch loaded' if 'torch' in sys.modules else 'no torch'); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script, "evaluate-maps", "--maps", str(tmp_path / "maps"),
+                             "--format", "wsol", "--metadata-root", str(tmp_path / "metadata"), "--split", "test",
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("no torch")
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["maxboxacc"] == 100.0

@@ -67,6 +67,7 @@ def build_cub(
     train,
     val_every: int = 6,
     check_files_exist: bool = True,
+    need_images: bool = True,
 ) -> WSOLDataset:
     root = _find_root(data_root)
     text_root = metadata_root or root
@@ -139,5 +140,6 @@ def build_cub(
         hint = " (val is disabled by val_every=0)" if split == "val" and val_every <= 0 else ""
         raise ValueError(f"CUB split {split!r} under {root} has no images{hint}")
     if check_files_exist:
-        check_files(records, f"fix: data_root={data_root} must be the CUB_200_2011 folder (or its parent), with images/ inside")
+        check_files(records, f"fix: data_root={data_root} must be the CUB_200_2011 folder (or its parent), with "
+                             "images/ inside", images=need_images)
     return WSOLDataset(records, class_names, image_size, train, format="cub", split=split, root=root)

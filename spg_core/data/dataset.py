@@ -2,7 +2,9 @@
 
 A format module parses its annotation files into :class:`Record` objects (one per image) at
 build time — so annotation errors and missing files surface before training starts — and the
-shared :class:`WSOLDataset` decodes images lazily, skipping undecodable ones.
+shared :class:`WSOLDataset` decodes images lazily, skipping undecodable ones. Torch is imported
+only where tensors are made (``__getitem__``, :func:`collate`): reading annotations, e.g. to
+score saved maps, does not load it.
 """
 from __future__ import annotations
 
@@ -15,10 +17,9 @@ from pathlib import Path
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
-from spg_core.data.images import BadImageError, load_image, load_mask
+from spg_core.data.images import BadImageError, image_size, load_image, load_mask
 from spg_core.data.transforms import SampleTransform, as_boxes, clip_boxes, mask_box, scale_boxes, valid_boxes
 
 SPLITS = ("train", "val", "test")
@@ -51,7 +52,8 @@ class Record:
 
 @dataclass
 class Sample:
-    """One decoded image, untransformed.
+    """One decoded image, untransformed — or only its annotation (``image`` None, see
+    :meth:`WSOLDataset.read_annotation`).
 
     ``boxes`` N×4 float32, inclusive, in this image's pixels; ``mask`` uint8 H×W with 1 = object,
     0 = background, 255 = ignore (or None); ``size`` = (w, h) of ``image``. ``scale`` is the factor
@@ -59,7 +61,7 @@ class Sample:
     longest side exceeded 4096 px (boxes and mask are already scaled).
     """
 
-    image: Image.Image
+    image: Image.Image | None
     label: int
     boxes: np.ndarray
     mask: np.ndarray | None
@@ -72,8 +74,9 @@ def _warn(message: str) -> None:
     warnings.warn(message, DataWarning, stacklevel=3)
 
 
-class WSOLDataset(torch.utils.data.Dataset):
-    """Images + class labels + GT boxes (+ masks), the same for every on-disk format.
+class WSOLDataset:
+    """Images + class labels + GT boxes (+ masks), the same for every on-disk format: a map-style
+    dataset (``__len__``, ``__getitem__``) for torch's ``DataLoader`` and ``Subset``.
 
     ``skipped`` counts the bad images this process has met (each time one is met): with
     DataLoader workers each worker process counts its own, so the trainer should rely on
@@ -124,7 +127,6 @@ class WSOLDataset(torch.utils.data.Dataset):
         record = self.records[index]
         image, scale = load_image(record.path)
         width, height = image.size
-        boxes = as_boxes(record.boxes)
         scale_x = scale_y = scale
         if record.size is not None:
             stated_w, stated_h = record.size
@@ -136,8 +138,40 @@ class WSOLDataset(torch.utils.data.Dataset):
                     "image was rotated rather than resized)"
                 )
                 scale_x, scale_y = width / stated_w, height / stated_h
-        if scale_x != 1.0 or scale_y != 1.0:
-            boxes = scale_boxes(boxes, scale_x, scale_y)
+        return self._annotated(record, image, (width, height), (scale_x, scale_y), scale)
+
+    def read_annotation(self, index: int) -> Sample:
+        """Record ``index``'s annotation without decoding the image: a :class:`Sample` with
+        ``image`` None, in the annotation's own pixels (``scale`` 1). The size is the one the
+        metadata states (wsolevaluation's image_sizes.txt, ILSVRC's XML), else the image file's
+        header, else the first mask's; masks are read (PxAP needs them). What scoring saved
+        maps reads: the images themselves may be absent, as with wsolevaluation's evaluator.
+        Raises :class:`BadImageError` for an undecodable mask or header, ValueError when no
+        size can be known."""
+        record = self.records[index]
+        size = record.size if record.size is not None and min(record.size) > 0 else self._header_size(record)
+        return self._annotated(record, None, (int(size[0]), int(size[1])), (1.0, 1.0), 1.0)
+
+    @staticmethod
+    def _header_size(record: Record) -> tuple[int, int]:
+        """(w, h) of an image whose annotation states no size: its header, else its first mask's."""
+        if record.path is not None and Path(record.path).is_file():
+            return image_size(record.path)
+        if record.mask_paths:
+            return image_size(record.mask_paths[0], orient=False)
+        raise ValueError(f"image {record.image_id!r} ({record.source or 'annotation'}): no size is known without "
+                         f"the image — the metadata states none and {record.path} is absent; add its size "
+                         "(wsolevaluation: <split>/image_sizes.txt, 'path,w,h') or put the image there")
+
+    def _annotated(self, record: Record, image, size: tuple[int, int], box_scale: tuple[float, float],
+                   scale: float) -> Sample:
+        """The sample of ``record`` in pixels of ``size`` = (w, h): boxes scaled by ``box_scale``
+        = (x, y) from annotation pixels, instance masks (unioned) with their ignore region, one
+        box per instance when the annotation has masks but no boxes, boxes clipped to the image."""
+        width, height = size
+        boxes = as_boxes(record.boxes)
+        if box_scale != (1.0, 1.0):
+            boxes = scale_boxes(boxes, *box_scale)
         mask = None
         if record.mask_paths:
             instances = [load_mask(path, (width, height)) for path in record.mask_paths]
@@ -167,11 +201,12 @@ class WSOLDataset(torch.utils.data.Dataset):
                 )
         return valid_boxes(clipped)
 
-    def load_sample(self, index: int) -> Sample | None:
+    def load_sample(self, index: int, image: bool = True) -> Sample | None:
         """The original pixels and annotation of image ``index``; None (with a warning) if the
-        file cannot be decoded — an epoch never stops on one bad image."""
+        file cannot be decoded — an epoch never stops on one bad image. ``image=False``: the
+        annotation only (:meth:`read_annotation`), nothing decoded but the masks."""
         try:
-            return self.read(index)
+            return self.read(index) if image else self.read_annotation(index)
         except BadImageError as error:
             self.skipped += 1
             _warn(f"skipping image {self.records[index].image_id!r}: {error}")
@@ -181,6 +216,8 @@ class WSOLDataset(torch.utils.data.Dataset):
         """The transform's tensors (:class:`SampleTransform`) plus label, image_id and the
         annotation in the decoded image's pixels: orig_size (w, h), orig_boxes, and orig_mask
         (uint8 H×W, 1/0/255) when the image has a mask. None when the image cannot be decoded."""
+        import torch
+
         sample = self.load_sample(index)
         if sample is None:
             return None
@@ -199,6 +236,8 @@ def collate(batch: list) -> dict:
     """DataLoader ``collate_fn``: drops None (skipped images), stacks image/label, keeps lists
     for the per-image fields. ``num_skipped`` says how many were dropped; when every sample was
     bad, ``image`` has shape (0,) and the lists are empty."""
+    import torch
+
     kept = [item for item in batch if item is not None]
     out: dict = {"num_skipped": len(batch) - len(kept)}
     if not kept:
@@ -218,12 +257,13 @@ def collate(batch: list) -> dict:
 
 
 # ----------------------------------------------------------------------------- helpers for formats
-def check_files(records: Iterable[Record], fix: str) -> None:
+def check_files(records: Iterable[Record], fix: str, images: bool = True) -> None:
     """Collect every missing image/mask file, then raise one error listing the first few and
-    the count — at build time, so a typo in data_root costs seconds, not a crashed epoch."""
+    the count — at build time, so a typo in data_root costs seconds, not a crashed epoch.
+    ``images=False``: only the masks (a dataset whose images nothing will read)."""
     missing: list[str] = []
     for record in records:
-        paths = [record.path, *record.mask_paths, record.ignore_path]
+        paths = [record.path if images else None, *record.mask_paths, record.ignore_path]
         missing.extend(str(path) for path in paths if path is not None and not Path(path).is_file())
     if missing:
         shown = "\n  ".join(missing[:5])
@@ -280,6 +320,7 @@ def build_dataset(
     metadata_root: str | Path | None = None,
     image_size: int = 224,
     train: bool = False,
+    need_images: bool = True,
     **options,
 ) -> WSOLDataset:
     """Build the ``split`` of a dataset stored in ``format`` (see ``FORMATS``).
@@ -287,6 +328,9 @@ def build_dataset(
     Annotation errors (bad labels, unknown classes, malformed boxes) raise ValueError naming
     file and line; missing files raise one FileNotFoundError listing them. ``options`` are the
     format's own (e.g. ``val_every`` for cub, the generator options for synthetic).
+    ``need_images=False``: the images may be absent (only masks are checked) — for reading
+    annotations only (``load_sample(i, image=False)``), e.g. to score saved maps; the wsol
+    format then needs no ``data_root`` at all when ``metadata_root`` is given and no masks.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown dataset format {format!r}; choose one of {sorted(FORMATS)}")
@@ -299,8 +343,11 @@ def build_dataset(
     unknown = sorted(set(options) - set(known))
     if unknown and not accepts_any:
         raise TypeError(f"format {format!r} does not take option(s) {unknown}; its options are {known}")
-    if format != "synthetic" and data_root is None:
+    metadata_only = format == "wsol" and metadata_root is not None and not need_images
+    if format != "synthetic" and data_root is None and not metadata_only:
         raise ValueError(f"format {format!r} needs data_root (the folder holding the images)")
+    if "need_images" in parameters:
+        options["need_images"] = need_images
     return builder(
         split=split,
         data_root=None if data_root is None else Path(data_root).expanduser(),

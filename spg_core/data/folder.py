@@ -51,6 +51,7 @@ def build_folder(
     split_fractions=(0.8, 0.1, 0.1),
     split_seed: int = 0,
     check_files_exist: bool = True,
+    need_images: bool = True,
 ) -> WSOLDataset:
     if data_root.is_file():
         csv_path, root = data_root, data_root.parent
@@ -120,5 +121,5 @@ def build_folder(
             f"(without one, images are split {split_fractions} by a hash of their path)"
         )
     if check_files_exist:
-        check_files(records, f"fix: paths in {csv_path} are relative to {root}")
+        check_files(records, f"fix: paths in {csv_path} are relative to {root}", images=need_images)
     return WSOLDataset(records, class_names, image_size, train, format="folder", split=split, root=root)

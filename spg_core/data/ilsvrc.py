@@ -255,6 +255,7 @@ def build_ilsvrc(
     val_every: int = 50,
     split_seed: int = 0,
     check_files_exist: bool = True,
+    need_images: bool = True,
 ) -> WSOLDataset:
     roots = [data_root] + ([metadata_root] if metadata_root else [])
     wnids, names = read_synsets(_find_synsets(roots, synsets))
@@ -276,5 +277,6 @@ def build_ilsvrc(
     if not records:
         raise ValueError(f"ILSVRC split {split!r} under {data_root} has no images")
     if check_files_exist:
-        check_files(records, f"fix: data_root={data_root} must hold the images as laid out in spg_core/data/ilsvrc.py")
+        check_files(records, f"fix: data_root={data_root} must hold the images as laid out in spg_core/data/ilsvrc.py",
+                    images=need_images)
     return WSOLDataset(records, names, image_size, train, format="ilsvrc", split=split, root=data_root)

@@ -34,6 +34,7 @@ from PIL import Image, ImageOps
 MAX_SIDE = 4096
 MAX_PIXELS = 1 << 28  # 268 Mpx (16384²): above this a file is refused, not decoded
 _PIXEL_LIMIT_LOCK = threading.Lock()
+EXIF_ORIENTATION = 0x0112  # the tag ImageOps.exif_transpose reads; 5-8 swap width and height
 
 
 class BadImageError(Exception):
@@ -130,6 +131,24 @@ def load_image(path: str | Path, max_side: int | None = None, max_pixels: int | 
         image = image.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=2.0)
         scale *= factor
     return image, scale
+
+
+def image_size(path: str | Path, orient: bool = True) -> tuple[int, int]:
+    """(w, h) of an image file read from its header, nothing decoded: the displayed size
+    (EXIF orientation applied, as :func:`load_image` does) unless ``orient`` is False (masks,
+    which :func:`load_mask` reads as stored). Raises :class:`BadImageError` when unreadable."""
+    path = Path(path)
+    try:
+        with _pixel_limit(MAX_PIXELS):
+            image = Image.open(path)
+        with image:
+            width, height = image.size
+            transposed = orient and image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+    except FileNotFoundError as error:
+        raise BadImageError(f"{path}: file not found") from error
+    except Exception as error:
+        raise BadImageError(f"{path}: cannot read the image header ({type(error).__name__}: {error})") from error
+    return (height, width) if transposed else (width, height)
 
 
 def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:

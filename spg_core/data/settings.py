@@ -115,7 +115,8 @@ class DataSettings:
         split = values.pop("split")
         return cls(**values), split
 
-    def dataset(self, split: str, train: bool = False):
-        """The split as a WSOL dataset (``train=True``: with the training augmentation)."""
+    def dataset(self, split: str, train: bool = False, need_images: bool = True):
+        """The split as a WSOL dataset (``train=True``: with the training augmentation;
+        ``need_images=False``: for its annotations only, the images may be absent)."""
         return build_dataset(self.format, split, data_root=self.data_root, metadata_root=self.metadata_root,
-                             image_size=self.image_size, train=train, **self.synthetic)
+                             image_size=self.image_size, train=train, need_images=need_images, **self.synthetic)

@@ -533,6 +533,10 @@ class SyntheticDataset(WSOLDataset):
                 self._cache.popitem(last=False)
         return sample
 
+    def read_annotation(self, index: int) -> Sample:
+        """The generated sample, image included: the mask is drawn with the image."""
+        return self.read(index)
+
 
 _CONFIG_FIELDS = tuple(f.name for f in fields(SyntheticConfig))
 

@@ -14,20 +14,32 @@ Augmentation (paper §3.3 and wsolevaluation): train = resize to (S·256/224)² 
 -> horizontal flip with p = 0.5; test = resize to S×S; the paper's ten-crop test views
 (:func:`ten_crop_views`) are cut from the original image resized to (S·256/224)². Randomness
 comes from torch's global generator, so DataLoader worker seeding and the trainer's per-epoch
-seed control it.
+seed control it. The box functions are plain numpy; torch is imported by the functions that make
+tensors.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
 
 from spg_core.boxes import resize_boxes
 
+if TYPE_CHECKING:
+    import torch
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+@lru_cache(maxsize=1)
+def _mean_std():
+    """IMAGENET_MEAN and IMAGENET_STD as 3×1×1 tensors."""
+    import torch
+
+    return torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
 
 # ----------------------------------------------------------------------------- boxes (numpy, pure)
@@ -84,14 +96,18 @@ def mask_box(mask: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- tensors
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """PIL RGB -> float 3×H×W, ImageNet-normalised."""
+    import torch
+
+    mean, std = _mean_std()
     array = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)
-    return (array.float().div_(255.0) - _MEAN) / _STD
+    return (array.float().div_(255.0) - mean) / std
 
 
 def denormalize(tensor: torch.Tensor) -> np.ndarray:
     """Inverse of :func:`to_tensor`: float 3×H×W (normalised) -> uint8 H×W×3 for display."""
+    mean, std = _mean_std()
     tensor = tensor.detach().float().cpu()
-    image = tensor * _STD + _MEAN
+    image = tensor * std + mean
     return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
@@ -119,6 +135,8 @@ def ten_crop_views(image: Image.Image, crop_size: int) -> tuple:
 def ten_crop_tensor(image: Image.Image, crop_size: int) -> torch.Tensor:
     """:func:`ten_crop_views` of an image as one 10×3×S×S normalised tensor (:func:`to_tensor`):
     what the single-image path and the dataset items classify (``spg_core.localize``)."""
+    import torch
+
     return torch.stack([to_tensor(view) for view in ten_crop_views(image.convert("RGB"), crop_size)])
 
 
@@ -140,6 +158,8 @@ class SampleTransform:
         self.ten_crop = bool(ten_crop)
 
     def __call__(self, image: Image.Image, boxes: np.ndarray, mask: np.ndarray | None) -> dict:
+        import torch
+
         size = self.image_size
         width, height = image.size
         views = ten_crop_tensor(image, size) if self.ten_crop else None

@@ -21,6 +21,11 @@ treats them so). Mask paths are relative to ``mask_root`` (default: the first of
 pixel > 127 that is not object becomes 255 (excluded from PxAP, as in wsolevaluation). Mask-form
 images get one GT box per instance mask (its tight box). Class names come from
 ``class_names.txt`` next to the split folders when present, otherwise the label numbers.
+
+Reading annotations only (``need_images=False``: scoring saved maps, as wsolevaluation's own
+evaluator does) needs no image file: ``data_root`` may be a folder without the images (it still
+locates the masks), or None when no masks are listed; image sizes then come from
+image_sizes.txt (else a mask's size).
 """
 from __future__ import annotations
 
@@ -92,6 +97,7 @@ def build_wsol(
     mask_root: str | Path | None = None,
     num_classes: int | None = None,
     check_files_exist: bool = True,
+    need_images: bool = True,
 ) -> WSOLDataset:
     split_dir = _resolve_split_dir(metadata_root or data_root / "metadata", split, dataset)
     dataset_dir = split_dir.parent
@@ -134,10 +140,16 @@ def build_wsol(
                     ignores[fields[0]] = fields[2]
 
     image_root = data_root
-    if ids and not (data_root / ids[0][1]).is_file() and (data_root / "images" / ids[0][1]).is_file():
+    if data_root is None:  # annotations only (need_images=False): no image is ever read
+        if masks and mask_root is None:
+            raise ValueError(f"{localization} lists masks, which are relative to the dataset folder: pass data_root= "
+                             "(--data-root) the folder holding them (the images may be absent), or mask_root=")
+    elif ids and not (data_root / ids[0][1]).is_file() and (data_root / "images" / ids[0][1]).is_file():
         image_root = data_root / "images"
     if mask_root is not None:
         mask_base = Path(mask_root)
+    elif data_root is None:
+        mask_base = None
     else:
         first_mask = next(iter(masks.values()), [None])[0]
         mask_base = data_root
@@ -158,7 +170,7 @@ def build_wsol(
                 image_id=image_id,
                 label=label,
                 boxes=np.asarray(boxes.get(image_id, np.zeros((0, 4))), np.float32).reshape(-1, 4),
-                path=image_root / image_id,
+                path=None if image_root is None else image_root / image_id,
                 size=sizes.get(image_id),
                 mask_paths=tuple(mask_base / m for m in masks.get(image_id, ())),
                 ignore_path=mask_base / ignores[image_id] if image_id in ignores else None,
@@ -169,5 +181,5 @@ def build_wsol(
         raise ValueError(f"{split_dir / 'image_ids.txt'} lists no images")
     if check_files_exist:
         check_files(records, f"fix: data_root={data_root} must be the folder the paths in {split_dir}/image_ids.txt "
-                             "are relative to (and mask_root= for the mask paths)")
+                             "are relative to (and mask_root= for the mask paths)", images=need_images)
     return WSOLDataset(records, class_names, image_size, train, format="wsol", split=split, root=image_root)

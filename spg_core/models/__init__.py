@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from spg_core.config import LR_GROUPS
 from spg_core.models.heads import (
     Backbone,
     BackboneFeatures,
@@ -57,7 +58,7 @@ VARIANTS = ("spg", "plain", "no-share", "no-c", "no-cascade")
 #                   ResNet50 layer4 only (its SPG heads at 1×), Inception-v3 the heads (= paper).
 #                   Refused for the other backbones, as wsolevaluation refuses an architecture it
 #                   has no pattern for.
-LR_GROUPS = ("paper", "wsolevaluation")
+# (The tuple lives in spg_core.config, beside the lr_groups field, so the CLI needs no torch.)
 
 _BACKBONES: dict[str, Callable[..., Backbone]] = {}
 

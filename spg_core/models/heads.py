@@ -21,6 +21,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from spg_core.config import SPG_C_DEPTHS
+
 
 @dataclass(frozen=True)
 class HeadConfig:
@@ -176,7 +178,7 @@ C_INITS = ("zero", "xavier")
 # Number of 3×3 convs (+ReLU) of SPG-C before its 1×1 output conv (model option ``spg_c_depth``,
 # ``--spg-c-depth``): 1 in both reference codes (the default), 2 as paper §3.3 describes SPG-C (two
 # 3×3 convs of 512 filters, then the 1×1).
-SPG_C_DEPTHS = (1, 2)
+# (The tuple lives in spg_core.config, so the CLI needs no torch.)
 
 
 def check_spg_c_depth(depth) -> int:
