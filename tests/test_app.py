@@ -480,3 +480,8 @@ def test_maps_folder_errors_are_one_line(tmp_path):
     assert "holds no .npy map" in texts(at)
     at = start(None, model_choice="__maps__", maps_dir="/etc")
     assert "outside the folders" in texts(at)
+
+
+def test_maps_folder_on_the_training_page_says_why_not(maps_folder):
+    at = start_maps(maps_folder, page="training")
+    assert "no training to replay" in texts(at)
