@@ -408,8 +408,10 @@ def maps_folder(runs, tmp_path_factory):
     config = TrainConfig.from_dict(load_config_file(runs["spg"] / "config.yaml"))
     data = write_wsol(root / "data", SyntheticConfig(image_size=config.image_size, **config.synthetic),
                       splits=("test",), progress=False)
+    shutil.copytree(data, root / "with_images")
     shutil.rmtree(data / "images")
-    return {"maps": root / "maps", "squared": root / "squared", "data": data, "metadata": data / "metadata"}
+    return {"maps": root / "maps", "squared": root / "squared", "data": data, "metadata": data / "metadata",
+            "with_images": root / "with_images"}
 
 
 def start_maps(maps_folder, page: str | None = None, **state) -> AppTest:
@@ -432,7 +434,7 @@ def test_maps_folder_on_the_dataset_page_scores_as_evaluate_maps(maps_folder):
     row = table.iloc[0]
     assert row["images"] == IMAGES == expected["num_images"]
     for column, name in (("MaxBoxAcc", "maxboxacc"), ("MaxBoxAccV2", "maxboxacc_v2"), ("PxAP", "pxap")):
-        assert row[column] == round(expected[name], 1), column
+        assert float(row[column]) == round(expected[name], 1), column
     assert row["Top-1 Loc"] == "—" and row["Top-1 cls"] == "—"
     assert "has no classifier" in texts(at)
 
@@ -470,7 +472,7 @@ def test_a_run_and_two_maps_folders_on_one_chart(runs, maps_folder):
     table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
     assert len(table) == 3
     # The run's own exported maps score as the run does (wsolevaluation's numbers).
-    assert table.loc[1, "MaxBoxAccV2"] == table.loc[0, "MaxBoxAccV2"]
+    assert float(table.loc[1, "MaxBoxAccV2"]) == float(table.loc[0, "MaxBoxAccV2"])
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert len([trace for trace in chart["data"] if "GT-known" in trace.get("name", "")]) == 3
 
@@ -485,3 +487,23 @@ def test_maps_folder_errors_are_one_line(tmp_path):
 def test_maps_folder_on_the_training_page_says_why_not(maps_folder):
     at = start_maps(maps_folder, page="training")
     assert "no training to replay" in texts(at)
+
+
+def test_maps_folder_with_images_compares_with_a_run_on_the_same_images(runs, maps_folder):
+    """The sidebar's maps folder over metadata with its images; the run that wrote the maps, typed
+    below the list, is scored on those images at its own input size: the same wsolevaluation numbers."""
+    at = start(None, page="dataset", model_choice="__maps__", maps_dir=str(maps_folder["maps"]), maps_label="exported",
+               maps_metadata_root=str(maps_folder["with_images"] / "metadata"),
+               maps_data_root=str(maps_folder["with_images"]), eval_n=IMAGES, compare_more=str(runs["spg"]))
+    assert "no images" not in texts(at)
+    at.button(key="evaluate_button").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
+    assert len(table) == 2
+    assert float(table.loc[0, "MaxBoxAccV2"]) == float(table.loc[1, "MaxBoxAccV2"])
+    assert table.loc[0, "Top-1 cls"] == "—" and table.loc[1, "Top-1 cls"] != "—"
+    at = start(None, model_choice="__maps__", maps_dir=str(maps_folder["maps"]),
+               maps_metadata_root=str(maps_folder["with_images"] / "metadata"),
+               maps_data_root=str(maps_folder["with_images"]), explore_index=2)
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs if img.alt == "Map and box"]
+    assert captions and "over the image" in captions[0]

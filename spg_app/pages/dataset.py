@@ -88,7 +88,9 @@ def metrics_table(results: list[tuple[str, dict]]) -> pd.DataFrame:
     numeric = [c for c in table.columns if c not in ("model", "images", "protocol", "τ")]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce").round(1)
     # A maps folder has no classifier (no Top-1 Loc, no classification), a protocol no V2: "—", not NaN.
-    table[numeric] = table[numeric].astype(object).where(table[numeric].notna(), "—")
+    for column in numeric:  # as text where a value is missing (one type per column for the grid)
+        if table[column].isna().any():
+            table[column] = [f"{v:.1f}" if pd.notna(v) else "—" for v in table[column]]
     return table
 
 
