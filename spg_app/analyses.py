@@ -4,12 +4,15 @@ curves and per-image seed statistics of the first N images, with a progress bar,
 answers for the settings it was computed with, so those pages open with results."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from spg_app import precomputed
-from spg_app.computations import evaluate_first, seed_statistics_first
-from spg_app.loaders import result_cache
+from spg_app.computations import evaluate_first, evaluate_maps_first, seed_statistics_first
+from spg_app.loaders import load_dataset, result_cache
 from spg_app.state import Context, ModelContext
+from spg_core.data.settings import DataSettings
 
 FAILURE_NOTES = {
     "ok": "class right and IoU ≥ 0.5",
@@ -45,6 +48,12 @@ def cached_or_stored(key: tuple, folder, settings: dict):
     return result
 
 
+def with_image_size(data_key: str, image_size: int) -> str:
+    """The same images (``DataSettings.key``) at another network input size."""
+    settings, split = DataSettings.from_key(data_key)
+    return replace(settings, image_size=int(image_size)).key(split)
+
+
 def evaluation(ctx: Context, model: ModelContext, n: int, protocol: str, compute: bool,
                map_stage: str = "attention") -> dict | None:
     """spg_core.evaluate.evaluate on the first ``n`` images at the sidebar's τ, cached per
@@ -52,15 +61,30 @@ def evaluation(ctx: Context, model: ModelContext, n: int, protocol: str, compute
     (with a progress bar) only when ``compute``."""
     settings = evaluation_settings(ctx, n, protocol, map_stage)
     tau = settings["tau"]
-    key = ("evaluate", model.key, ctx.data_key, int(n), protocol, tau, map_stage)
+    data_key, dataset = ctx.data_key, ctx.dataset
+    if not model.is_maps and ctx.model is not None and ctx.model.is_maps:
+        # A run compared with the sidebar's maps folder: the same images at the run's own input size.
+        if not ctx.has_images:
+            st.warning(f"{model.label} needs the images: give the data root of the images in the sidebar.")
+            return None
+        data_key = with_image_size(ctx.data_key, model.config.image_size)
+        dataset = load_dataset(data_key)
+        if dataset.num_classes != model.localizer.model.num_classes:
+            st.warning(f"{model.label} has {model.localizer.model.num_classes} classes, these images "
+                       f"{dataset.num_classes}: it cannot be scored on them.")
+            return None
+    key = ("evaluate", model.key, data_key, int(n), protocol, tau, map_stage)
     result = cached_or_stored(key, model.folder, settings)
     if result is not None or not compute:
         return result
     bar = st.progress(0.0, text=f"Evaluating {model.label}…")
     try:
-        result = evaluate_first(model.localizer.model, ctx.dataset, n, protocol, tau, map_stage,
-                                progress_callback(bar, f"Evaluating {model.label}"))
-    except (ValueError, KeyError, IndexError, RuntimeError) as error:
+        if model.is_maps:
+            result = evaluate_maps_first(model.maps_dir, dataset, n, protocol, tau)
+        else:
+            result = evaluate_first(model.localizer.model, dataset, n, protocol, tau, map_stage,
+                                    progress_callback(bar, f"Evaluating {model.label}"))
+    except (ValueError, KeyError, IndexError, RuntimeError, OSError) as error:
         bar.empty()
         st.error(f"Evaluation of {model.label} failed: {error}")
         return None

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from spg_app.datasets import DatasetView
-from spg_core.evaluate import evaluate
+from spg_core.evaluate import evaluate, evaluate_maps, map_folder_inputs
 from spg_core.guidance import PRESETS, guided_stage
 from spg_core.sweeps import guidance_batches, seed_sweep, summarize_sweep
 
@@ -25,6 +25,19 @@ def evaluate_first(model, dataset, n: int, protocol: str, tau: float, map_stage:
     extra = {} if map_stage == "attention" else {"map_stage": map_stage}
     metrics, rows, curves = evaluate(model, view, device="cpu", protocol=protocol, tau=tau, progress=False,
                                      batch_size=32, cam_curve_interval=CAM_CURVE_INTERVAL, **extra)
+    return {"metrics": metrics, "rows": rows, "curves": curves, "tau": tau, "n": int(n), "protocol": protocol}
+
+
+def evaluate_maps_first(folder, dataset, n: int, protocol: str, tau: float) -> dict:
+    """What :func:`evaluate_first` returns, for a folder of ``<image_id>.npy`` maps scored against
+    the first ``n`` images' annotations by the functions ``evaluate-maps`` uses
+    (``spg_core.evaluate.map_folder_inputs`` + ``evaluate_maps``; no image is read). A maps folder
+    has no classifier: no classification numbers, no Top-1/Top-5 Loc. The paper protocol boxes
+    on the original image's pixels, as ``evaluate-maps`` does. Raises what they raise (a missing
+    map: FileNotFoundError)."""
+    gt, stream = map_folder_inputs(folder, dataset, n)
+    metrics, rows, curves = evaluate_maps(stream, gt, protocol, CAM_CURVE_INTERVAL,
+                                          split=str(getattr(dataset, "split", None) or "report"), tau=tau)
     return {"metrics": metrics, "rows": rows, "curves": curves, "tau": tau, "n": int(n), "protocol": protocol}
 
 

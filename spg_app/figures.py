@@ -66,8 +66,11 @@ def rename_curves(label: str, curves: dict, chosen: list[str]) -> dict:
             for name, curve in curves.items() if name in chosen}
 
 
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
 def accuracy_figure(results: list[tuple[str, dict]], chosen: list[str], tau: float) -> go.Figure:
-    """Accuracy against τ (``report.curves_figure``) of one or two evaluations ``(label, result)``
+    """Accuracy against τ (``report.curves_figure``) of any number of evaluations ``(label, result)``
     on the same axes: colour by curve kind, line style by model."""
     combined = {}
     for label, result in results:
@@ -78,11 +81,12 @@ def accuracy_figure(results: list[tuple[str, dict]], chosen: list[str], tau: flo
         model_index = next((i for i, (label, _) in enumerate(results) if trace.name.startswith(f"{label} · ")), 0)
         kind = next((k for k, name in enumerate(kinds) if f" · {name} (" in trace.name), 0)
         trace.line.color = PALETTE[kind % len(PALETTE)]
-        trace.line.dash = ("solid", "dash", "dot")[model_index % 3]
+        trace.line.dash = DASHES[model_index % len(DASHES)]
     fig.update_layout(height=480)
     for annotation in fig.layout.annotations:
         if annotation.text == "accuracy vs τ":
-            annotation.text = "accuracy vs τ (solid: first model, dashed: second)"
+            annotation.text = ("accuracy vs τ (line style by model: " + ", ".join(
+                f"{DASHES[i % len(DASHES)]}: {label}" for i, (label, _) in enumerate(results)) + ")")
     return fig
 
 
@@ -91,7 +95,7 @@ def iou_histogram(results: list[tuple[str, dict]]) -> go.Figure:
     fig = go.Figure()
     for index, (label, result) in enumerate(results):
         fig.add_trace(go.Histogram(x=[row["iou"] for row in result["rows"]], name=label, opacity=0.6,
-                                   xbins=dict(start=0, end=1.0001, size=0.05), marker_color=PALETTE[index]))
+                                   xbins=dict(start=0, end=1.0001, size=0.05), marker_color=PALETTE[index % len(PALETTE)]))
     fig.add_vline(x=0.5, line_dash="dot", annotation_text="IoU 0.5")
     fig.update_layout(barmode="overlay", template="plotly_white", height=360, xaxis_title="IoU of the box at τ",
                       yaxis_title="images", xaxis_range=[0, 1], title="Per-image IoU at the chosen τ",

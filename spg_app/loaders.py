@@ -9,16 +9,19 @@ import functools
 import hashlib
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import streamlit as st
 
 from spg_app import pictures
 from spg_app.growth import GUIDANCE_KEPT
 from spg_app.runs import run_stamp, variant_label
-from spg_app.state import ModelContext
+from spg_app.state import MapsContext, ModelContext
 from spg_app.uploads import read_upload
 from spg_core.config import load_config_file
+from spg_core.exports import map_path
 from spg_core.localize import Localizer
 from spg_core.replay import load_replay
 from spg_core.runs import load_run, resolve_run
@@ -74,9 +77,11 @@ def load_run_replay(folder: str, stamp: str):
 
 
 @st.cache_resource(show_spinner="Preparing the dataset…", max_entries=8)
-def load_dataset(key: str):
+def load_dataset(key: str, need_images: bool = True):
+    """The dataset of a ``DataSettings.key``; ``need_images=False``: its annotations only (the
+    images may be absent), what a maps folder is scored against."""
     settings, split = DataSettings.from_key(key)
-    return settings.dataset(split)
+    return settings.dataset(split, need_images=need_images)
 
 
 @st.cache_resource(show_spinner="Loading the ImageNet EfficientNet-Lite0…")
@@ -174,3 +179,28 @@ def open_imagenet() -> ModelContext:
 def dataset_image_key(data_key: str, index: int) -> str:
     """Cache key of one dataset image (the maps of ``predict_maps`` are keyed on it)."""
     return f"{short_hash(data_key)}#{index}"
+
+
+def maps_stamp(folder: Path) -> str:
+    """Changes when files are added to or removed from the maps folder or its first-level folders
+    (wsolevaluation's ``<split>/<class>/`` layout adds one or two levels)."""
+    stamps = [folder.stat().st_mtime_ns]
+    stamps += [child.stat().st_mtime_ns for child in folder.iterdir() if child.is_dir()]
+    return f"{max(stamps)}"
+
+
+def open_maps(folder, label: str | None = None) -> MapsContext:
+    """A maps folder (``<image_id>.npy``) as a model-like context; ValueError when it holds no map."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    if next(folder.rglob("*.npy"), None) is None:
+        raise ValueError(f"{folder} holds no .npy map (expected <image_id>.npy, e.g. test/00000.png.npy)")
+    name = (label or "").strip() or folder.name
+    return MapsContext(folder, f"maps:{folder}@{maps_stamp(folder)}", f"{name} (maps folder)")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def load_map(maps_key: str, folder: str, image_id: str) -> np.ndarray:
+    """One image's map of a maps folder (``spg_core.exports.map_path``), as ``evaluate-maps`` reads it."""
+    return np.load(map_path(folder, image_id))

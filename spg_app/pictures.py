@@ -6,7 +6,11 @@ import io
 
 import numpy as np
 
+from PIL import Image
+
 from spg_app.thresholds import ThresholdView
+from spg_core import viz
+from spg_core.boxes import minmax_numpy
 from spg_core.localize import StageMaps
 
 STRIP_SIDE = 240  # display width of a strip tile, in CSS pixels
@@ -115,3 +119,13 @@ def strip_pictures(stage_maps: StageMaps, view: ThresholdView, alpha: float = 0.
             picture = map_picture(stage_maps, name, alpha)
         out.append((name, title, picture))
     return out
+
+
+def maps_picture(sample, score_map, alpha: float = 0.5) -> Image.Image:
+    """A maps folder's map (min-max normalised) over the image when the sample has one, else the
+    colourised map alone at the image's size (metadata without images)."""
+    normalized = minmax_numpy(score_map)
+    if getattr(sample, "image", None) is not None:
+        return viz.heatmap_overlay(sample.image, normalized, alpha)
+    width, height = (int(v) for v in sample.size)
+    return Image.fromarray(viz.colorize(normalized)).resize((width, height), Image.BILINEAR)

@@ -6,9 +6,9 @@ import streamlit as st
 
 from spg_app import tour
 from spg_app.paths import allowed_path
-from spg_app.loaders import load_dataset, open_imagenet, open_model, run_variant
+from spg_app.loaders import load_dataset, open_imagenet, open_maps, open_model, run_variant
 from spg_app.runs import DEFAULT_TAU, default_tau, run_metrics, run_stamp, variant_label
-from spg_app.state import IMAGENET, OTHER_RUN, Context, ModelContext
+from spg_app.state import IMAGENET, MAPS_FOLDER, OTHER_RUN, Context, MapsContext, ModelContext
 from spg_core.data import SPLITS
 from spg_core.data.synthetic import PART_LOOKS, PART_POSITIONS
 from spg_core.runs import resolve_run, shipped_runs
@@ -22,6 +22,8 @@ def run_label(name: str) -> str:
         return "Another run folder (RUN_DIR)…"
     if name == IMAGENET:
         return IMAGENET_LABEL
+    if name == MAPS_FOLDER:
+        return "A maps folder (any method)…"
     try:
         variant = run_variant(name, run_stamp(resolve_run(name)))
     except (FileNotFoundError, OSError):
@@ -33,7 +35,7 @@ def sidebar_model() -> ModelContext | None:
     bar = st.sidebar
     bar.header("Model")
     runs = shipped_runs()
-    options = [*runs, IMAGENET, OTHER_RUN]
+    options = [*runs, IMAGENET, OTHER_RUN, MAPS_FOLDER]
     if st.session_state.get("model_choice") not in options:
         st.session_state["model_choice"] = "synthetic-spg" if "synthetic-spg" in runs else options[0]
     choice = bar.selectbox("Trained run", options, key="model_choice", format_func=run_label,
@@ -53,6 +55,8 @@ def sidebar_model() -> ModelContext | None:
                     "nothing downloaded) · 1000 classes · 224 px input · no SPG heads (they can be grown on a photo).")
         bar.info("Uploads only: this model has no dataset here. Upload a photo on the Explore page.")
         return model
+    if choice == MAPS_FOLDER:
+        return sidebar_maps()
     if choice == OTHER_RUN:
         run = bar.text_input("RUN_DIR", key="run_dir", placeholder="runs/my-spg",
                              help="A folder holding checkpoint.pt, or the checkpoint file itself.").strip()
@@ -75,7 +79,63 @@ def sidebar_model() -> ModelContext | None:
     return model
 
 
+def sidebar_maps() -> MapsContext | None:
+    """A folder of ``<image_id>.npy`` maps (wsolevaluation's layout), from any method."""
+    bar = st.sidebar
+    folder = bar.text_input("Maps folder", key="maps_dir", placeholder="maps/my-method",
+                            help="`<image_id>.npy` per image (wsolevaluation's layout, e.g. what "
+                                 "`evaluate --export-maps` or wsolevaluation's inference.py writes).").strip()
+    label = bar.text_input("Method name", key="maps_label", placeholder="e.g. CAM, ADL, my method")
+    if not folder:
+        bar.info("Type the path of a folder of `<image_id>.npy` maps.")
+        return None
+    try:
+        model = open_maps(allowed_path(folder), label)
+    except (ValueError, OSError) as error:
+        bar.error(f"Could not open the maps folder {folder!r}: {error}")
+        return None
+    bar.caption("A maps folder has no classifier: classification and Top-1 Loc are not available; GT-known Loc, "
+                "MaxBoxAcc/V2 and PxAP are, scored as `evaluate-maps` scores them.")
+    return model
+
+
+def sidebar_maps_data(ctx: Context) -> None:
+    """The wsolevaluation metadata a maps folder is scored against; the images are optional."""
+    bar = st.sidebar
+    bar.header("Data")
+    bar.caption("Format: wsol (wsolevaluation's metadata).")
+    metadata = bar.text_input("Metadata root (--metadata-root)", key="maps_metadata_root",
+                              help="The folder holding <split>/image_ids.txt, class_labels.txt, localization.txt "
+                                   "(image_sizes.txt when the images are absent).").strip()
+    data_root = bar.text_input("Data root (--data-root, optional: images, masks)", key="maps_data_root").strip()
+    st.session_state.setdefault("data_split", "test")
+    split = bar.selectbox("Split", SPLITS, key="data_split")
+    if not metadata:
+        bar.info("Type the metadata root of the images the maps are of.")
+        return
+    try:
+        flags = {"format": "wsol", "metadata_root": str(allowed_path(metadata)),
+                 "data_root": str(allowed_path(data_root)) if data_root else None}
+        settings = DataSettings.from_flags(None, **flags)
+        key = settings.key(split)
+        dataset = load_dataset(key, need_images=False)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as error:
+        bar.error(f"Could not open the metadata: {error}")
+        return
+    if len(dataset) == 0:
+        bar.error(f"The {split} split is empty; pick another split.")
+        return
+    first = dataset.records[0].path
+    ctx.has_images = first is not None and first.is_file()
+    ctx.dataset, ctx.data_key, ctx.gt_usable = dataset, key, True
+    ctx.data_label = f"wsol · {split} · {len(dataset)} images" + ("" if ctx.has_images else " · no images")
+    bar.caption(ctx.data_label)
+
+
 def sidebar_data(model: ModelContext, ctx: Context) -> None:
+    if model.is_maps:
+        sidebar_maps_data(ctx)
+        return
     bar = st.sidebar
     bar.header("Data")
     source = bar.radio("Images from", ["benchmark", "custom"], key="data_source",
@@ -146,11 +206,11 @@ def sidebar_display(model: ModelContext | None, ctx: Context) -> None:
     bar = st.sidebar
     bar.header("Box and display")
     if "tau" not in st.session_state:
-        st.session_state["tau"] = default_tau(model.folder) if model else DEFAULT_TAU
+        st.session_state["tau"] = default_tau(model.folder) if model and model.folder else DEFAULT_TAU
     ctx.tau = bar.slider("Box threshold τ", 0.0, 0.99, step=0.01, key="tau", format="%.2f",
                          help="The localisation map is min-max normalised and kept where ≥ τ; the box is the "
                               "tight box of the largest connected component (paper §4, after CAM).")
-    if model is not None:
+    if model is not None and model.folder is not None:
         note = ("τ chosen on the held-out split by the run's metrics.json" if run_metrics(model.folder)
                 else f"default {DEFAULT_TAU} (CAM's)")
         bar.caption(f"Suggested: {default_tau(model.folder):.2f} — {note}")

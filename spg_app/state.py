@@ -16,11 +16,13 @@ from spg_core.localize import Localizer
 
 OTHER_RUN = "__run_dir__"  # model_choice: a run folder typed in the sidebar
 IMAGENET = "__imagenet__"  # model_choice: the pretrained ImageNet classifier
+MAPS_FOLDER = "__maps__"  # model_choice: a folder of <image_id>.npy maps (any method), no model
 PAGE_REQUEST = "page_request"  # a page name set to switch to it on the next run
 # Widgets of one page lose their state while another page is shown; re-assigning these keys at
 # the top of every run keeps thresholds, the chosen image and the filters across page switches.
 PERSISTENT_KEYS = (
-    "model_choice", "run_dir", "image_source", "browse_mode", "explore_index", "explore_class", "explore_class_rank", "worst_n", "worst_rank",
+    "model_choice", "run_dir", "maps_dir", "maps_label", "maps_metadata_root", "maps_data_root", "compare_more",
+    "image_source", "browse_mode", "explore_index", "explore_class", "explore_class_rank", "worst_n", "worst_rank",
     "view_class", "box_stage", "preset", *(f"delta_{stage}" for stage in STAGE_NAMES), "show_histograms",
     "compare_runs", "compare_with", "compare_run_dir", "eval_n", "eval_protocol", "eval_map_stage", "eval_curves",
     "sweep_stage", "sweep_n", "sweep_step", "sweep_kind",
@@ -45,6 +47,7 @@ class ModelContext:
     label: str
     folder: Path
     uploads_only: bool = False  # a classifier without a dataset here (the ImageNet model)
+    is_maps = False
 
     @property
     def variant(self) -> str:
@@ -52,12 +55,34 @@ class ModelContext:
 
 
 @dataclass
+class MapsContext:
+    """A folder of ``<image_id>.npy`` maps (wsolevaluation's layout, any method) used like a
+    model: its per-image map is the file's (the GT class's map only), scored by the functions
+    ``evaluate-maps`` uses. No classifier, no SPG branches, no run folder."""
+
+    maps_dir: Path
+    key: str
+    label: str
+    folder: None = None  # no run folder: no metrics.json, no precomputed evaluation, no replay
+    localizer: None = None
+    config: None = None
+    uploads_only: bool = False
+    is_maps = True
+    variant = "maps"
+
+    @property
+    def info(self) -> dict:
+        return {}
+
+
+@dataclass
 class Context:
-    model: ModelContext | None = None
+    model: ModelContext | MapsContext | None = None
     dataset: object = None
     data_key: str = ""
     data_label: str = ""
     gt_usable: bool = False
+    has_images: bool = True  # False: annotations only (a maps folder's image-less metadata)
     tau: float = DEFAULT_TAU
     alpha: float = 0.5
 

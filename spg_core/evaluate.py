@@ -51,6 +51,7 @@ __all__ = [
     "evaluate",
     "evaluate_run",
     "evaluate_map_folder",
+    "map_folder_inputs",
 ]
 
 PROTOCOLS = ("paper", "wsolevaluation")
@@ -647,10 +648,11 @@ def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_s
     return json_ready(metrics)
 
 
-def _maps_from_folder(folder, dataset):
+def _maps_from_folder(folder, dataset, limit: int | None = None):
     from spg_core.exports import map_path
 
-    for index in range(len(dataset)):
+    count = len(dataset) if limit is None else min(int(limit), len(dataset))
+    for index in range(count):
         sample = dataset.load_sample(index, image=False)  # the annotation: no image is decoded
         if sample is None:
             continue
@@ -660,18 +662,23 @@ def _maps_from_folder(folder, dataset):
         yield sample, np.load(path)
 
 
+def map_folder_inputs(folder, dataset, limit: int | None = None) -> tuple[dict, list]:
+    """``(gt, stream)`` for :func:`evaluate_maps` / :func:`score_maps_split` from a folder of
+    ``<image_id>.npy`` maps and a dataset's annotations (its first ``limit`` images; no image is
+    read): what ``evaluate-maps`` scores, and the app's maps-folder model."""
+    gt, stream = {}, []
+    for sample, score_map in _maps_from_folder(folder, dataset, limit):
+        gt[sample.image_id] = (sample.boxes, sample.size, sample.mask, sample.label)
+        stream.append((sample.image_id, score_map))
+    return gt, stream
+
+
 def evaluate_map_folder(maps, dataset, protocol: str = "wsolevaluation", cam_curve_interval: float = 0.01, out=None,
                         threshold_maps=None, threshold_dataset=None, tau=None, export_coco=None) -> dict:
     """``python -m spg_core evaluate-maps``: score ``<maps>/<image_id>.npy`` against a dataset's
     annotations (no model, no image read). A held-out split's maps + dataset choose τ for the
     Loc metrics. ``export_coco``: a file for the boxes as COCO detections."""
-    def collect(folder, data):
-        gt, stream = {}, []
-        for sample, score_map in _maps_from_folder(folder, data):
-            gt[sample.image_id] = (sample.boxes, sample.size, sample.mask, sample.label)
-            stream.append((sample.image_id, score_map))
-        return gt, stream
-
+    collect = map_folder_inputs
     workers = min(4, os.cpu_count() or 1)
     threshold_curves = None
     if (threshold_maps is None) != (threshold_dataset is None):

@@ -385,3 +385,125 @@ def test_imagenet_model_on_an_uploaded_photo_and_grown_guidance(runs, monkeypatc
     assert not at.exception and "B2" not in images(at)
     at = start(model_choice="__imagenet__", page="dataset")  # the other pages need a dataset: said, not raised
     assert "has no dataset here" in texts(at)
+
+
+# ----------------------------------------------------------------------------- a maps folder as a model
+@pytest.fixture(scope="module")
+def maps_folder(runs, tmp_path_factory):
+    """The tiny run's test maps exported as wsolevaluation score maps, a second folder of other maps
+    (its maps squared), and the run's benchmark written as wsol metadata without its images."""
+    import shutil
+
+    from spg_core.cli import main
+    from spg_core.config import TrainConfig, load_config_file
+    from spg_core.data import SyntheticConfig, write_wsol
+
+    root = tmp_path_factory.mktemp("maps")
+    assert main(["evaluate", "--run", str(runs["spg"]), "--protocol", "wsolevaluation", "--device", "cpu",
+                 "--threshold-split", "", "--out", str(root / "eval"), "--export-maps", str(root / "maps")]) == 0
+    for path in (root / "maps").rglob("*.npy"):
+        target = root / "squared" / path.relative_to(root / "maps")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.save(target, np.load(path) ** 2)
+    config = TrainConfig.from_dict(load_config_file(runs["spg"] / "config.yaml"))
+    data = write_wsol(root / "data", SyntheticConfig(image_size=config.image_size, **config.synthetic),
+                      splits=("test",), progress=False)
+    shutil.copytree(data, root / "with_images")
+    shutil.rmtree(data / "images")
+    return {"maps": root / "maps", "squared": root / "squared", "data": data, "metadata": data / "metadata",
+            "with_images": root / "with_images"}
+
+
+def start_maps(maps_folder, page: str | None = None, **state) -> AppTest:
+    return start(None, page, model_choice="__maps__", maps_dir=str(maps_folder["maps"]), maps_label="exported",
+                 maps_metadata_root=str(maps_folder["metadata"]), maps_data_root=str(maps_folder["data"]), **state)
+
+
+def test_maps_folder_on_the_dataset_page_scores_as_evaluate_maps(maps_folder):
+    from spg_core.data.settings import DataSettings
+    from spg_core.evaluate import evaluate_map_folder
+
+    at = start_maps(maps_folder, page="dataset", eval_n=IMAGES)
+    assert "no images" in texts(at)
+    at.button(key="evaluate_button").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
+    dataset = DataSettings.from_flags(None, format="wsol", data_root=str(maps_folder["data"]),
+                                      metadata_root=str(maps_folder["metadata"])).dataset("test", need_images=False)
+    expected = evaluate_map_folder(maps_folder["maps"], dataset)
+    row = table.iloc[0]
+    assert row["images"] == IMAGES == expected["num_images"]
+    for column, name in (("MaxBoxAcc", "maxboxacc"), ("MaxBoxAccV2", "maxboxacc_v2"), ("PxAP", "pxap")):
+        assert float(row[column]) == round(expected[name], 1), column
+    assert row["Top-1 Loc"] == "—" and row["Top-1 cls"] == "—"
+    assert "has no classifier" in texts(at)
+
+
+def test_maps_folder_triage_lists_worst_iou_first(maps_folder):
+    at = start_maps(maps_folder, page="triage", triage_n=IMAGES,
+                    triage_failures=["ok", "wrong-class", "part-only", "too-large", "wrong-place"])
+    at.button(key="triage_button").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    captions = [c.value for c in at.caption if c.value.startswith("**#")]
+    assert len(captions) == min(IMAGES, 12)
+    ious = [float(c.split("IoU ")[1].split(" ")[0]) for c in captions]
+    assert ious == sorted(ious)
+    assert "Mask-A fallback does not apply" in texts(at)
+
+
+def test_maps_folder_explore_shows_its_map_and_box_without_images(maps_folder):
+    at = start_maps(maps_folder, explore_index=3)
+    assert not at.exception, [e.message for e in at.exception]
+    assert "Map and box" in images(at)
+    assert metric(at, "IoU of the box with GT") != "—"
+    assert "does not apply to a maps folder" in texts(at)
+    before = metric(at, "Predicted box (x0, y0, x1, y1)")
+    at.sidebar.slider(key="tau").set_value(0.9).run()
+    assert not at.exception
+    assert metric(at, "Predicted box (x0, y0, x1, y1)") != before
+
+
+def test_a_run_and_two_maps_folders_on_one_chart(runs, maps_folder):
+    at = start(runs["spg"], page="dataset", eval_n=IMAGES, eval_curves=["gt_known_loc"],
+               compare_runs=["__current__"],
+               compare_more=f"exported = {maps_folder['maps']}\nsquared = {maps_folder['squared']}")
+    at.button(key="evaluate_button").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
+    assert len(table) == 3
+    # The run's own exported maps score as the run does (wsolevaluation's numbers).
+    assert float(table.loc[1, "MaxBoxAccV2"]) == float(table.loc[0, "MaxBoxAccV2"])
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len([trace for trace in chart["data"] if "GT-known" in trace.get("name", "")]) == 3
+
+
+def test_maps_folder_errors_are_one_line(tmp_path):
+    at = start(None, model_choice="__maps__", maps_dir=str(tmp_path))
+    assert "holds no .npy map" in texts(at)
+    at = start(None, model_choice="__maps__", maps_dir="/etc")
+    assert "outside the folders" in texts(at)
+
+
+def test_maps_folder_on_the_training_page_says_why_not(maps_folder):
+    at = start_maps(maps_folder, page="training")
+    assert "no training to replay" in texts(at)
+
+
+def test_maps_folder_with_images_compares_with_a_run_on_the_same_images(runs, maps_folder):
+    """The sidebar's maps folder over metadata with its images; the run that wrote the maps, typed
+    below the list, is scored on those images at its own input size: the same wsolevaluation numbers."""
+    at = start(None, page="dataset", model_choice="__maps__", maps_dir=str(maps_folder["maps"]), maps_label="exported",
+               maps_metadata_root=str(maps_folder["with_images"] / "metadata"),
+               maps_data_root=str(maps_folder["with_images"]), eval_n=IMAGES, compare_more=str(runs["spg"]))
+    assert "no images" not in texts(at)
+    at.button(key="evaluate_button").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
+    assert len(table) == 2
+    assert float(table.loc[0, "MaxBoxAccV2"]) == float(table.loc[1, "MaxBoxAccV2"])
+    assert table.loc[0, "Top-1 cls"] == "—" and table.loc[1, "Top-1 cls"] != "—"
+    at = start(None, model_choice="__maps__", maps_dir=str(maps_folder["maps"]),
+               maps_metadata_root=str(maps_folder["with_images"] / "metadata"),
+               maps_data_root=str(maps_folder["with_images"]), explore_index=2)
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs if img.alt == "Map and box"]
+    assert captions and "over the image" in captions[0]

@@ -1,4 +1,4 @@
-"""Page 2, *Dataset*: accuracy against τ for one or two runs on the same axes, the IoU
+"""Page 2, *Dataset*: accuracy against τ for runs and maps folders on the same axes, the IoU
 histogram, and a sweep of (δ_l, δ_h) showing which thresholds give clean seeds."""
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import streamlit as st
 
 from spg_app.analyses import evaluation, evaluation_note, guidance_statistics, show_notes
 from spg_app.figures import CURVE_NAMES, accuracy_figure, fallback_figure, iou_histogram, sweep_figure
-from spg_app.loaders import open_model
+from spg_app.loaders import open_maps, open_model
+from spg_app.paths import allowed_path
 from spg_app.protocol_panel import protocol_panel
 from spg_app.runs import run_metrics
 from spg_app.sidebar import run_label
 from spg_app.stages import map_stage_label
-from spg_app.state import OTHER_RUN, Context, ModelContext, current_thresholds
+from spg_app.state import MAPS_FOLDER, OTHER_RUN, Context, current_thresholds
 from spg_app.widgets import count_slider, need, percent
 from spg_core.evaluate import PROTOCOLS
 from spg_core.guidance import MAP_STAGES, PRESETS, STAGE_NAMES, guided_stage
@@ -22,20 +23,27 @@ from spg_core.runs import shipped_runs
 DEFAULT_CURVES = ("gt_known_loc", "top1_loc", "boxacc_v2_iou30", "boxacc_v2_iou50", "boxacc_v2_iou70")
 
 
-def compare_models(ctx: Context) -> list[ModelContext]:
+def compare_models(ctx: Context) -> list:
+    """The entries on the chart: shipped runs, the sidebar's own run or maps folder, and any run or
+    maps folders typed below (as many as wanted)."""
     runs = shipped_runs()
     current = ctx.model
     current_name = st.session_state.get("model_choice")
+    typed_current = current_name in (OTHER_RUN, MAPS_FOLDER)
     options = list(runs)
-    if current_name == OTHER_RUN:
+    if typed_current:
         options = ["__current__", *options]
     if "compare_runs" not in st.session_state:
-        first = "__current__" if current_name == OTHER_RUN else current_name
+        first = "__current__" if typed_current else current_name
         partner = {"synthetic-spg": "synthetic-plain", "synthetic-plain": "synthetic-spg"}.get(first)
         st.session_state["compare_runs"] = [first] + ([partner] if partner in runs else [])
     st.session_state["compare_runs"] = [r for r in st.session_state["compare_runs"] if r in options] or [options[0]]
-    chosen = st.multiselect("Models (one or two, on the same axes)", options, key="compare_runs", max_selections=2,
+    chosen = st.multiselect("Models (on the same axes)", options, key="compare_runs",
                             format_func=lambda r: current.label if r == "__current__" else run_label(r))
+    more = st.text_area("More entries: run folders or maps folders, one per line (`name = folder` names a "
+                        "maps folder's method)", key="compare_more", height=68,
+                        help="A folder with checkpoint.pt is a trained run; a folder of <image_id>.npy maps is "
+                             "scored against the sidebar's images as `evaluate-maps` scores it.")
     if "synthetic-plain" not in runs:
         st.caption("`synthetic-plain` (the SPG-plain baseline) is not shipped in this install; "
                    "compare with any run by choosing it in the sidebar.")
@@ -45,7 +53,23 @@ def compare_models(ctx: Context) -> list[ModelContext]:
             models.append(current if name == "__current__" else open_model(name, run_label(name)))
         except Exception as error:  # a replaced or broken run folder: say which and why
             st.error(f"Could not load {name!r}: {error}")
+    for line in (more or "").splitlines():
+        name, _, folder = line.rpartition("=") if "=" in line else ("", "", line)
+        if not folder.strip():
+            continue
+        try:
+            models.append(open_entry(folder.strip(), name.strip()))
+        except Exception as error:  # a typed path can fail in many ways: one line, never a traceback
+            st.error(f"Could not open {folder.strip()!r}: {error}")
     return models
+
+
+def open_entry(text: str, name: str = ""):
+    """A typed comparison entry: a run folder (checkpoint.pt) or a maps folder."""
+    path = allowed_path(text)
+    if path.is_file() or (path / "checkpoint.pt").is_file():
+        return open_model(str(path), name or None)
+    return open_maps(path, name)
 
 
 def metrics_table(results: list[tuple[str, dict]]) -> pd.DataFrame:
@@ -63,6 +87,10 @@ def metrics_table(results: list[tuple[str, dict]]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     numeric = [c for c in table.columns if c not in ("model", "images", "protocol", "τ")]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce").round(1)
+    # A maps folder has no classifier (no Top-1 Loc, no classification), a protocol no V2: "—", not NaN.
+    for column in numeric:  # as text where a value is missing (one type per column for the grid)
+        if table[column].isna().any():
+            table[column] = [f"{v:.1f}" if pd.notna(v) else "—" for v in table[column]]
     return table
 
 
@@ -79,13 +107,18 @@ def accuracy_tab(ctx: Context) -> None:
     protocol = columns[1].selectbox("Protocol", PROTOCOLS, key="eval_protocol",
                                     help="paper: largest component on the input grid (SPG §4). wsolevaluation: "
                                          "contour boxes at 224 px, MaxBoxAcc/V2 and PxAP (Choe et al. 2020).")
-    stages = [s for s in MAP_STAGES if s == "attention" or all(m.variant != "plain" for m in models)]
+    stages = [s for s in MAP_STAGES if s == "attention" or all(m.variant not in ("plain", "maps") for m in models)]
     if st.session_state.get("eval_map_stage") not in stages:
         st.session_state["eval_map_stage"] = "attention"
     map_stage = columns[2].selectbox("Boxes from", stages, key="eval_map_stage", format_func=map_stage_label,
                                      help="The paper scores the attention map. Guidance maps need SPG heads "
                                           "(not offered when SPG-plain is compared).")
-    protocol_panel(ctx, models, n, map_stage)
+    runs_only = [m for m in models if not m.is_maps]
+    if ctx.model.is_maps or len(runs_only) < len(models):
+        st.caption("A maps folder holds one map per image of this split only: the protocol switchboard (which "
+                   "re-scores a model's maps of this split and of val) is for trained runs.")
+    if runs_only and not ctx.model.is_maps:
+        protocol_panel(ctx, runs_only, n, map_stage)
     results = [(m.label, evaluation(ctx, m, n, protocol, compute=False, map_stage=map_stage)) for m in models]
     missing = [m for m, (_, r) in zip(models, results) if r is None]
     if missing:
@@ -110,8 +143,12 @@ def accuracy_tab(ctx: Context) -> None:
     st.caption(f"Loc metrics at the sidebar's τ = {ctx.tau:.2f} (chosen by you, on this split: an oracle if tuned "
                "here). MaxBoxAcc/V2 and PxAP take the best τ by definition. Percentages.")
     st.plotly_chart(iou_histogram(results), width="stretch", key="iou_histogram")
+    if any(m.is_maps for m in models):
+        st.caption("A maps folder has no classifier: its Top-1/Top-5 Loc and classification are —; its map is "
+                   "the ground-truth class's, so GT-known Loc, MaxBoxAcc/V2 and PxAP are scored as `evaluate-maps` "
+                   "scores them.")
     for model in models:
-        saved = run_metrics(model.folder)
+        saved = run_metrics(model.folder) if model.folder is not None else None
         if saved:
             with st.expander(f"{model.label}: metrics.json written with the run"):
                 st.json(saved)
@@ -119,6 +156,9 @@ def accuracy_tab(ctx: Context) -> None:
 
 def sweep_tab(ctx: Context) -> None:
     model = ctx.model
+    if model.is_maps:
+        st.info("The δ sweep thresholds a model's SPG maps in training; a maps folder holds final maps only.")
+        return
     st.markdown("For every (δ_l, δ_h) of a grid: how much of the image Eq. 1 turns into seeds (**coverage**) and "
                 "how many of those seeds are right against the ground truth (**precision**). Clean seeds are what "
                 "the next stage learns from. Maps are those training thresholds: the ground-truth class, at the "

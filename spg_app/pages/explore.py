@@ -12,14 +12,19 @@ from spg_app.compare import side_by_side
 from spg_app.downloads import boxes_json, maps_npz
 from spg_app.figures import growth_figure, histogram_figure
 from spg_app.growth import grow_guidance
-from spg_app.loaders import final_tile, growth_tile, map_tile, predict_maps, predict_upload_maps, short_hash
+from spg_app.loaders import (dataset_sample, final_tile, growth_tile, load_map, map_tile, predict_maps,
+                             predict_upload_maps, short_hash)
 from spg_app.picker import pick_dataset_image, pick_upload
-from spg_app.pictures import encode_picture, final_picture, mask_picture, png_bytes, strip_names
+from spg_app.pictures import encode_picture, final_picture, maps_picture, mask_picture, png_bytes, strip_names
 from spg_app.stages import STAGE_NOTES, map_stage_label
 from spg_app.state import Context, ModelContext, Picked
 from spg_app.threshold_growth import grow_with_thresholds
 from spg_app.thresholds import clean_thresholds, threshold_view
 from spg_app.widgets import need, percent
+from spg_core import viz
+from spg_core.boxes import iou as box_iou
+from spg_core.boxes import largest_component_box
+from spg_core.evaluate import prepare_map
 from spg_core.guidance import MAP_STAGES, PRESETS, STAGE_NAMES, STAGE_TITLES, guided_stage
 from spg_core.sweeps import object_mask
 
@@ -243,11 +248,60 @@ def downloads_section(ctx: Context, picked: Picked, maps_key: str, maps, view, b
                    "map (float32 in [0, 1]) and seed mask (0 bg / 1 fg / 255 ignored).")
 
 
+def maps_page(ctx: Context) -> None:
+    """A maps folder's image: its map (over the image when the data root has it, else alone), the
+    box at the sidebar's τ (the paper's rule, on the original image's pixels as ``evaluate-maps``)
+    and the GT boxes. No model runs, so no stage strip."""
+    model = ctx.model
+    st.info("The δ/seed strip does not apply to a maps folder: it holds one final map per image, no SPG branches.")
+    total = len(ctx.dataset)
+    if st.session_state.get("explore_index", 0) >= total:
+        st.session_state["explore_index"] = 0
+    index = int(st.number_input(f"Image index (0–{total - 1})", 0, total - 1, key="explore_index"))
+    sample = (dataset_sample(ctx.data_key, index, ctx.dataset) if ctx.has_images
+              else ctx.dataset.load_sample(index, image=False))
+    if sample is None:
+        st.warning(f"Image #{index} cannot be read.")
+        return
+    try:
+        score_map = load_map(model.key, str(model.maps_dir), sample.image_id)
+    except (OSError, ValueError) as error:
+        st.error(f"No readable map for {sample.image_id!r} in {model.maps_dir}: {error}")
+        return
+    normalized = prepare_map("paper", score_map, sample.size)
+    box = largest_component_box(normalized, ctx.tau)
+    gt = np.asarray(sample.boxes).reshape(-1, 4)
+    iou = float(np.max(box_iou(box, gt))) if len(gt) else None
+    names = ctx.dataset.class_names
+    st.markdown(f"**#{index} · `{sample.image_id}` · {names[sample.label]}**")
+    picture = viz.draw_boxes(maps_picture(sample, normalized, ctx.alpha), [box], gt)
+    data, fmt = encode_picture(picture, 448)
+    columns = st.columns([2, 1])
+    columns[0].image(data, alt="Map and box", width=448, output_format=fmt,
+                     caption="The maps folder's map" + (" over the image" if sample.image is not None
+                                                         else " (no image in the data root)")
+                     + f", its box at τ = {ctx.tau:.2f} (green) and the GT boxes (red)")
+    with columns[1]:
+        st.metric("IoU of the box with GT", "—" if iou is None else f"{iou:.3f}",
+                  help="Best IoU of the predicted box with any GT box (inclusive pixels, the +1 rule).")
+        st.metric("Predicted box (x0, y0, x1, y1)", str(tuple(int(v) for v in box)))
+        st.metric("Map shown", f"ground truth: {names[sample.label]}")
+        st.caption(f"Map file {score_map.shape[1]}×{score_map.shape[0]}, resized bilinearly to the image's "
+                   f"{sample.size[0]}×{sample.size[1]} and min-max normalised (the paper protocol of "
+                   "`evaluate-maps`). A maps folder has no classifier: no predicted class.")
+
+
 def page(ctx: Context) -> None:
     st.title("Explore one image")
     if not need(ctx, dataset=False):
         return
     model = ctx.model
+    if model.is_maps:
+        if ctx.dataset is None:
+            st.info("Give the maps folder's metadata in the sidebar.")
+            return
+        maps_page(ctx)
+        return
     explain_spg()
     picked = choose_image(ctx)
     if picked is None:

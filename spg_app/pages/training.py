@@ -68,6 +68,9 @@ def draw_strip(slot, ctx: Context, replay: Replay, record: int, image: int, pres
 def page(ctx: Context) -> None:
     st.title("Training")
     model = ctx.model
+    if model is not None and model.is_maps:
+        st.info(f"{model.label} is a folder of maps, not a trained run: there is no training to replay.")
+        return
     if model is None or model.folder is None or not (model.folder / "checkpoint.pt").is_file():
         st.info("Pick a trained run in the sidebar: this page replays how it learned.")
         return
