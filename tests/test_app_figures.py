@@ -69,7 +69,7 @@ def test_accuracy_figure_colours_by_curve_and_dashes_by_model():
     assert fig.data[0].line.color == fig.data[2].line.color == figures.PALETTE[0]
     assert fig.data[1].line.color == figures.PALETTE[1]
     assert list(fig.data[2].y) == [70, 40, 0]
-    assert "accuracy vs τ (solid: first model, dashed: second)" in [a.text for a in fig.layout.annotations]
+    assert "accuracy vs τ (line style by model: solid: A, dash: B)" in [a.text for a in fig.layout.annotations]
     assert any(shape.x0 == 0.3 for shape in fig.layout.shapes)  # the chosen τ
 
 
