@@ -40,11 +40,27 @@ def preload() -> None:
     gc.freeze()
 
 
+def warm_default_run() -> None:
+    """Load the run the sidebar opens on and its test split into the process-wide resource cache
+    (``st.cache_resource`` is one store per process, with or without a session), so the first
+    visitor does not wait for them either."""
+    from spg_app.loaders import load_dataset, open_model
+    from spg_app.sidebar import DEFAULT_RUN
+    from spg_core.data.settings import DataSettings
+    from spg_core.runs import shipped_runs
+
+    if DEFAULT_RUN in shipped_runs():
+        model = open_model(DEFAULT_RUN)
+        load_dataset(DataSettings.from_flags(model.config).key("test"))
+
+
 def main(argv: list[str]) -> None:
     if not APP.is_file():
         raise SystemExit(f"spg_app.serve: no app.py at {APP}; run it from a checkout of the project "
                          "(or use `streamlit run path/to/app.py`).")
     preload()
+    warm_default_run()
+    gc.freeze()  # again: the default run's objects are long-lived too
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP), *argv]

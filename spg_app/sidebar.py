@@ -15,6 +15,7 @@ from spg_core.runs import resolve_run, shipped_runs
 from spg_core.data.settings import FORMATS, DataSettings
 
 IMAGENET_LABEL = "ImageNet EfficientNet-Lite0 (pretrained, 1000 classes, offline)"
+DEFAULT_RUN = "synthetic-spg"  # the run the sidebar opens on, on its own test split
 
 
 def run_label(name: str) -> str:
@@ -37,7 +38,7 @@ def sidebar_model() -> ModelContext | None:
     runs = shipped_runs()
     options = [*runs, IMAGENET, OTHER_RUN, MAPS_FOLDER]
     if st.session_state.get("model_choice") not in options:
-        st.session_state["model_choice"] = "synthetic-spg" if "synthetic-spg" in runs else options[0]
+        st.session_state["model_choice"] = DEFAULT_RUN if DEFAULT_RUN in runs else options[0]
     choice = bar.selectbox("Trained run", options, key="model_choice", format_func=run_label,
                            help="Runs shipped with the package, or any folder written by "
                                 "`python -m spg_core train --out RUN_DIR`.")
