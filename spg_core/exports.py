@@ -23,31 +23,40 @@ the app can offer as downloads.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-__all__ = ["ROW_COLUMNS", "write_rows_csv", "coco_detections", "write_coco_detections", "map_path", "MapWriter"]
+__all__ = ["ROW_COLUMNS", "rows_csv_text", "write_rows_csv", "coco_detections", "coco_json_text", "write_coco_detections",
+           "map_path", "MapWriter", "wsol_map_npy"]
 
 ROW_COLUMNS = ("image_id", "label", "prediction", "iou", "pred_x0", "pred_y0", "pred_x1", "pred_y1",
                "gt_x0", "gt_y0", "gt_x1", "gt_y1", "failure")
 
 
 # ----------------------------------------------------------------------------- per-image rows
+def rows_csv_text(rows: Iterable[dict]) -> str:
+    """The evaluation rows (``spg_core.evaluate`` ``rows``) as CSV text with ``ROW_COLUMNS``."""
+    handle = io.StringIO(newline="")
+    writer = csv.DictWriter(handle, fieldnames=ROW_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        flat = {key: row.get(key) for key in ("image_id", "label", "prediction", "iou", "failure")}
+        flat.update({f"pred_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), row["pred_box"])})
+        flat.update({f"gt_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), row["gt_box"])})
+        writer.writerow(flat)
+    return handle.getvalue()
+
+
 def write_rows_csv(rows: Iterable[dict], path) -> Path:
-    """The evaluation rows (``spg_core.evaluate`` ``rows``) as a CSV with ``ROW_COLUMNS``."""
+    """:func:`rows_csv_text` written to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=ROW_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            flat = {key: row.get(key) for key in ("image_id", "label", "prediction", "iou", "failure")}
-            flat.update({f"pred_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), row["pred_box"])})
-            flat.update({f"gt_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), row["gt_box"])})
-            writer.writerow(flat)
+        handle.write(rows_csv_text(rows))
     return path
 
 
@@ -79,11 +88,16 @@ def coco_detections(rows: Iterable[dict], image_ids: Sequence[str]) -> list[dict
     return detections
 
 
+def coco_json_text(rows: Iterable[dict], image_ids: Sequence[str]) -> str:
+    """:func:`coco_detections` as a JSON list."""
+    return json.dumps(coco_detections(rows, image_ids)) + "\n"
+
+
 def write_coco_detections(rows: Iterable[dict], image_ids: Sequence[str], path) -> Path:
-    """Write :func:`coco_detections` as a JSON list to ``path``."""
+    """Write :func:`coco_json_text` to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(coco_detections(rows, image_ids)) + "\n", encoding="utf-8")
+    path.write_text(coco_json_text(rows, image_ids), encoding="utf-8")
     return path
 
 
@@ -108,10 +122,18 @@ class MapWriter:
         self.count = 0
 
     def __call__(self, image_id: str, score_map) -> Path:
-        from spg_core.evaluate import prepare_wsol_map
-
         path = map_path(self.folder, image_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, prepare_wsol_map(score_map))
+        path.write_bytes(wsol_map_npy(score_map))
         self.count += 1
         return path
+
+
+def wsol_map_npy(score_map) -> bytes:
+    """One map as wsolevaluation saves it (float64 224×224, bicubic, min-max;
+    :func:`spg_core.evaluate.prepare_wsol_map`), as the bytes of a .npy file."""
+    from spg_core.evaluate import prepare_wsol_map
+
+    buffer = io.BytesIO()
+    np.save(buffer, prepare_wsol_map(score_map))
+    return buffer.getvalue()

@@ -269,6 +269,8 @@ def test_triage_gallery_filters_and_opens_in_explore(runs):
     assert not at.exception, [e.message for e in at.exception]
     tiles = [alt for alt in images(at) if alt.startswith("triage ")]
     assert len(tiles) == min(IMAGES, 12)
+    downloads = [element.proto.label for element in at.get("download_button")]
+    assert "Triage table (CSV)" in downloads and "Boxes (COCO detections)" in downloads
     at.radio(key="triage_fallback").set_value("fired").run()
     fired = [alt for alt in images(at) if alt.startswith("triage ")]
     at.radio(key="triage_fallback").set_value("not fired").run()

@@ -168,3 +168,6 @@ def test_the_shipped_runs_open_the_pages_with_results():
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert not has_button(at, "triage_button") and tiles(at)
+    # the stored rows carry the image sizes COCO boxes need: both downloads are offered at once
+    downloads = [element.proto.label for element in at.get("download_button")]
+    assert "Triage table (CSV)" in downloads and "Boxes (COCO detections)" in downloads

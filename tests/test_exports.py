@@ -35,6 +35,20 @@ def test_coco_detections_number_images_by_their_place_in_the_split():
         X.coco_detections([{**rows[0], "label": None}], ["b.jpg"])
 
 
+def test_the_app_downloads_are_the_files_the_cli_writes(tmp_path):
+    rows = [{"image_id": "a/1.png", "label": 2, "prediction": 2, "iou": 0.61, "failure": "ok",
+             "pred_box": [1, 2, 10, 20], "gt_box": [0, 0, 11, 21], "grid_size": [224, 224], "image_size": [448, 224]}]
+    assert X.rows_csv_text(rows).encode() == X.write_rows_csv(rows, tmp_path / "rows.csv").read_bytes()
+    assert list(csv.DictReader(X.rows_csv_text(rows).splitlines()))[0]["pred_x1"] == "10"
+    assert json.loads(X.coco_json_text(rows, ["a/1.png"])) == X.coco_detections(rows, ["a/1.png"])
+    score_map = np.random.default_rng(0).random((12, 12))
+    written = X.MapWriter(tmp_path / "maps")("a/1.png", score_map)
+    assert written == tmp_path / "maps" / "a" / "1.png.npy"
+    assert X.wsol_map_npy(score_map) == written.read_bytes()
+    loaded = np.load(written)
+    assert loaded.shape == (224, 224) and loaded.dtype == np.float64 and loaded.min() == 0.0 and loaded.max() == 1.0
+
+
 def test_exported_maps_score_to_the_runs_wsolevaluation_numbers(tmp_path, capsys):
     """evaluate --export-maps/--export-coco on a tiny run; evaluate-maps on those maps, against the
     same benchmark written in the wsol layout without its images, gives the same numbers."""

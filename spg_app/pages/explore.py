@@ -25,6 +25,7 @@ from spg_core import viz
 from spg_core.boxes import iou as box_iou
 from spg_core.boxes import largest_component_box
 from spg_core.evaluate import prepare_map
+from spg_core.exports import wsol_map_npy
 from spg_core.guidance import MAP_STAGES, PRESETS, STAGE_NAMES, STAGE_TITLES, guided_stage
 from spg_core.sweeps import object_mask
 
@@ -244,8 +245,15 @@ def downloads_section(ctx: Context, picked: Picked, maps_key: str, maps, view, b
                                                    picked.scale),
                            file_name=f"{stem}_boxes.json", mime="application/json", on_click="ignore",
                            key="download_boxes", width="stretch")
+        source = box_stage if box_stage in maps.maps else "attention"
+        st.download_button("Map (.npy, wsolevaluation)", data=lambda: wsol_map_npy(maps.maps[source]),
+                           file_name=f"{Path(str(picked.image_id)).name or 'image'}.npy",
+                           mime="application/octet-stream", on_click="ignore", key="download_wsol_map",
+                           width="stretch")
         st.caption("Boxes are inclusive (x0, y0, x1, y1) pixels of the image shown; the .npz holds every score "
-                   "map (float32 in [0, 1]) and seed mask (0 bg / 1 fg / 255 ignored).")
+                   "map (float32 in [0, 1]) and seed mask (0 bg / 1 fg / 255 ignored); the .npy is the map the box "
+                   "comes from as wsolevaluation saves maps (float64 224×224, bicubic, min-max), named "
+                   "`<image_id>.npy` for a maps folder.")
 
 
 def maps_page(ctx: Context) -> None:

@@ -13,6 +13,7 @@ from spg_app.state import PAGE_REQUEST, Context, current_thresholds
 from spg_app.widgets import count_slider, need
 from spg_core import viz
 from spg_core.evaluate import resize_box
+from spg_core.exports import coco_json_text, rows_csv_text
 from spg_core.metrics import FAILURE_TYPES
 
 
@@ -66,6 +67,24 @@ def triage_tile(ctx: Context, row: dict, index: int, fallback: bool | None, grid
                f"GT {names[row['label']]} · predicted {predicted}"
                + ("" if fallback is None else f"  \nMask-A fallback: {'fired' if fallback else 'no'}"))
     st.button("Open in Explore", key=f"open_{index}", on_click=open_in_explore, args=(index,), width="stretch")
+
+
+def export_buttons(ctx: Context, rows: list[dict]) -> None:
+    """The evaluated rows in the formats other tools read (spg_core.exports, as the CLI's
+    ``--export-coco`` and per_image.csv)."""
+    image_ids = [str(record.image_id) for record in ctx.dataset.records]
+    columns = st.columns([1, 1, 2], vertical_alignment="center")
+    columns[0].download_button("Triage table (CSV)", data=lambda: rows_csv_text(rows), file_name="triage.csv",
+                               mime="text/csv", on_click="ignore", key="download_triage_csv", width="stretch")
+    if all("grid_size" in row and "image_size" in row and row.get("label") is not None for row in rows):
+        columns[1].download_button("Boxes (COCO detections)", data=lambda: coco_json_text(rows, image_ids),
+                                   file_name="detections.json", mime="application/json", on_click="ignore",
+                                   key="download_triage_coco", width="stretch")
+        columns[2].caption("COCO: `image_id` = the image's 1-based place in the split's list, `category_id` = "
+                           "its label, `bbox` = [x, y, w, h] in the image's pixels (w = x1 − x0 + 1), score 1.")
+    else:
+        columns[1].caption("COCO boxes need the image sizes, which this stored evaluation lacks: "
+                           "change N to recompute.")
 
 
 def page(ctx: Context) -> None:
@@ -128,6 +147,7 @@ def page(ctx: Context) -> None:
     summary = ", ".join(f"{counts[k]} {k}" for k in FAILURE_TYPES if counts[k])
     fallback_note = "" if model.is_maps else f" · Mask-A fallback fired on {sum(fired.values())}"
     st.markdown(f"**{len(shown)}** of {len(entries)} images shown · {summary}{fallback_note}.")
+    export_buttons(ctx, result["rows"])
     with st.expander("What the failure types mean"):
         st.markdown("\n".join(f"- **{k}**: {FAILURE_NOTES[k]}" for k in FAILURE_TYPES))
     grid = (int(ctx.dataset.image_size), int(ctx.dataset.image_size))
