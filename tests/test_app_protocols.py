@@ -2,7 +2,6 @@
 on a tiny run of tests/app_runs.py that has a val split to choose τ on."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -10,26 +9,11 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_runs import write_tiny_run  # noqa: E402
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TIMEOUT = 180  # generous: the first run of a process imports torch and builds the model
-
+from test_app import start  # noqa: E402
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     return write_tiny_run(tmp_path_factory.mktemp("protocol-runs") / "tiny-spg", "spg", num_val=8)
-
-
-def start(run: Path, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["model_choice"] = "__run_dir__"
-    at.session_state["run_dir"] = str(run)
-    at.session_state["page_request"] = "dataset"
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def shown(at: AppTest) -> tuple[str, dict]:
@@ -40,7 +24,7 @@ def shown(at: AppTest) -> tuple[str, dict]:
 
 
 def test_switches_change_the_label_and_the_numbers(run):
-    at = start(run, eval_n=12)
+    at = start(run, page="dataset", eval_n=12)
     at.button(key="protocol_button").click().run()
     assert not at.exception, [e.message for e in at.exception]
     label, row = shown(at)
