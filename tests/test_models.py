@@ -414,3 +414,16 @@ def test_a_bad_spg_c_depth_names_the_value_and_the_choices(depth):
 def test_depth_one_keeps_the_parameter_names_of_earlier_checkpoints():
     names = {n for n in _build("tiny").state_dict() if n.startswith("spg_c.")}
     assert names == {"spg_c.0.0.weight", "spg_c.0.0.bias", "spg_c.1.weight", "spg_c.1.bias"}
+
+
+def test_spg_c_input_norm_makes_c_blind_to_the_scale_of_a3():
+    plain_c, normed_c = _build("tiny").spg_c.train(), _build("tiny", c_input_norm=True).spg_c.train()
+    assert isinstance(normed_c[0], nn.BatchNorm2d) and not isinstance(plain_c[0], nn.BatchNorm2d)
+    for c in (plain_c, normed_c):
+        nn.init.normal_(c[-1].weight)  # a trained output conv, so the logits show the hidden layer
+    a3 = torch.relu(torch.randn(4, normed_c[0].num_features, 6, 6))
+    # The classifier can blow A3 up by orders of magnitude; a normalised SPG-C sees the same input.
+    assert torch.allclose(normed_c(a3), normed_c(a3 * 1000), atol=1e-3)
+    assert not torch.allclose(plain_c(a3), plain_c(a3 * 1000), atol=1e-3)
+    with pytest.raises(ValueError, match="c_input_norm=true"):
+        _build("tiny", c_input_norm="yes")

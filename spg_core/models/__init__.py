@@ -113,6 +113,7 @@ class SPGModel(nn.Module):
         options: dict[str, Any] | None = None,
         c_init: str = "zero",
         spg_c_depth: int = 1,
+        c_input_norm: bool = False,
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -136,7 +137,8 @@ class SPGModel(nn.Module):
                 backbone.b1_channels, backbone.b2_channels, config.b_width, share=variant != "no-share"
             )
         if variant not in ("plain", "no-c"):
-            self.spg_c = build_spg_c(a3_channels, config.c_width, init=c_init, depth=self.spg_c_depth)
+            self.spg_c = build_spg_c(a3_channels, config.c_width, init=c_init, depth=self.spg_c_depth,
+                                     input_norm=c_input_norm)
 
     def forward(self, x: torch.Tensor, with_guidance: bool | None = None) -> dict[str, torch.Tensor]:
         if with_guidance is None:
@@ -204,6 +206,7 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
     options = dict(options)
     c_init = options.pop("c_init", "zero")  # head options, not the backbone's (heads.C_INITS)
     spg_c_depth = options.pop("spg_c_depth", 1)  # heads.SPG_C_DEPTHS
+    c_input_norm = options.pop("c_input_norm", False)  # heads.C_INPUT_NORM_DEFAULT
     signature = inspect.signature(factory)
     unknown = sorted(set(options) - set(signature.parameters))
     if unknown:
@@ -214,7 +217,7 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
     bound.apply_defaults()
     backbone = factory(**bound.arguments)
     return SPGModel(backbone, num_classes, variant, backbone_name=name, options=dict(bound.arguments), c_init=c_init,
-                    spg_c_depth=spg_c_depth)
+                    spg_c_depth=spg_c_depth, c_input_norm=c_input_norm)
 
 
 def _format_keys(keys: list[str], limit: int = 12) -> str:

@@ -175,6 +175,15 @@ class SPGBranches(nn.Module):
 # the classifier fell from 90 % to chance within 20 steps (docs/teaching_recipe.md, "SPG-C's first steps").
 C_INITS = ("zero", "xavier")
 
+# SPG-C reading a BatchNorm of A3 (model option ``c_input_norm``; off in both reference codes).
+# Why: A3 is trained by the classification loss to put huge activations on the few cells of a
+# small discriminative part (measured on lite0_cut at 96 px: A3 mean 0.13, max 239). SPG-C's
+# first 3×3 conv reads them at the heads' learning rate; its ReLUs die (98.6 % of them dead in the
+# premise-holds run of the recipe, SPG-C constant at 0.079 on object and background alike), and
+# a dead SPG-C sends no gradient into A3, so the last step of the method does nothing. Normalised
+# input keeps SPG-C's first conv on features of unit scale whatever the classifier does to A3.
+C_INPUT_NORM_DEFAULT = False
+
 # Number of 3×3 convs (+ReLU) of SPG-C before its 1×1 output conv (model option ``spg_c_depth``,
 # ``--spg-c-depth``): 1 in both reference codes (the default), 2 as paper §3.3 describes SPG-C (two
 # 3×3 convs of 512 filters, then the 1×1).
@@ -189,14 +198,19 @@ def check_spg_c_depth(depth) -> int:
     return int(depth)
 
 
-def build_spg_c(in_channels: int, width: int, init: str = "zero", depth: int = 1) -> nn.Sequential:
+def build_spg_c(in_channels: int, width: int, init: str = "zero", depth: int = 1,
+                input_norm: bool = False) -> nn.Sequential:
     """SPG-C on the A3 output: ``depth`` conv3×3 + ReLU of ``width`` channels (SPG_C_DEPTHS), then
-    conv1×1 -> 1 logit map. ``init``: how the output conv starts, see C_INITS."""
+    conv1×1 -> 1 logit map. ``init``: how the output conv starts, see C_INITS. ``input_norm``: a
+    BatchNorm of A3 in front of the first conv (model option ``c_input_norm``, see C_INPUT_NORM)."""
     if init not in C_INITS:
         raise ValueError(f"c_init={init!r} is unknown; choose one of {C_INITS}")
+    if not isinstance(input_norm, bool):
+        raise ValueError(f"c_input_norm={input_norm!r} must be true or false, e.g. --model-option c_input_norm=true")
     depth = check_spg_c_depth(depth)
     hidden = [conv3x3_relu(in_channels if i == 0 else width, width) for i in range(depth)]
-    module = nn.Sequential(*hidden, nn.Conv2d(width, 1, 1))
+    norm = [nn.BatchNorm2d(in_channels)] if input_norm else []
+    module = nn.Sequential(*norm, *hidden, nn.Conv2d(width, 1, 1))
     xavier_init_(module)
     if init == "zero":
         nn.init.zeros_(module[-1].weight)
