@@ -12,6 +12,11 @@ On the teaching benchmark (the generator knows which pixels are the class-decidi
 which the body), two more views: what Mask-A's foreground seeds are made of (part / body /
 background), and each stage's mean score at a given distance from the part, on body pixels and
 on background pixels. Equal curves mean the map encodes "near the part", not "on the object".
+
+Last, the health of SPG-C (``spg_c``): the scale of A3, what SPG-C reads (mean and largest
+activation), the share of SPG-C's hidden ReLUs that fire, and σ(SPG-C) on object and background.
+A dead SPG-C (almost no ReLU firing, the same σ on object and background) sends no gradient into
+A3: the last step of the method then does nothing (``--model-option c_input_norm=true``).
 """
 import argparse
 import json
@@ -33,6 +38,32 @@ def statistics(masks: np.ndarray, objects: np.ndarray) -> dict:
         "object_as_background": float((bg & objects).sum() / total_object),
         "background_precision": float((bg & ~objects).sum() / max(int(bg.sum()), 1)),
     }
+
+
+def spg_c_health(model, dataset, count: int = 64) -> dict | None:
+    """A3's scale, the share of SPG-C's hidden ReLUs that fire, and the mean σ(SPG-C) on object and
+    background pixels of the first ``count`` images; None for a model without SPG-C."""
+    import torch
+    import torch.nn.functional as F
+
+    if model.spg_c is None:
+        return None
+    samples = [dataset[i] for i in range(min(count, len(dataset)))]
+    samples = [s for s in samples if s is not None]
+    images = torch.stack([s["image"] for s in samples])
+    with torch.no_grad():
+        a3 = model.spg_a3(model.backbone(images).top)
+        hidden = model.spg_c[:-1](a3)  # everything before the 1×1 output conv
+        score = torch.sigmoid(F.interpolate(model.spg_c[-1](hidden), size=images.shape[-2:], mode="bilinear",
+                                            align_corners=False))[:, 0]
+    objects = torch.zeros_like(score, dtype=torch.bool)
+    for i, sample in enumerate(samples):
+        for x0, y0, x1, y1 in np.asarray(sample["boxes"]).astype(int).reshape(-1, 4):
+            objects[i, y0:y1 + 1, x0:x1 + 1] = True
+    return {"images": len(samples), "a3_mean": float(a3.mean()), "a3_max": float(a3.max()),
+            "hidden_relus_firing": float((hidden > 0).float().mean()),
+            "sigmoid_on_object_boxes": float(score[objects].mean()),
+            "sigmoid_on_background": float(score[~objects].mean())}
 
 
 def part_distance_profile(maps: dict, masks: dict, config, split: str, count: int, size: int) -> dict:
@@ -81,6 +112,7 @@ def main() -> None:
         report.update(part_distance_profile({k: np.concatenate(v) for k, v in maps.items()},
                                             {k: np.concatenate(v) for k, v in masks.items()},
                                             config, args.split, len(objects), objects.shape[-1]))
+    report["spg_c_health"] = spg_c_health(model, dataset)
     print(json.dumps(report, indent=2))
 
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spg_core.config import TrainConfig
@@ -28,3 +29,25 @@ def test_seed_analysis_reads_a_wsol_run_with_masks(tmp_path):
     assert report["images"] == 8 and report["object_from"] == "masks"
     assert set(report["stages"]) == {"mask_a", "mask_b2", "mask_fuse"}
     assert 0.0 < report["object_fraction_of_image"] < 1.0
+    health = report["spg_c_health"]
+    assert health["images"] == 8 and 0.0 <= health["hidden_relus_firing"] <= 1.0
+    assert health["a3_max"] >= health["a3_mean"] >= 0.0  # A3 ends in a ReLU
+    assert 0.0 < health["sigmoid_on_background"] < 1.0
+
+
+def test_spg_c_health_sees_a_dead_spg_c():
+    import torch
+
+    from spg_core.models import build_model
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    from seed_analysis import spg_c_health
+
+    model = build_model("tiny", 2, "spg").eval()
+    dataset = [{"image": torch.rand(3, 32, 32), "boxes": np.array([[4, 4, 20, 20]], np.float32)} for _ in range(3)]
+    alive = spg_c_health(model, dataset)
+    torch.nn.init.constant_(model.spg_c[0][0].bias, -1e6)  # every hidden ReLU off
+    dead = spg_c_health(model, dataset)
+    assert alive["hidden_relus_firing"] > 0.1 and dead["hidden_relus_firing"] == 0.0
+    assert dead["sigmoid_on_object_boxes"] == dead["sigmoid_on_background"]  # a constant map
+    assert spg_c_health(build_model("tiny", 2, "no-c").eval(), dataset) is None
