@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -60,6 +61,34 @@ class ResultCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def picture_cache(max_entries: int):
+    """A process-wide LRU of encoded pictures (a :class:`ResultCache`), keyed like
+    ``st.cache_data`` by the arguments whose names do not start with ``_``, but without its
+    per-call cost: st.cache_data inspects the function's signature and copies the value on every
+    hit, about 1 ms per picture, and a slider move reads every tile of the strip. The pictures are
+    bytes nobody mutates, so one copy serves every session."""
+
+    def decorate(function):
+        names = list(inspect.signature(function).parameters)
+        keyed = tuple(i for i, name in enumerate(names) if not name.startswith("_"))
+        cache = ResultCache(max_entries)
+
+        @functools.wraps(function)
+        def cached(*args, **kwargs):
+            key = (tuple(args[i] for i in keyed if i < len(args)),
+                   tuple(sorted((k, v) for k, v in kwargs.items() if not k.startswith("_"))))
+            value = cache.get(key)
+            if value is None:
+                value = function(*args, **kwargs)
+                cache.put(key, value)
+            return value
+
+        cached.clear = cache.clear
+        return cached
+
+    return decorate
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=6)
@@ -116,20 +145,20 @@ def predict_upload_maps(run_key: str, image_key: str, class_index: int | None, _
     return _localizer.predict(_image, class_index)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@picture_cache(max_entries=256)
 def map_tile(run_key: str, image_key: str, class_index: int, name: str, alpha: float, _maps) -> tuple[bytes, str]:
     """Encoded picture of the image or one score map over it: changes with image, class, opacity."""
     return pictures.encode_picture(pictures.map_picture(_maps, name, alpha))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@picture_cache(max_entries=64)
 def final_tile(run_key: str, image_key: str, class_index: int, alpha: float, box_stage: str, box: tuple,
                gt_key: str, _maps, _gt_boxes, side: int = pictures.STRIP_SIDE) -> tuple[bytes, str]:
     """Encoded localisation map with its boxes: changes with τ only through the box."""
     return pictures.encode_picture(pictures.final_picture(_maps, box, alpha, _gt_boxes, box_stage), side)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@picture_cache(max_entries=64)
 def difference_tile(first_key: str, second_key: str, image_key: str, class_index: int, name: str, _first,
                     _second) -> tuple[bytes, str]:
     """Encoded first − second picture of one map of two runs (``pictures.difference_picture``):

@@ -2,6 +2,8 @@
 thresholds of each stage and the box threshold τ live on sliders."""
 from __future__ import annotations
 
+import base64
+
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from spg_app.growth import grow_guidance
 from spg_app.loaders import (dataset_sample, final_tile, growth_tile, load_map, map_tile, predict_maps,
                              predict_upload_maps, short_hash)
 from spg_app.picker import pick_dataset_image, pick_upload
-from spg_app.pictures import encode_picture, final_picture, maps_picture, mask_picture, png_bytes, strip_names
+from spg_app.pictures import STRIP_SIDE, encode_picture, final_picture, maps_picture, mask_picture, png_bytes, strip_names
 from spg_app.stages import STAGE_NOTES, map_stage_label
 from spg_app.state import Context, ModelContext, Picked
 from spg_app.threshold_growth import grow_with_thresholds
@@ -163,26 +165,35 @@ def stage_strip(ctx: Context, picked: Picked, maps_key: str, maps, view, box_sta
     image, class and opacity only, the final one also on its box: both are cached, so a δ move
     redraws just the three seed masks."""
     st.subheader("Stages")
-    per_row = 5
-    names = strip_names(maps, view)
-    for start in range(0, len(names), per_row):
-        columns = st.columns(per_row)
-        for column, (name, title) in zip(columns, names[start:start + per_row]):
-            caption = title
-            if name in view.masks:
-                stats = view.report[name]
-                caption += (f" — fg {percent(stats['foreground'])} · bg {percent(stats['background'])}"
-                            + (" · fallback fired" if view.fallback[name] else ""))
-                data, fmt = encode_picture(mask_picture(view, name), exact=True)
-            elif name == "final":
-                caption += "" if box_stage == "attention" else f" (from {STAGE_TITLES[box_stage]})"
-                caption += "" if view.iou is None else f" — IoU {view.iou:.3f}"
-                data, fmt = final_tile(maps_key, picked.image_key, maps.class_index, ctx.alpha, box_stage,
-                                       tuple(view.box), gt_key, maps, gt_boxes)
-            else:
-                data, fmt = map_tile(maps_key, picked.image_key, maps.class_index, name, ctx.alpha, maps)
-            column.image(data, caption=caption, alt=title, width="stretch", output_format=fmt)
-            column.caption(STAGE_NOTES.get(name, ""))
+    pictures, captions, titles = [], [], []
+    for name, title in strip_names(maps, view):
+        caption = title
+        if name in view.masks:
+            stats = view.report[name]
+            caption += (f" — fg {percent(stats['foreground'])} · bg {percent(stats['background'])}"
+                        + (" · fallback fired" if view.fallback[name] else ""))
+            data, fmt = encode_picture(mask_picture(view, name), exact=True)
+        elif name == "final":
+            caption += "" if box_stage == "attention" else f" (from {STAGE_TITLES[box_stage]})"
+            caption += "" if view.iou is None else f" — IoU {view.iou:.3f}"
+            data, fmt = final_tile(maps_key, picked.image_key, maps.class_index, ctx.alpha, box_stage,
+                                   tuple(view.box), gt_key, maps, gt_boxes)
+        else:
+            data, fmt = map_tile(maps_key, picked.image_key, maps.class_index, name, ctx.alpha, maps)
+        # A list takes one output format: JPEG tiles (large uploaded photos) travel as data URLs,
+        # which Streamlit passes through as they are, so nothing is re-encoded on a move.
+        pictures.append(data if fmt == "PNG" else f"data:image/jpeg;base64,{base64.b64encode(data).decode()}")
+        captions.append(caption)
+        titles.append(title)
+    # One element for the whole strip (the browser lays the tiles out in rows): a slider move then
+    # re-sends one picture list instead of ~30 columns, pictures and captions, which is most of a
+    # move's server time when a class shares one server (benchmarks/bench_load.py). The format is
+    # per list: PNG, since the seed masks must stay exact.
+    st.image(pictures, caption=captions, alt=titles, width=STRIP_SIDE, output_format="PNG")
+    notes = [f"**{title}**: {STAGE_NOTES[name]}" for name, title in strip_names(maps, view) if STAGE_NOTES.get(name)]
+    if notes:
+        with st.expander("What each stage is", expanded=False):
+            st.markdown("\n".join(f"- {note}" for note in notes))
 
 
 def growth_section(maps_key: str, grown) -> None:
