@@ -165,8 +165,9 @@ def stage_strip(ctx: Context, picked: Picked, maps_key: str, maps, view, box_sta
     image, class and opacity only, the final one also on its box: both are cached, so a δ move
     redraws just the three seed masks."""
     st.subheader("Stages")
+    names = strip_names(maps, view)
     pictures, captions, titles = [], [], []
-    for name, title in strip_names(maps, view):
+    for name, title in names:
         caption = title
         if name in view.masks:
             stats = view.report[name]
@@ -190,7 +191,7 @@ def stage_strip(ctx: Context, picked: Picked, maps_key: str, maps, view, box_sta
     # move's server time when a class shares one server (benchmarks/bench_load.py). The format is
     # per list: PNG, since the seed masks must stay exact.
     st.image(pictures, caption=captions, alt=titles, width=STRIP_SIDE, output_format="PNG")
-    notes = [f"**{title}**: {STAGE_NOTES[name]}" for name, title in strip_names(maps, view) if STAGE_NOTES.get(name)]
+    notes = [f"**{title}**: {STAGE_NOTES[name]}" for name, title in names if STAGE_NOTES.get(name)]
     if notes:
         with st.expander("What each stage is", expanded=False):
             st.markdown("\n".join(f"- {note}" for note in notes))

@@ -22,6 +22,7 @@ from torch import nn
 from spg_core.config import LR_GROUPS
 from spg_core.models.heads import (
     Backbone,
+    C_INPUT_NORM_DEFAULT,
     BackboneFeatures,
     HeadConfig,
     LrRule,
@@ -113,7 +114,7 @@ class SPGModel(nn.Module):
         options: dict[str, Any] | None = None,
         c_init: str = "zero",
         spg_c_depth: int = 1,
-        c_input_norm: bool = False,
+        c_input_norm: bool = C_INPUT_NORM_DEFAULT,
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -206,7 +207,7 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
     options = dict(options)
     c_init = options.pop("c_init", "zero")  # head options, not the backbone's (heads.C_INITS)
     spg_c_depth = options.pop("spg_c_depth", 1)  # heads.SPG_C_DEPTHS
-    c_input_norm = options.pop("c_input_norm", False)  # heads.C_INPUT_NORM_DEFAULT
+    c_input_norm = options.pop("c_input_norm", C_INPUT_NORM_DEFAULT)  # heads: SPG-C's input BatchNorm
     signature = inspect.signature(factory)
     unknown = sorted(set(options) - set(signature.parameters))
     if unknown:

@@ -199,10 +199,10 @@ def check_spg_c_depth(depth) -> int:
 
 
 def build_spg_c(in_channels: int, width: int, init: str = "zero", depth: int = 1,
-                input_norm: bool = False) -> nn.Sequential:
+                input_norm: bool = C_INPUT_NORM_DEFAULT) -> nn.Sequential:
     """SPG-C on the A3 output: ``depth`` conv3×3 + ReLU of ``width`` channels (SPG_C_DEPTHS), then
     conv1×1 -> 1 logit map. ``init``: how the output conv starts, see C_INITS. ``input_norm``: a
-    BatchNorm of A3 in front of the first conv (model option ``c_input_norm``, see C_INPUT_NORM)."""
+    BatchNorm of A3 in front of the first conv (model option ``c_input_norm``, see C_INPUT_NORM_DEFAULT)."""
     if init not in C_INITS:
         raise ValueError(f"c_init={init!r} is unknown; choose one of {C_INITS}")
     if not isinstance(input_norm, bool):
