@@ -56,7 +56,7 @@ another image among the first ``--image-pool``, ``--tau-share`` move τ). Measur
 * isolation: session k gives Mask-A's δ_h its own value (no other session, and no preset, uses
   it; its δ_l and the other sliders are drawn at random) and after every run checks what the
   server sent back against what it sent itself: the values the server re-asserts for its
-  widgets, δ_l and δ_h of Mask-A in the page's "Numbers" table and the image number in the
+  widgets, δ_l and δ_h in the table of Mask-A's seed panel and the image number in the
   page's title. A value that is not the session's own is a violation, named as another
   session's when it is one of theirs;
 * server memory: RSS of the server and its children (``/proc/PID/status`` VmRSS) every 0.5 s:
@@ -322,12 +322,26 @@ class RunReply:
     ms: float = 0.0
     status: int = -1
     echoes: dict = field(default_factory=dict)  # widget key -> value the server set
-    mask_a_row: tuple | None = None  # (δ_l, δ_h) of Mask-A in the Numbers table
+    mask_a_row: tuple | None = None  # (δ_l, δ_h) in the table of Mask-A's seed panel
     title_index: int | None = None
     media: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     widget_ids: set = field(default_factory=set)
     fragment_id: str = ""  # the fragment this run reran ("" = the whole script)
+    fragments: set = field(default_factory=set)  # fragments a widget callback's keyed rerun ran instead
+
+    @property
+    def partial(self) -> bool:
+        """Did only fragments run (asked for one, or a callback's ``st.rerun(keys)`` chose them)?"""
+        return bool(self.fragment_id) or self.status == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+
+    def redrew(self, fragment_of_widget: str) -> bool:
+        """Was a widget drawn in ``fragment_of_widget`` ("" = outside any) sent again by this run?
+        With nested fragments a widget's fragment is its innermost; a rerun of an enclosing one
+        sends it too, but is not counted here (the check just skips it)."""
+        if not self.partial:
+            return True
+        return fragment_of_widget in ({self.fragment_id} | self.fragments) - {""}
 
 
 @dataclass
@@ -387,10 +401,16 @@ class Session:
             msg.ParseFromString(data)
             kind = msg.WhichOneof("type")
             if kind == "script_finished":
+                if msg.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                    # A widget callback's st.rerun(keys): the server runs those fragments next, and
+                    # their script_finished ends this move (as the browser, which just keeps reading).
+                    continue
                 reply.ms = (time.perf_counter() - started) * 1000
                 reply.status = msg.script_finished
                 break
             if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                if msg.delta.fragment_id:
+                    reply.fragments.add(msg.delta.fragment_id)
                 self.read_element(msg.delta.new_element, reply, msg.delta.fragment_id)
             elif kind == "navigation" and msg.navigation.page_script_hash:
                 self.page_hash = msg.navigation.page_script_hash
@@ -398,10 +418,11 @@ class Session:
                 reply.problems.append(f"compile error: {msg.session_event.script_compilation_exception.message}")
             elif kind == "page_not_found":
                 reply.problems.append(f"page not found: {msg.page_not_found.page_name!r}")
-        expected = ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY if fragment_id else ForwardMsg.FINISHED_SUCCESSFULLY
-        if reply.status != expected:
+        expected = {ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY} if fragment_id else {
+            ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
+        if reply.status not in expected:
             reply.problems.append(f"script_finished status {ForwardMsg.ScriptFinishedStatus.Name(reply.status)}")
-        if not fragment_id:  # as a browser does after a full run: forget the widgets this run did not draw
+        if not reply.partial:  # as a browser does after a full run: forget the widgets this run did not draw
             self.values = {wid: v for wid, v in self.values.items() if wid in reply.widget_ids}
         return reply
 
@@ -419,10 +440,12 @@ class Session:
         elif kind == "imgs":
             reply.media += [image.url for image in w.imgs if image.url.startswith("/media/")]
         elif kind in ("table", "dataframe"):
-            rows = table_rows(w)
-            for row in rows or []:
-                if str(row.get("stage", "")).startswith("Mask-A") and "δ_l" in row:
-                    reply.mask_a_row = (row["δ_l"], row["δ_h"])
+            rows = table_rows(w) or []
+            # Mask-A's panel: a column named after the stage, a row per number ("seeds": δ_l, δ_h, ...).
+            column = next((name for name in (rows[0] if rows else {}) if str(name).startswith("Mask-A")), None)
+            numbers = {row.get("seeds"): row.get(column) for row in rows} if column else {}
+            if "δ_l" in numbers and "δ_h" in numbers:
+                reply.mask_a_row = (float(numbers["δ_l"]), float(numbers["δ_h"]))
         described = widget_value(kind, w) if kind else None
         if described is None:
             return
@@ -500,7 +523,7 @@ class Session:
             self.violations.append(f"{what}: sent {own}, the server shows {shown}{hint}")
 
         def redrawn(key: str) -> bool:  # a fragment's run re-sends only the fragment's own elements
-            return not reply.fragment_id or self.fragment_of.get(self.ids.get(key, "")) == reply.fragment_id
+            return reply.redrew(self.fragment_of.get(self.ids.get(key, ""), ""))
 
         for key, own in self.sent.items():
             if not redrawn(key):
@@ -519,9 +542,9 @@ class Session:
                 self.checks += 1
                 self.observed_signatures.add(round(reply.mask_a_row[1], 2))
                 if not same(list(reply.mask_a_row), own_a):
-                    violation("Numbers table, Mask-A (δ_l, δ_h)", list(reply.mask_a_row), own_a, signed=True)
+                    violation("Mask-A's seed table (δ_l, δ_h)", list(reply.mask_a_row), own_a, signed=True)
         own_index = self.sent.get("explore_index")
-        if own_index is not None and not reply.fragment_id:  # the title is outside the fragment
+        if own_index is not None and not reply.partial:  # the title is outside the fragments
             if reply.title_index is None:
                 self.unverified += 1
             else:
@@ -720,6 +743,8 @@ def run_round(n: int, args, deadline: float, log_dir: Path) -> dict:
         moves=len(moves),
         failed_sessions=sum(bool(s.failures or s.violations) for s in sessions) + (n - len(sessions)),
         slider_move=stats([m.ms for m in moves if m.kind in ("delta", "tau")]),
+        delta_move=stats([m.ms for m in moves if m.kind == "delta"]),
+        tau_move=stats([m.ms for m in moves if m.kind == "tau"]),
         image_change=stats([m.ms for m in moves if m.kind == "image"]),
         first_render=stats([s.first_render_ms for s in sessions if s.first_render_ms is not None]),
         media_fetch=stats([m.media_ms for m in moves if m.media_ms]),
@@ -761,6 +786,11 @@ def print_table(rounds: list[dict], target_ms: float) -> None:
               f"{cell(r.get('idle_rss_mb')):>11} {cell(r.get('rendered_rss_mb')):>7} {cell(r.get('peak_rss_mb')):>6} "
               f"{cell(r.get('final_rss_mb')):>6} | {cell(r.get('models_loaded'), '{}'):>6} | "
               f"{str(iso['checks'] - iso['violations']) + '/' + str(iso['violations']):>16}")
+    for r in rounds:
+        d, t = r.get("delta_move") or {}, r.get("tau_move") or {}
+        print(f"  N = {r['sessions']}: δ moves p50 {cell(d.get('median_ms'))} / p95 {cell(d.get('p95_ms'))} ms "
+              f"({d.get('count', 0)}), τ moves p50 {cell(t.get('median_ms'))} / p95 {cell(t.get('p95_ms'))} ms "
+              f"({t.get('count', 0)})")
     print(f"slider move: δ or τ, from the BackMsg to its script_finished (budget: p95 ≤ {target_ms:.0f} ms); "
           "CPU ms/move: server CPU time over the moves / their number; RSS 'on page': all N rendered, before the "
           "first move; models: runs of load_model/load_imagenet in that server (1 per run when shared)")

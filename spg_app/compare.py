@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from spg_app.live import NO_RUN
 from spg_app.paths import allowed_path
 from spg_app.loaders import difference_tile, final_tile, map_tile, open_model, predict_maps, predict_upload_maps
 from spg_app.pictures import DIFFERENCE_MAPS, encode_picture, map_gaps, mask_picture, strip_names
@@ -16,7 +17,6 @@ from spg_app.widgets import percent
 from spg_core.guidance import STAGE_ORDER, STAGE_TITLES
 from spg_core.runs import shipped_runs
 
-NO_RUN = "__none__"  # compare_with: no second run (the page is as without this section)
 PER_ROW = 5
 
 
@@ -77,7 +77,7 @@ def tile(ctx: Context, picked: Picked, key: str, maps, view: ThresholdView, name
 def aligned_strips(ctx: Context, picked: Picked, runs: list[tuple], gt_key: str, gt_boxes) -> None:
     """Both strips, stage by stage: a row per run in each block of stages, an empty cell where a
     run has no such stage (SPG-plain has no B2, B1 or SPG-C)."""
-    names = shared_strip(*(strip_names(maps, view) for _, _, _, maps, view, _ in runs))
+    names = shared_strip(*(strip_names(maps) for _, _, _, maps, _, _ in runs))
     for start in range(0, len(names), PER_ROW):
         block = names[start:start + PER_ROW]
         for letter, label, key, maps, view, box_stage in runs:
@@ -120,10 +120,10 @@ def summary_table(runs: list[tuple], probabilities: list) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def side_by_side(ctx: Context, picked: Picked, maps_key: str, maps, view: ThresholdView, preset, box_stage: str,
+def side_by_side(ctx: Context, picked: Picked, maps_key: str, maps, preset, tau: float, box_stage: str,
                  region, gt_boxes, gt_key: str) -> None:
     """The "Compare with" control, and once a second run is picked, both runs side by side at the
-    page's image, class, thresholds (``preset``) and τ. Draws only the control when none is."""
+    page's image, class, thresholds (``preset``) and ``tau``. Draws only the control when none is."""
     second = choose_second_run(ctx)
     if second is None:
         return
@@ -138,10 +138,11 @@ def side_by_side(ctx: Context, picked: Picked, maps_key: str, maps, view: Thresh
     predict = predict_upload_maps if picked.image_key.startswith("upload:") else predict_maps
     maps_b = predict(second.key, picked.image_key, maps.class_index, second.localizer, picked.image)
     box_b = box_stage if box_stage in maps_b.maps else "attention"
-    view_b = threshold_view(maps_b, preset, ctx.tau, region, gt_boxes, box_b)
+    view = threshold_view(maps, preset, tau, region, gt_boxes, box_stage)
+    view_b = threshold_view(maps_b, preset, tau, region, gt_boxes, box_b)
     runs = [("A", first.label, maps_key, maps, view, box_stage), ("B", second.label, second.key, maps_b, view_b, box_b)]
     class_name = first.localizer.class_names[maps.class_index]
-    st.caption(f"The maps of **{class_name}** in both runs, at the same τ = {ctx.tau:.2f} and δ values"
+    st.caption(f"The maps of **{class_name}** in both runs, at the same τ = {tau:.2f} and δ values"
                + ("" if box_b == box_stage else f"; B has no {STAGE_TITLES[box_stage]}, its box is from the "
                   "attention map") + ".")
     columns = st.columns(3)

@@ -55,13 +55,15 @@ def png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
-def strip_names(stage_maps: StageMaps, view: ThresholdView) -> list[tuple[str, str]]:
+def strip_names(stage_maps: StageMaps) -> list[tuple[str, str]]:
     """(name, title) of the stage strip in the paper's order (Fig. 2 / Fig. 4): the image, each
-    score map and seed mask the model has, then the final localisation map with its box."""
-    from spg_core.guidance import STAGE_ORDER, STAGE_TITLES
+    score map the model has and the seed mask Eq. 1 makes of it, then the final localisation map
+    with its box."""
+    from spg_core.guidance import STAGE_ORDER, STAGE_TITLES, STAGES
 
+    masks = {stage.mask for stage in STAGES if stage.source in stage_maps.maps}
     names = [("image", "Image")]
-    names += [(name, STAGE_TITLES[name]) for name in STAGE_ORDER if name in stage_maps.maps or name in view.masks]
+    names += [(name, STAGE_TITLES[name]) for name in STAGE_ORDER if name in stage_maps.maps or name in masks]
     return names + [("final", "Localisation map + box")]
 
 
@@ -72,12 +74,17 @@ def map_picture(stage_maps: StageMaps, name: str, alpha: float = 0.5):
     return stage_maps.image if name == "image" else viz.heatmap_overlay(stage_maps.image, stage_maps.maps[name], alpha)
 
 
-def mask_picture(view: ThresholdView, name: str):
-    """One seed mask as in Fig. 4 (``viz.mask_image``): fg white, bg black, ignored grey — as
-    a one-channel picture (the three greys are exact), a third of the bytes to encode."""
+def seed_picture(mask: np.ndarray):
+    """A seed mask as in Fig. 4 (``viz.mask_image``): fg white, bg black, ignored grey — as a
+    one-channel picture (the three greys are exact), a third of the bytes to encode."""
     from spg_core import viz
 
-    return viz.mask_image(view.masks[name]).convert("L")
+    return viz.mask_image(mask).convert("L")
+
+
+def mask_picture(view: ThresholdView, name: str):
+    """One stage's seed mask of ``view`` (:func:`seed_picture`)."""
+    return seed_picture(view.masks[name])
 
 
 def final_picture(stage_maps: StageMaps, box, alpha: float = 0.5, gt_boxes=None, box_stage: str = "attention"):
@@ -110,7 +117,7 @@ def strip_pictures(stage_maps: StageMaps, view: ThresholdView, alpha: float = 0.
                    box_stage: str = "attention") -> list:
     """(name, title, picture) of the whole strip (:func:`strip_names`), every picture drawn."""
     out = []
-    for name, title in strip_names(stage_maps, view):
+    for name, title in strip_names(stage_maps):
         if name in view.masks:
             picture = mask_picture(view, name)
         elif name == "final":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from spg_app import tour
+from spg_app import live, tour
 from spg_app.paths import allowed_path
 from spg_app.loaders import load_dataset, open_imagenet, open_maps, open_model, run_variant
 from spg_app.runs import DEFAULT_TAU, default_tau, run_metrics, run_stamp, variant_label
@@ -208,7 +208,8 @@ def sidebar_display(model: ModelContext | None, ctx: Context) -> None:
     bar.header("Box and display")
     if "tau" not in st.session_state:
         st.session_state["tau"] = default_tau(model.folder) if model and model.folder else DEFAULT_TAU
-    ctx.tau = bar.slider("Box threshold τ", 0.0, 0.99, step=0.01, key="tau", format="%.2f",
+    st.session_state[live.ON_SCREEN] = False  # until the explore page draws its fragments (spg_app.live)
+    ctx.tau = bar.slider("Box threshold τ", 0.0, 0.99, step=0.01, key="tau", format="%.2f", on_change=live.tau_moved,
                          help="The localisation map is min-max normalised and kept where ≥ τ; the box is the "
                               "tight box of the largest connected component (paper §4, after CAM).")
     if model is not None and model.folder is not None:

@@ -1,8 +1,9 @@
 """What a threshold or τ slider changes, on cached maps.
 
-:func:`threshold_view` only strings together the ``spg_core`` calls a slider move triggers
-(``localize.stage_masks``, ``seed_report``, ``localization_box``, ``boxes.iou``), so the app and
-``benchmarks/bench_app.py`` time the same code.
+A δ slider changes one stage's seeds (:func:`stage_seeds`), τ the box (:func:`box_view`);
+:func:`threshold_view` is both for every stage. They only string together the ``spg_core`` calls
+a slider move triggers (``GuidancePreset.seeds``, ``seed_statistics``, ``localization_box``,
+``boxes.iou``), so the app and ``benchmarks/bench_app.py`` time the same code.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spg_core import boxes as box_ops
-from spg_core.guidance import GuidancePreset
-from spg_core.localize import StageMaps, localization_box, seed_report, stage_masks
+from spg_core.guidance import STAGE_NAMES, GuidancePreset, guided_stage, seed_statistics
+from spg_core.localize import StageMaps, localization_box
 
 
 def clean_thresholds(delta_low: float, delta_high: float, step: float = 0.01) -> tuple[float, float, bool]:
@@ -38,21 +39,47 @@ class ThresholdView:
     iou: float | None
 
 
-def threshold_view(stage_maps: StageMaps, preset: GuidancePreset, tau: float, object_region=None,
-                   gt_boxes=None, box_stage: str = "attention") -> ThresholdView:
-    """One slider move on cached maps: Eq. 1 seeds of every guided stage (``stage_masks``),
-    coverage/precision (``seed_report``), the localisation box at τ (``localization_box``) of
-    the A4 map — or, as an extension, of another stage's map (``box_stage``) — and its best IoU
-    with the GT boxes (``boxes.iou``)."""
+@dataclass
+class StageSeeds:
+    """What one δ slider changes: its stage's seed mask, whether the fallback fired, and the
+    mask's coverage / precision (``seed_statistics``)."""
+
+    mask: np.ndarray
+    fallback: bool
+    stats: dict
+
+
+def stage_seeds(stage_maps: StageMaps, preset: GuidancePreset, stage: str, object_region=None) -> StageSeeds:
+    """Eq. 1 seeds of one guided stage (``mask_a``, ``mask_b2`` or ``mask_fuse``) on its source
+    map at ``preset``'s thresholds, with the per-image fallback, and their statistics against the
+    object's region (bool mask) when known."""
+    source = guided_stage(stage).source
+    if source not in stage_maps.maps:
+        raise ValueError(f"{stage!r} thresholds the {source!r} map, which this model does not have; "
+                         f"its maps are {sorted(stage_maps.maps)}")
+    mask, fired = preset.seeds(stage, stage_maps.maps[source], return_fallback=True)
+    return StageSeeds(mask, bool(fired), seed_statistics(mask, object_region))
+
+
+def box_view(stage_maps: StageMaps, tau: float, gt_boxes=None,
+             box_stage: str = "attention") -> tuple[tuple[int, int, int, int], float | None]:
+    """What τ changes: the localisation box at τ (``localization_box``) of the A4 map — or, as
+    an extension, of another stage's map (``box_stage``) — and its best IoU with the GT boxes."""
     if box_stage not in stage_maps.maps:
         raise ValueError(f"box_stage={box_stage!r} is not a map of this model; choose one of {sorted(stage_maps.maps)}")
-    computed = stage_masks(stage_maps.maps, preset)
-    masks = {name: value for name, value in computed.items() if not name.endswith("_fallback")}
-    fallback = {name: bool(computed[f"{name}_fallback"]) for name in masks}
-    report = seed_report(masks, object_region)
     box = localization_box(stage_maps.maps[box_stage], tau)
-    iou = None
     gt = np.asarray(gt_boxes if gt_boxes is not None else [], dtype=np.float64).reshape(-1, 4)
-    if len(gt):
-        iou = float(np.max(box_ops.iou(np.asarray(box), gt.astype(np.int64))))
-    return ThresholdView(masks, fallback, report, box, iou)
+    iou = float(np.max(box_ops.iou(np.asarray(box), gt.astype(np.int64)))) if len(gt) else None
+    return box, iou
+
+
+def threshold_view(stage_maps: StageMaps, preset: GuidancePreset, tau: float, object_region=None,
+                   gt_boxes=None, box_stage: str = "attention") -> ThresholdView:
+    """Every slider at once on cached maps: the seeds of each guided stage the model has
+    (:func:`stage_seeds`) and the box at τ with its IoU (:func:`box_view`)."""
+    box, iou = box_view(stage_maps, tau, gt_boxes, box_stage)
+    seeds = {stage: stage_seeds(stage_maps, preset, stage, object_region) for stage in STAGE_NAMES
+             if guided_stage(stage).source in stage_maps.maps}
+    return ThresholdView({stage: s.mask for stage, s in seeds.items()},
+                         {stage: s.fallback for stage, s in seeds.items()},
+                         {stage: s.stats for stage, s in seeds.items()}, box, iou)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -59,11 +60,20 @@ def images(at: AppTest) -> dict[str, str]:
     return out
 
 
+def images_captions(at: AppTest) -> dict[str, str]:
+    return {img.alt: img.caption for element in at.get("image") for img in element.proto.imgs}
+
+
 def numbers(at: AppTest):
-    """The per-stage seed table of the explore page."""
-    frames = [frame.value for frame in at.table if "fg precision" in frame.value.columns]
-    assert frames, "seed table missing"
-    return frames[0]
+    """The explore page's seed numbers as one row per stage (each stage's panel has a table of its
+    own: a row per number, the stage's title as the column)."""
+    rows = []
+    for frame in (table.value for table in at.table):
+        if list(frame.columns[:1]) == ["seeds"]:
+            row = {"stage": frame.columns[1], **dict(zip(frame["seeds"], frame[frame.columns[1]]))}
+            rows.append(row | {"δ_l": float(row["δ_l"]), "δ_h": float(row["δ_h"])})
+    assert rows, "seed tables missing"
+    return pd.DataFrame(rows)
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -117,6 +127,19 @@ def test_tau_slider_moves_the_box(runs):
     assert not at.exception
     assert metric(at, "Predicted box (x0, y0, x1, y1)") != box
     assert metric(at, "IoU of the box with GT") != "—"
+    assert "at τ = 0.90" in images_captions(at)["Localisation map + box"]
+    # Only the box panel reran (τ's callback, spg_app.live): not the maps or the seed panels.
+    headers = [h.value for h in at.subheader]
+    assert "Box and downloads" in headers and "Stages" not in headers and "Seeds (Eq. 1)" not in headers
+    at.run()  # a full run draws the whole page again, at the new τ
+    assert "Stages" in [h.value for h in at.subheader] and metric(at, "Predicted box (x0, y0, x1, y1)") != box
+
+
+def test_tau_on_another_page_reruns_that_page(runs):
+    at = start(runs["spg"], page="dataset")
+    at.sidebar.slider(key="tau").set_value(0.9).run()
+    assert not at.exception
+    assert at.session_state["explore_on_screen"] is False and at.title[0].value != "Explore one image"
 
 
 def test_presets_and_reset_buttons(runs):

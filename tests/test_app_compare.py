@@ -67,7 +67,10 @@ def test_no_second_run_by_default_draws_only_the_control(runs):
     assert at.selectbox(key="compare_with").value == "__none__"
     assert "Side by side" not in [h.value for h in at.subheader]
     assert not [alt for alt, _ in pictures(at) if alt[:4] in ("A · ", "B · ", "A − ")]
-    assert [alt for alt, _ in pictures(at)] == [*SPG_TILES, "Localisation overlay"]  # the strip and the overlay
+    # The maps' strip, each stage's seeds under its slider, then the box: SPG_TILES, grouped so.
+    maps = [t for t in SPG_TILES if not t.startswith("Mask-") and t != "Localisation map + box"]
+    seeds = [t for t in SPG_TILES if t.startswith("Mask-")]
+    assert [alt for alt, _ in pictures(at)] == [*maps, *seeds, "Localisation map + box"]
 
 
 def test_spg_next_to_plain_both_strips_ious_and_the_attention_difference(runs):
@@ -88,6 +91,9 @@ def test_spg_next_to_plain_both_strips_ious_and_the_attention_difference(runs):
     at.slider(key="delta_mask_a").set_value((0.3, 0.5)).run()
     assert not at.exception
     after = dict(pictures(at))
+    # The δ slider's callback reran the seed panels and the comparison only (spg_app.live).
+    headers = [h.value for h in at.subheader]
+    assert "Side by side" in headers and "Seeds (Eq. 1)" not in headers and "Stages" not in headers
     for letter in "AB":
         assert after[f"{letter} · Mask-A (seeds for B2)"] != before[f"{letter} · Mask-A (seeds for B2)"]
         assert after[f"{letter} · Attention map (A4)"] == before[f"{letter} · Attention map (A4)"]  # maps cached
@@ -132,8 +138,6 @@ def test_difference_image_colours():
 def test_difference_picture_and_shared_strip(runs):
     from spg_app.compare import shared_strip
     from spg_app.pictures import difference_picture, map_gaps, strip_names
-    from spg_app.thresholds import threshold_view
-    from spg_core.guidance import PRESETS
     from spg_core.localize import Localizer
 
     image = Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8))
@@ -147,5 +151,5 @@ def test_difference_picture_and_shared_strip(runs):
     mean, largest = gaps["attention"]
     assert mean == pytest.approx(np.abs(spg.maps["attention"] - plain.maps["attention"]).mean(), rel=1e-5)
     assert 0 < mean <= largest <= 1 and map_gaps(spg, spg) == {"attention": (0.0, 0.0), "fused": (0.0, 0.0)}
-    names = [strip_names(maps, threshold_view(maps, PRESETS["paper"], 0.2)) for maps in (plain, spg)]
+    names = [strip_names(maps) for maps in (plain, spg)]
     assert [title for _, title in shared_strip(*names)] == list(SPG_TILES)  # the paper's order, whichever first

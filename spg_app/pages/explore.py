@@ -17,11 +17,14 @@ from spg_app.growth import grow_guidance
 from spg_app.loaders import (dataset_sample, final_tile, growth_tile, load_map, map_tile, predict_maps,
                              predict_upload_maps, short_hash)
 from spg_app.picker import pick_dataset_image, pick_upload
-from spg_app.pictures import STRIP_SIDE, encode_picture, final_picture, maps_picture, mask_picture, png_bytes, strip_names
+from spg_app import live
+from spg_app.live import LiveChoices
+from spg_app.pictures import (STRIP_SIDE, encode_picture, final_picture, maps_picture, png_bytes, seed_picture,
+                              strip_names)
 from spg_app.stages import STAGE_NOTES, map_stage_label
 from spg_app.state import Context, ModelContext, Picked
 from spg_app.threshold_growth import grow_with_thresholds
-from spg_app.thresholds import clean_thresholds, threshold_view
+from spg_app.thresholds import box_view, clean_thresholds, stage_seeds, threshold_view
 from spg_app.widgets import need, percent
 from spg_core import viz
 from spg_core.boxes import iou as box_iou
@@ -39,7 +42,8 @@ def apply_preset(stages=STAGE_NAMES) -> None:
         st.session_state[f"delta_{stage}"] = (thresholds.delta_low, thresholds.delta_high)
 
 
-def threshold_controls(model: ModelContext, available: set[str]) -> tuple[object, dict]:
+def preset_controls(model: ModelContext) -> str:
+    """The preset choice and "Reset all" (both move every stage's sliders): the preset's name."""
     if st.session_state.get("preset") not in PRESETS:
         st.session_state["preset"] = model.config.preset if model.config.preset in PRESETS else "paper"
     if any(f"delta_{stage}" not in st.session_state for stage in STAGE_NAMES):
@@ -52,29 +56,63 @@ def threshold_controls(model: ModelContext, available: set[str]) -> tuple[object
     trained = ("Grown guidance trains with" if model.uploads_only else "This run was trained with")
     top[2].caption(f"**{preset_name}** — {PRESETS[preset_name].description}. "
                    f"{trained} **{model.config.preset}**.")
-    preset = PRESETS[preset_name]
-    columns = st.columns(len(STAGE_NAMES))
-    thresholds = {}
-    for column, stage in zip(columns, STAGE_NAMES):
-        key = f"delta_{stage}"
-        exists = guided_stage(stage).source in available
-        column.slider(f"{guided_stage(stage).title}: δ_l, δ_h on the {guided_stage(stage).source_title}", 0.0, 1.0,
-                      step=0.01, key=key, format="%.2f", disabled=not exists,
-                      help=f"Eq. 1 on the {guided_stage(stage).source_title}: below δ_l background, above δ_h foreground, "
-                           f"between ignored ({guided_stage(stage).role}). All presets: "
-                           + "; ".join(f"{name} {p.stage(stage).delta_low:.2f}/{p.stage(stage).delta_high:.2f}"
-                                       for name, p in PRESETS.items()))
-        low, high, adjusted = clean_thresholds(*st.session_state[key])
-        thresholds[stage] = (low, high)
-        reference = preset.stage(stage)
-        changed = (low, high) != (reference.delta_low, reference.delta_high)
-        column.caption(f"{preset_name} preset: δ_l = {reference.delta_low:.2f}, δ_h = {reference.delta_high:.2f}"
-                       + (" · **changed**" if changed else "") + ("" if exists else " · no such map in this model"))
-        if adjusted:
-            column.caption(f":orange[Eq. 1 needs δ_l < δ_h: using δ_l = {low:.2f}, δ_h = {high:.2f}.]")
-        column.button("Reset", key=f"reset_{stage}", on_click=apply_preset, args=((stage,),))
-    st.session_state["current_thresholds"] = thresholds
-    return preset.with_thresholds(thresholds), thresholds
+    return preset_name
+
+
+def live_choices(preset_name: str, tau: float) -> LiveChoices:
+    """The δ values of every stage as the sliders hold them (cleaned for Eq. 1) and τ; kept in the
+    session (``current_thresholds``: the other pages start from them)."""
+    thresholds = {stage: clean_thresholds(*st.session_state[f"delta_{stage}"])[:2] for stage in STAGE_NAMES}
+    st.session_state["current_thresholds"] = thresholds  # the same dict the seed panels update
+    return LiveChoices(preset_name, thresholds, tau)
+
+
+def current_tau(ctx: Context) -> float:
+    """τ as the sidebar's slider holds it now: a fragment rerun after a τ move sees the new value,
+    ``ctx`` (drawn by the last full run) the old one."""
+    ctx.tau = float(st.session_state.get("tau", ctx.tau))
+    return ctx.tau
+
+
+@st.fragment(key=live.SEEDS)
+def seed_panel(picked: Picked, maps_key: str, maps, stage: str, region, choices: LiveChoices) -> None:
+    """One guided stage: its δ slider, its Eq. 1 seeds and their numbers. A fragment: moving the
+    slider reruns this panel alone (:mod:`spg_app.live`)."""
+    key = f"delta_{stage}"
+    info = guided_stage(stage)
+    exists = info.source in maps.maps
+    st.slider(f"{info.title}: δ_l, δ_h on the {info.source_title}", 0.0, 1.0, step=0.01, key=key, format="%.2f",
+              disabled=not exists, on_change=live.delta_moved,
+              help=f"Eq. 1 on the {info.source_title}: below δ_l background, above δ_h foreground, "
+                   f"between ignored ({info.role}). All presets: "
+                   + "; ".join(f"{name} {p.stage(stage).delta_low:.2f}/{p.stage(stage).delta_high:.2f}"
+                               for name, p in PRESETS.items()))
+    low, high, adjusted = clean_thresholds(*st.session_state[key])
+    choices.thresholds[stage] = (low, high)
+    reference = PRESETS[choices.preset_name].stage(stage)
+    changed = (low, high) != (reference.delta_low, reference.delta_high)
+    st.caption(f"{choices.preset_name} preset: δ_l = {reference.delta_low:.2f}, δ_h = {reference.delta_high:.2f}"
+               + (" · **changed**" if changed else "") + ("" if exists else " · no such map in this model"))
+    if adjusted:
+        st.caption(f":orange[Eq. 1 needs δ_l < δ_h: using δ_l = {low:.2f}, δ_h = {high:.2f}.]")
+    st.button("Reset", key=f"reset_{stage}", on_click=apply_preset, args=((stage,),))
+    if not exists:
+        return
+    seeds = stage_seeds(maps, choices.preset(), stage, region)
+    stats = seeds.stats
+    data, fmt = encode_picture(seed_picture(seeds.mask), exact=True)
+    st.image(data, alt=STAGE_TITLES[stage], width=STRIP_SIDE, output_format=fmt,
+             caption=f"{STAGE_TITLES[stage]} — fg {percent(stats['foreground'])} · bg {percent(stats['background'])}"
+                     + (" · fallback fired" if seeds.fallback else ""))
+    # One column per stage (three stages side by side), a row per number. st.table, not
+    # st.dataframe: no interactive data-grid code in the browser for a first visit.
+    numbers = {"δ_l": f"{low:.2f}", "δ_h": f"{high:.2f}",
+               "foreground": percent(stats["foreground"]), "background": percent(stats["background"]),
+               "ignored": percent(stats["ignored"]),
+               "fg precision": percent(stats.get("foreground_precision")),
+               "bg precision": percent(stats.get("background_precision")),
+               "fallback": "fired" if seeds.fallback else "no"}
+    st.table(pd.DataFrame({"seeds": list(numbers), STAGE_TITLES[stage]: list(numbers.values())}), hide_index=True)
 
 
 def class_choice(ctx: Context, picked: Picked, predicted: int) -> int:
@@ -159,42 +197,36 @@ def class_and_maps(ctx: Context, picked: Picked):
     return maps, class_index, box_stage
 
 
-def stage_strip(ctx: Context, picked: Picked, maps_key: str, maps, view, box_stage: str, gt_key: str,
-                gt_boxes) -> None:
-    """The stage strip, in the paper's order (Fig. 2 / Fig. 4). Score-map pictures depend on the
-    image, class and opacity only, the final one also on its box: both are cached, so a δ move
-    redraws just the three seed masks."""
+def stage_strip(ctx: Context, picked: Picked, maps_key: str, maps) -> None:
+    """The score maps in the paper's order (Fig. 2): the image, then each map the model has. They
+    depend on the image, class and opacity only and are cached; δ and τ change the panels below."""
     st.subheader("Stages")
-    names = strip_names(maps, view)
-    pictures, captions, titles = [], [], []
-    for name, title in names:
-        caption = title
-        if name in view.masks:
-            stats = view.report[name]
-            caption += (f" — fg {percent(stats['foreground'])} · bg {percent(stats['background'])}"
-                        + (" · fallback fired" if view.fallback[name] else ""))
-            data, fmt = encode_picture(mask_picture(view, name), exact=True)
-        elif name == "final":
-            caption += "" if box_stage == "attention" else f" (from {STAGE_TITLES[box_stage]})"
-            caption += "" if view.iou is None else f" — IoU {view.iou:.3f}"
-            data, fmt = final_tile(maps_key, picked.image_key, maps.class_index, ctx.alpha, box_stage,
-                                   tuple(view.box), gt_key, maps, gt_boxes)
-        else:
-            data, fmt = map_tile(maps_key, picked.image_key, maps.class_index, name, ctx.alpha, maps)
+    names = [(name, title) for name, title in strip_names(maps) if name not in STAGE_NAMES and name != "final"]
+    pictures = []
+    for name, _ in names:
+        data, fmt = map_tile(maps_key, picked.image_key, maps.class_index, name, ctx.alpha, maps)
         # A list takes one output format: JPEG tiles (large uploaded photos) travel as data URLs,
-        # which Streamlit passes through as they are, so nothing is re-encoded on a move.
+        # which Streamlit passes through as they are.
         pictures.append(data if fmt == "PNG" else f"data:image/jpeg;base64,{base64.b64encode(data).decode()}")
-        captions.append(caption)
-        titles.append(title)
-    # One element for the whole strip (the browser lays the tiles out in rows): a slider move then
-    # re-sends one picture list instead of ~30 columns, pictures and captions, which is most of a
-    # move's server time when a class shares one server (benchmarks/bench_load.py). The format is
-    # per list: PNG, since the seed masks must stay exact.
-    st.image(pictures, caption=captions, alt=titles, width=STRIP_SIDE, output_format="PNG")
-    notes = [f"**{title}**: {STAGE_NOTES[name]}" for name, title in names if STAGE_NOTES.get(name)]
+    titles = [title for _, title in names]
+    st.image(pictures, caption=titles, alt=titles, width=STRIP_SIDE, output_format="PNG")
+    notes = [f"**{title}**: {STAGE_NOTES[name]}" for name, title in strip_names(maps) if STAGE_NOTES.get(name)]
     if notes:
         with st.expander("What each stage is", expanded=False):
             st.markdown("\n".join(f"- {note}" for note in notes))
+
+
+def seeds_section(picked: Picked, maps_key: str, maps, region, choices: LiveChoices) -> None:
+    """Eq. 1 on each guided stage, side by side: slider, seeds and their numbers."""
+    st.subheader("Seeds (Eq. 1)")
+    for column, stage in zip(st.columns(len(STAGE_NAMES)), STAGE_NAMES):
+        with column:
+            seed_panel(picked, maps_key, maps, stage, region, choices)
+    has_gt = picked.label is not None
+    reference = ("the GT mask" if picked.mask is not None else "the GT box area (no mask)") if has_gt else None
+    st.caption("Coverage: share of the image's pixels in each seed class. "
+               + (f"Precision: share of foreground seeds inside the object and of background seeds outside it, "
+                  f"against {reference}." if reference else "Precision needs ground truth (a dataset image)."))
 
 
 def growth_section(maps_key: str, grown) -> None:
@@ -206,66 +238,76 @@ def growth_section(maps_key: str, grown) -> None:
     columns[1].plotly_chart(growth_figure(grown.history), width="stretch", key="guidance_history")
 
 
-def numbers_section(picked: Picked, maps, view, thresholds: dict, class_name: str) -> None:
-    """The box metrics, the per-stage seed table and, on request, the score histograms."""
-    st.subheader("Numbers")
-    cols = st.columns(4)
-    cols[0].metric("IoU of the box with GT", "—" if view.iou is None else f"{view.iou:.3f}",
-                   help="Best IoU of the predicted box with any GT box (inclusive pixels, the +1 rule).")
-    cols[1].metric("Predicted box (x0, y0, x1, y1)", str(tuple(view.box)))
-    cols[2].metric("Mask-A fallback", "fired" if view.fallback.get("mask_a") else "not fired",
-                   help="Fewer than 30 pixels above δ_h: Eq. 1 then uses 0.7 × max instead (reference codes).")
-    cols[3].metric("Map shown", class_name)
-    has_gt = picked.label is not None
-    reference = ("the GT mask" if picked.mask is not None else "the GT box area (no mask)") if has_gt else None
-    table = pd.DataFrame([{
-        "stage": STAGE_TITLES[name],
-        "δ_l": thresholds[name][0], "δ_h": thresholds[name][1],
-        "foreground": percent(stats["foreground"]), "background": percent(stats["background"]),
-        "ignored": percent(stats["ignored"]),
-        "fg precision": percent(stats.get("foreground_precision")),
-        "bg precision": percent(stats.get("background_precision")),
-        "fallback": "fired" if view.fallback[name] else "no",
-    } for name, stats in view.report.items()])
-    st.table(table, hide_index=True)
-    st.caption("Coverage: share of the image's pixels in each seed class. "
-               + (f"Precision: share of foreground seeds inside the object and of background seeds outside it, "
-                  f"against {reference}." if reference else "Precision needs ground truth (a dataset image)."))
+@st.fragment(key=live.HISTOGRAMS)
+def histograms(maps, choices: LiveChoices) -> None:
     if st.toggle("Show where the thresholds cut each map (score histograms)", key="show_histograms"):
-        st.plotly_chart(histogram_figure(maps.maps, thresholds), width="stretch", key="histograms")
+        st.plotly_chart(histogram_figure(maps.maps, choices.thresholds), width="stretch", key="histograms")
 
 
-def downloads_section(ctx: Context, picked: Picked, maps_key: str, maps, view, box_stage: str, preset,
-                      gt_key: str, gt_boxes) -> None:
-    st.subheader("Overlay and downloads")
+@st.fragment(key=live.BOX)
+def box_panel(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str, gt_key: str, gt_boxes,
+              choices: LiveChoices) -> None:
+    """The localisation map with its box at τ, the box's numbers and the downloads. A fragment: a
+    τ move reruns this panel alone (:mod:`spg_app.live`)."""
+    choices.tau = tau = current_tau(ctx)
+    box, iou = box_view(maps, tau, gt_boxes, box_stage)
+    st.subheader("Box and downloads")
     columns = st.columns([2, 1])
-    large, fmt = final_tile(maps_key, picked.image_key, maps.class_index, ctx.alpha, box_stage, tuple(view.box),
+    large, fmt = final_tile(maps_key, picked.image_key, maps.class_index, ctx.alpha, box_stage, tuple(box),
                             gt_key, maps, gt_boxes, side=384)
-    columns[0].image(large, width=448, caption="Localisation map (opacity in the sidebar) with the predicted box "
-                     "(green) and GT boxes (red)", alt="Localisation overlay", output_format=fmt)
-    stem = Path(str(picked.image_id)).stem or "image"
+    source = "" if box_stage == "attention" else f" (from {STAGE_TITLES[box_stage]})"
+    columns[0].image(large, width=448, alt="Localisation map + box", output_format=fmt,
+                     caption=f"Localisation map + box{source} at τ = {tau:.2f}"
+                             + ("" if iou is None else f" — IoU {iou:.3f}")
+                             + ": the predicted box (green) and GT boxes (red); opacity in the sidebar")
     with columns[1]:
-        st.download_button("Overlay (PNG)",
-                           data=lambda: png_bytes(final_picture(maps, view.box, ctx.alpha, gt_boxes, box_stage)),
-                           file_name=f"{stem}_overlay.png",
-                           mime="image/png", on_click="ignore", key="download_overlay", width="stretch")
-        st.download_button("Maps and seeds (.npz)", data=lambda: maps_npz(maps, view.masks),
-                           file_name=f"{stem}_maps.npz", mime="application/octet-stream", on_click="ignore",
-                           key="download_maps", width="stretch")
-        st.download_button("Boxes and numbers (JSON)",
-                           data=lambda: boxes_json(picked.image_id, maps, view, ctx.tau, preset, gt_boxes,
-                                                   picked.scale),
-                           file_name=f"{stem}_boxes.json", mime="application/json", on_click="ignore",
-                           key="download_boxes", width="stretch")
-        source = box_stage if box_stage in maps.maps else "attention"
-        st.download_button("Map (.npy, wsolevaluation)", data=lambda: wsol_map_npy(maps.maps[source]),
-                           file_name=f"{Path(str(picked.image_id)).name or 'image'}.npy",
-                           mime="application/octet-stream", on_click="ignore", key="download_wsol_map",
-                           width="stretch")
-        st.caption("Boxes are inclusive (x0, y0, x1, y1) pixels of the image shown; the .npz holds every score "
-                   "map (float32 in [0, 1]) and seed mask (0 bg / 1 fg / 255 ignored); the .npy is the map the box "
-                   "comes from as wsolevaluation saves maps (float64 224×224, bicubic, min-max), named "
-                   "`<image_id>.npy` for a maps folder.")
+        st.metric("IoU of the box with GT", "—" if iou is None else f"{iou:.3f}",
+                  help="Best IoU of the predicted box with any GT box (inclusive pixels, the +1 rule).")
+        st.metric("Predicted box (x0, y0, x1, y1)", str(tuple(box)))
+        st.metric("Map shown", ctx.model.localizer.class_names[maps.class_index])
+        downloads(ctx, picked, maps, box_stage, gt_boxes, choices)
+
+
+def downloads(ctx: Context, picked: Picked, maps, box_stage: str, gt_boxes, choices: LiveChoices) -> None:
+    """Made when pressed, from the values on screen then (``choices``, which the panels keep)."""
+    def view():
+        return threshold_view(maps, choices.preset(), choices.tau, None, gt_boxes, box_stage)
+
+    stem = Path(str(picked.image_id)).stem or "image"
+    st.download_button("Overlay (PNG)",
+                       data=lambda: png_bytes(final_picture(maps, view().box, ctx.alpha, gt_boxes, box_stage)),
+                       file_name=f"{stem}_overlay.png",
+                       mime="image/png", on_click="ignore", key="download_overlay", width="stretch")
+    st.download_button("Maps and seeds (.npz)", data=lambda: maps_npz(maps, view().masks),
+                       file_name=f"{stem}_maps.npz", mime="application/octet-stream", on_click="ignore",
+                       key="download_maps", width="stretch")
+    st.download_button("Boxes and numbers (JSON)",
+                       data=lambda: boxes_json(picked.image_id, maps, view(), choices.tau, choices.preset(), gt_boxes,
+                                               picked.scale),
+                       file_name=f"{stem}_boxes.json", mime="application/json", on_click="ignore",
+                       key="download_boxes", width="stretch")
+    source = box_stage if box_stage in maps.maps else "attention"
+    st.download_button("Map (.npy, wsolevaluation)", data=lambda: wsol_map_npy(maps.maps[source]),
+                       file_name=f"{Path(str(picked.image_id)).name or 'image'}.npy",
+                       mime="application/octet-stream", on_click="ignore", key="download_wsol_map",
+                       width="stretch")
+    st.caption("Boxes are inclusive (x0, y0, x1, y1) pixels of the image shown; the .npz holds every score "
+               "map (float32 in [0, 1]) and seed mask (0 bg / 1 fg / 255 ignored); the .npy is the map the box "
+               "comes from as wsolevaluation saves maps (float64 224×224, bicubic, min-max), named "
+               "`<image_id>.npy` for a maps folder.")
+
+
+@st.fragment(key=live.COMPARE)
+def compare_section(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str, region, gt_boxes,
+                    gt_key: str, choices: LiveChoices) -> None:
+    side_by_side(ctx, picked, maps_key, maps, choices.preset(), current_tau(ctx), box_stage, region, gt_boxes,
+                 gt_key)
+
+
+@st.fragment(key=live.GROW)
+def grow_section(ctx: Context, picked: Picked, maps, region, choices: LiveChoices) -> None:
+    current_tau(ctx)
+    grow_with_thresholds(ctx, picked, maps, choices.preset(), region)
 
 
 def maps_page(ctx: Context) -> None:
@@ -342,30 +384,30 @@ def page(ctx: Context) -> None:
 
 @st.fragment
 def thresholded_sections(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str, grown: bool) -> None:
-    """Everything the δ sliders change, from the sliders down: a fragment, so that moving a slider
-    reruns only this part (not the sidebar, the image choice or the model), which keeps a slider
-    move cheap for a whole class on one server (benchmarks/bench_load.py). The maps are cached;
-    this re-thresholds them."""
+    """Everything δ and τ change, from the preset down: a fragment (a preset change reruns it, not
+    the sidebar, the image choice or the model), holding one fragment per δ slider's seeds, one
+    for the box at τ and one per view that shows them (:mod:`spg_app.live`). The maps are
+    cached; the fragments re-threshold them."""
     model = ctx.model
-    available = set(maps.maps)
     if model.uploads_only and not grown:
         st.info("This pretrained classifier has no B1, B2 or SPG-C branches: the strip shows the attention map "
                 "and the seeds Eq. 1 makes from it (Mask-A). Grow the guidance above to see the other stages.")
     elif model.variant == "plain" and not grown:
         st.info("SPG-plain has no B1, B2 or SPG-C branches: the strip shows the attention map and the seeds "
                 "Eq. 1 would make from it (Mask-A); the other stages exist only in SPG models.")
-    preset, thresholds = threshold_controls(model, available)
+    choices = live_choices(preset_controls(model), current_tau(ctx))
+    st.session_state[live.ON_SCREEN] = True
 
     has_gt = picked.label is not None
     gt_boxes = picked.boxes if has_gt else None
     region = object_mask(picked.mask, picked.boxes, (picked.image.height, picked.image.width)) if has_gt else None
-    view = threshold_view(maps, preset, ctx.tau, region, gt_boxes, box_stage)
     gt_key = short_hash(str(np.asarray(picked.boxes).tolist())) if has_gt else ""
 
-    stage_strip(ctx, picked, maps_key, maps, view, box_stage, gt_key, gt_boxes)
+    stage_strip(ctx, picked, maps_key, maps)
+    seeds_section(picked, maps_key, maps, region, choices)
+    histograms(maps, choices)
+    box_panel(ctx, picked, maps_key, maps, box_stage, gt_key, gt_boxes, choices)
     if grown:
         growth_section(maps_key, maps)
-    side_by_side(ctx, picked, maps_key, maps, view, preset, box_stage, region, gt_boxes, gt_key)
-    numbers_section(picked, maps, view, thresholds, model.localizer.class_names[maps.class_index])
-    downloads_section(ctx, picked, maps_key, maps, view, box_stage, preset, gt_key, gt_boxes)
-    grow_with_thresholds(ctx, picked, maps, preset, region)
+    compare_section(ctx, picked, maps_key, maps, box_stage, region, gt_boxes, gt_key, choices)
+    grow_section(ctx, picked, maps, region, choices)
