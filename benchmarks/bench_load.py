@@ -22,9 +22,10 @@ A session is not a browser but a websocket client speaking Streamlit's own proto
   neither is needed. Frames are binary protobufs: ``BackMsg`` up, ``ForwardMsg`` down;
 * it asks for the page with a ``BackMsg.rerun_script`` (a ``ClientState``) holding no widget
   states and reads ForwardMsgs until ``script_finished`` (the ``session_status_changed`` that
-  follows it is read with the next run). No ``cached_message_hashes`` are sent, so the server
-  sends every element in full, never a ``ref_hash``; tables (``st.table``, ``st.dataframe``)
-  come as Arrow IPC bytes in ``arrow_data.data``;
+  follows it is read with the next run). A run a widget callback replaces with a keyed rerun
+  (``st.rerun(keys)``: the app's τ does on the explore page) ends ``FINISHED_EARLY_FOR_RERUN``;
+  the fragments' own run follows, and its ``script_finished`` ends the move. No ``cached_message_hashes`` are sent, so the server
+  sends every element in full, never a ``ref_hash``;
 * it keeps each widget's value from the elements it received, ``delta.new_element.<widget>``:
   ``id`` (``$$ID-<hash>-<key>`` for a keyed widget), ``default``, and ``value`` / ``raw_value``
   when ``set_value`` says the server set it (this app re-assigns its persistent keys on every
@@ -77,7 +78,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import math
 import os
@@ -95,7 +95,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.ipc
 from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -104,6 +103,8 @@ from streamlit.proto.Slider_pb2 import Slider
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from tornado.httpclient import AsyncHTTPClient
 from websockets.asyncio.client import connect
+
+from spg_app.widgets import read_numbers_table
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -304,17 +305,6 @@ def widget_state(widget_id: str, field_name: str, value) -> WidgetState:
     return state
 
 
-def table_rows(element) -> list[dict] | None:
-    """Rows of an ``st.table`` or ``st.dataframe`` element (Arrow IPC: inline, or the first chunk of a
-    lazily loaded data frame)."""
-    data = element.arrow_data.data
-    if not data and hasattr(element, "lazy_data"):
-        data = element.lazy_data.initial_chunk.data
-    if not data:
-        return None
-    return pyarrow.ipc.open_stream(io.BytesIO(data)).read_all().to_pylist()
-
-
 @dataclass
 class RunReply:
     """What one run of the script sent a session."""
@@ -437,15 +427,11 @@ class Session:
             match = TITLE.match(w.body)
             if match:
                 reply.title_index = int(match.group(1))
+            table = read_numbers_table(w.body)  # a seed panel's numbers (spg_app.widgets.numbers_table)
+            if table and table[0].startswith("Mask-A") and {"δ_l", "δ_h"} <= set(table[1]):
+                reply.mask_a_row = (float(table[1]["δ_l"]), float(table[1]["δ_h"]))
         elif kind == "imgs":
             reply.media += [image.url for image in w.imgs if image.url.startswith("/media/")]
-        elif kind in ("table", "dataframe"):
-            rows = table_rows(w) or []
-            # Mask-A's panel: a column named after the stage, a row per number ("seeds": δ_l, δ_h, ...).
-            column = next((name for name in (rows[0] if rows else {}) if str(name).startswith("Mask-A")), None)
-            numbers = {row.get("seeds"): row.get(column) for row in rows} if column else {}
-            if "δ_l" in numbers and "δ_h" in numbers:
-                reply.mask_a_row = (float(numbers["δ_l"]), float(numbers["δ_h"]))
         described = widget_value(kind, w) if kind else None
         if described is None:
             return

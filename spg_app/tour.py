@@ -21,14 +21,15 @@ class TourStep:
 
 TOUR = (
     TourStep("The stages of one image", "explore",
-             "The strip is the paper's Fig. 2 for one image: the attention map A4, Mask-A (Eq. 1 on it), B2, "
-             "Mask-B2, B1, the fused map, Mask-fuse and SPG-C. Drag Mask-A's δ_h and watch the seeds and the box "
-             "change; the box comes from the map chosen in *Box from*."),
+             "The strip is the paper's Fig. 2 for one image: the attention map A4, B2, B1, the fused map and "
+             "SPG-C. Below it, each seed mask Eq. 1 draws — Mask-A, Mask-B2, Mask-fuse — under its own δ slider: "
+             "drag Mask-A's δ_h and watch its seeds change; τ in the sidebar moves the box, which comes from the "
+             "map chosen in *Box from*."),
     TourStep("Where the thresholds cut", "explore",
              "Each map's score histogram with its δ_l / δ_h marked: how much of the image each threshold calls "
              "foreground, background or ignored.", {"show_histograms": True}),
     TourStep("What these thresholds would teach", "explore",
-             "Below the strip, *Grow the guidance with these thresholds*: the classifier stays frozen and fresh "
+             "Further down, *Grow the guidance with these thresholds*: the classifier stays frozen and fresh "
              "B2 → B1 heads train for a few seconds on the seeds at the current δ values, on this image or on a "
              "batch of validation images, next to what the trained run learned, with each seed mask's "
              "precision and coverage.", {"grow_here_mode": "image"}),

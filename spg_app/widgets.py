@@ -36,3 +36,21 @@ def need(ctx: Context, dataset: bool = True, gt: bool = False) -> bool:
         st.warning("This page scores ground-truth class maps: the dataset's classes must be the model's.")
         return False
     return True
+
+
+def numbers_table(title: str, numbers: dict[str, str]) -> str:
+    """A two-column Markdown table — ``| seeds | title |``, then a row per number — for
+    ``st.markdown``: a fraction of the server time of an ``st.table`` (no DataFrame, no Arrow),
+    which counts on a slider move. :func:`read_numbers_table` reads it back."""
+    lines = [f"| seeds | {title} |", "|---|---|", *(f"| {name} | {value} |" for name, value in numbers.items())]
+    return "\n".join(lines)
+
+
+def read_numbers_table(markdown: str) -> tuple[str, dict[str, str]] | None:
+    """(title, numbers) of a :func:`numbers_table`, or None for any other Markdown."""
+    lines = markdown.strip().splitlines()
+    if len(lines) < 2 or not lines[0].startswith("| seeds | ") or lines[1] != "|---|---|":
+        return None
+    title = lines[0][len("| seeds | "):].rstrip(" |")
+    cells = (line.strip("|").split("|") for line in lines[2:])
+    return title, {name.strip(): value.strip() for name, value in (c for c in cells if len(c) == 2)}

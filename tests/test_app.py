@@ -25,6 +25,7 @@ from spg_app.loaders import ResultCache  # noqa: E402
 from spg_app.pictures import encode_picture, mask_picture, png_bytes, strip_pictures  # noqa: E402
 from spg_app.thresholds import clean_thresholds, threshold_view  # noqa: E402
 from spg_app.uploads import DISPLAY_MAX_SIDE, MAX_UPLOAD_BYTES, UploadError, read_upload  # noqa: E402
+from spg_app.widgets import numbers_table, read_numbers_table  # noqa: E402
 from spg_core.runs import SHIPPED_DIR, shipped_runs  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -66,12 +67,10 @@ def images_captions(at: AppTest) -> dict[str, str]:
 
 def numbers(at: AppTest):
     """The explore page's seed numbers as one row per stage (each stage's panel has a table of its
-    own: a row per number, the stage's title as the column)."""
+    own, ``widgets.numbers_table``: a row per number, the stage's title as the column)."""
     rows = []
-    for frame in (table.value for table in at.table):
-        if list(frame.columns[:1]) == ["seeds"]:
-            row = {"stage": frame.columns[1], **dict(zip(frame["seeds"], frame[frame.columns[1]]))}
-            rows.append(row | {"δ_l": float(row["δ_l"]), "δ_h": float(row["δ_h"])})
+    for title, values in filter(None, (read_numbers_table(m.value) for m in at.markdown)):
+        rows.append({"stage": title, **values, "δ_l": float(values["δ_l"]), "δ_h": float(values["δ_h"])})
     assert rows, "seed tables missing"
     return pd.DataFrame(rows)
 
@@ -532,3 +531,12 @@ def test_maps_folder_with_images_compares_with_a_run_on_the_same_images(runs, ma
                maps_data_root=str(maps_folder["with_images"]), explore_index=2)
     captions = [img.caption for element in at.get("image") for img in element.proto.imgs if img.alt == "Map and box"]
     assert captions and "over the image" in captions[0]
+
+
+def test_numbers_table_reads_back_and_ignores_other_markdown():
+    numbers = {"δ_l": "0.25", "δ_h": "0.70", "foreground": "4.4%", "fg precision": "—", "fallback": "no"}
+    text = numbers_table("Mask-A (seeds for B2)", numbers)
+    assert text.splitlines()[0] == "| seeds | Mask-A (seeds for B2) |"
+    assert read_numbers_table(text) == ("Mask-A (seeds for B2)", numbers)
+    assert read_numbers_table("**#3 · `a.png`**") is None
+    assert read_numbers_table("| class | probability |\n|---|---|\n| a | 1.0% |") is None

@@ -25,7 +25,7 @@ from spg_app.stages import STAGE_NOTES, map_stage_label
 from spg_app.state import Context, ModelContext, Picked
 from spg_app.threshold_growth import grow_with_thresholds
 from spg_app.thresholds import box_view, clean_thresholds, stage_seeds, threshold_view
-from spg_app.widgets import need, percent
+from spg_app.widgets import need, numbers_table, percent
 from spg_core import viz
 from spg_core.boxes import iou as box_iou
 from spg_core.boxes import largest_component_box
@@ -104,15 +104,15 @@ def seed_panel(picked: Picked, maps_key: str, maps, stage: str, region, choices:
     st.image(data, alt=STAGE_TITLES[stage], width=STRIP_SIDE, output_format=fmt,
              caption=f"{STAGE_TITLES[stage]} — fg {percent(stats['foreground'])} · bg {percent(stats['background'])}"
                      + (" · fallback fired" if seeds.fallback else ""))
-    # One column per stage (three stages side by side), a row per number. st.table, not
-    # st.dataframe: no interactive data-grid code in the browser for a first visit.
+    # A row per number (three stages side by side), as Markdown: an st.table's DataFrame and
+    # Arrow conversion were ~40 % of a δ move's server time (py-spy, benchmarks/bench_load.py).
     numbers = {"δ_l": f"{low:.2f}", "δ_h": f"{high:.2f}",
                "foreground": percent(stats["foreground"]), "background": percent(stats["background"]),
                "ignored": percent(stats["ignored"]),
                "fg precision": percent(stats.get("foreground_precision")),
                "bg precision": percent(stats.get("background_precision")),
                "fallback": "fired" if seeds.fallback else "no"}
-    st.table(pd.DataFrame({"seeds": list(numbers), STAGE_TITLES[stage]: list(numbers.values())}), hide_index=True)
+    st.markdown(numbers_table(info.title, numbers))
 
 
 def class_choice(ctx: Context, picked: Picked, predicted: int) -> int:
