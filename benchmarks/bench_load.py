@@ -530,8 +530,8 @@ class Session:
                 if not same(list(reply.mask_a_row), own_a):
                     violation("Mask-A's seed table (δ_l, δ_h)", list(reply.mask_a_row), own_a, signed=True)
         own_index = self.sent.get("explore_index")
-        if own_index is not None and not reply.partial:  # the title is outside the fragments
-            if reply.title_index is None:
+        if own_index is not None and (reply.title_index is not None or not reply.partial):
+            if reply.title_index is None:  # a full run without the image's title
                 self.unverified += 1
             else:
                 self.checks += 1

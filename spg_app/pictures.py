@@ -2,6 +2,7 @@
 sized and encoded for the page."""
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -45,6 +46,14 @@ def encode_picture(picture, side: int = STRIP_SIDE, exact: bool = False) -> tupl
     buffer = io.BytesIO()
     shown.convert("RGB").save(buffer, format="JPEG", quality=90)
     return buffer.getvalue(), "JPEG"
+
+
+def data_url(data: bytes, fmt: str) -> str:
+    """An encoded picture as a ``data:`` URL, which ``st.image`` passes to the browser as it is:
+    the picture then travels inside the page's message, with no media file for the server to
+    keep and no second request for the browser to make (what a first render waits for), and a
+    list of pictures may mix formats."""
+    return f"data:image/{fmt.lower()};base64,{base64.b64encode(data).decode()}"
 
 
 def png_bytes(image) -> bytes:

@@ -2,8 +2,6 @@
 thresholds of each stage and the box threshold τ live on sliders."""
 from __future__ import annotations
 
-import base64
-
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +17,8 @@ from spg_app.loaders import (dataset_sample, final_tile, growth_tile, load_map, 
 from spg_app.picker import pick_dataset_image, pick_upload
 from spg_app import live
 from spg_app.live import LiveChoices
-from spg_app.pictures import (STRIP_SIDE, encode_picture, final_picture, maps_picture, png_bytes, seed_picture,
-                              strip_names)
+from spg_app.pictures import (STRIP_SIDE, data_url, encode_picture, final_picture, maps_picture, png_bytes,
+                              seed_picture, strip_names)
 from spg_app.stages import STAGE_NOTES, map_stage_label
 from spg_app.state import Context, ModelContext, Picked
 from spg_app.threshold_growth import grow_with_thresholds
@@ -100,8 +98,7 @@ def seed_panel(picked: Picked, maps_key: str, maps, stage: str, region, choices:
         return
     seeds = stage_seeds(maps, choices.preset(), stage, region)
     stats = seeds.stats
-    data, fmt = encode_picture(seed_picture(seeds.mask), exact=True)
-    st.image(data, alt=STAGE_TITLES[stage], width=STRIP_SIDE, output_format=fmt,
+    st.image(data_url(*encode_picture(seed_picture(seeds.mask), exact=True)), alt=STAGE_TITLES[stage], width=STRIP_SIDE,
              caption=f"{STAGE_TITLES[stage]} — fg {percent(stats['foreground'])} · bg {percent(stats['background'])}"
                      + (" · fallback fired" if seeds.fallback else ""))
     # A row per number (three stages side by side), as Markdown: an st.table's DataFrame and
@@ -204,12 +201,9 @@ def stage_strip(ctx: Context, picked: Picked, maps_key: str, maps) -> None:
     names = [(name, title) for name, title in strip_names(maps) if name not in STAGE_NAMES and name != "final"]
     pictures = []
     for name, _ in names:
-        data, fmt = map_tile(maps_key, picked.image_key, maps.class_index, name, ctx.alpha, maps)
-        # A list takes one output format: JPEG tiles (large uploaded photos) travel as data URLs,
-        # which Streamlit passes through as they are.
-        pictures.append(data if fmt == "PNG" else f"data:image/jpeg;base64,{base64.b64encode(data).decode()}")
+        pictures.append(data_url(*map_tile(maps_key, picked.image_key, maps.class_index, name, ctx.alpha, maps)))
     titles = [title for _, title in names]
-    st.image(pictures, caption=titles, alt=titles, width=STRIP_SIDE, output_format="PNG")
+    st.image(pictures, caption=titles, alt=titles, width=STRIP_SIDE)
     notes = [f"**{title}**: {STAGE_NOTES[name]}" for name, title in strip_names(maps) if STAGE_NOTES.get(name)]
     if notes:
         with st.expander("What each stage is", expanded=False):
@@ -256,7 +250,7 @@ def box_panel(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str,
     large, fmt = final_tile(maps_key, picked.image_key, maps.class_index, ctx.alpha, box_stage, tuple(box),
                             gt_key, maps, gt_boxes, side=384)
     source = "" if box_stage == "attention" else f" (from {STAGE_TITLES[box_stage]})"
-    columns[0].image(large, width=448, alt="Localisation map + box", output_format=fmt,
+    columns[0].image(data_url(large, fmt), width=448, alt="Localisation map + box",
                      caption=f"Localisation map + box{source} at τ = {tau:.2f}"
                              + ("" if iou is None else f" — IoU {iou:.3f}")
                              + ": the predicted box (green) and GT boxes (red); opacity in the sidebar")
@@ -365,6 +359,15 @@ def page(ctx: Context) -> None:
         maps_page(ctx)
         return
     explain_spg()
+    image_view(ctx)
+
+
+@st.fragment
+def image_view(ctx: Context) -> None:
+    """The image choice and everything below it: a fragment, so picking another image, class or
+    box map reruns this part of the page, not the sidebar (:mod:`spg_app.live`)."""
+    model = ctx.model
+    st.session_state[live.ON_SCREEN] = False  # until the fragments of δ and τ are drawn again
     picked = choose_image(ctx)
     if picked is None:
         return
