@@ -134,6 +134,17 @@ def test_tau_slider_moves_the_box(runs):
     assert "Stages" in [h.value for h in at.subheader] and metric(at, "Predicted box (x0, y0, x1, y1)") != box
 
 
+def test_an_open_histogram_reruns_with_the_delta_slider(runs):
+    at = start(runs["spg"], show_histograms=True)
+    shapes = lambda: json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["shapes"]  # noqa: E731
+    assert any(shape["x0"] == 0.1 for shape in shapes())  # Mask-A's δ_l of the paper preset
+    at.slider(key="delta_mask_a").set_value((0.3, 0.7)).run()
+    assert not at.exception
+    # The slider's callback reran the seed panels and the open histograms, not the rest (spg_app.live).
+    assert "Stages" not in [h.value for h in at.subheader] and len(at.get("plotly_chart")) == 1
+    assert any(shape["x0"] == 0.3 for shape in shapes())
+
+
 def test_tau_on_another_page_reruns_that_page(runs):
     at = start(runs["spg"], page="dataset")
     at.sidebar.slider(key="tau").set_value(0.9).run()
