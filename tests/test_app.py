@@ -551,3 +551,21 @@ def test_numbers_table_reads_back_and_ignores_other_markdown():
     assert read_numbers_table(text) == ("Mask-A (seeds for B2)", numbers)
     assert read_numbers_table("**#3 · `a.png`**") is None
     assert read_numbers_table("| class | probability |\n|---|---|\n| a | 1.0% |") is None
+
+
+def test_downloads_are_made_from_the_values_on_screen(runs, monkeypatch):
+    """The download buttons' data is made when pressed: from the δ values and τ then on screen
+    (which a seed panel's or the box panel's own rerun keeps), with seed precision against GT."""
+    import streamlit.testing.v1.app_test as app_test
+
+    managers, original = [], app_test.MediaFileManager
+    monkeypatch.setattr(app_test, "MediaFileManager", lambda storage: managers.append(original(storage)) or managers[-1])
+    at = start(runs["spg"])
+    at.slider(key="delta_mask_a").set_value((0.3, 0.6)).run()
+    at.sidebar.slider(key="tau").set_value(0.4).run()  # reruns only the box panel
+    button = next(e for e in at.get("download_button") if e.proto.id.endswith("-download_boxes"))
+    made = managers[-1]._deferred_callables[button.proto.deferred_file_id]["callable"]()
+    payload = json.loads(made)
+    assert payload["tau"] == 0.4
+    assert payload["thresholds"]["mask_a"] == {"delta_low": 0.3, "delta_high": 0.6}
+    assert payload["seeds"]["mask_a"]["foreground_precision"] is not None

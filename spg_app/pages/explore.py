@@ -239,7 +239,7 @@ def histograms(maps, choices: LiveChoices) -> None:
 
 
 @st.fragment(key=live.BOX)
-def box_panel(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str, gt_key: str, gt_boxes,
+def box_panel(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str, region, gt_key: str, gt_boxes,
               choices: LiveChoices) -> None:
     """The localisation map with its box at τ, the box's numbers and the downloads. A fragment: a
     τ move reruns this panel alone (:mod:`spg_app.live`)."""
@@ -259,13 +259,13 @@ def box_panel(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str,
                   help="Best IoU of the predicted box with any GT box (inclusive pixels, the +1 rule).")
         st.metric("Predicted box (x0, y0, x1, y1)", str(tuple(box)))
         st.metric("Map shown", ctx.model.localizer.class_names[maps.class_index])
-        downloads(ctx, picked, maps, box_stage, gt_boxes, choices)
+        downloads(ctx, picked, maps, box_stage, region, gt_boxes, choices)
 
 
-def downloads(ctx: Context, picked: Picked, maps, box_stage: str, gt_boxes, choices: LiveChoices) -> None:
+def downloads(ctx: Context, picked: Picked, maps, box_stage: str, region, gt_boxes, choices: LiveChoices) -> None:
     """Made when pressed, from the values on screen then (``choices``, which the panels keep)."""
     def view():
-        return threshold_view(maps, choices.preset(), choices.tau, None, gt_boxes, box_stage)
+        return threshold_view(maps, choices.preset(), choices.tau, region, gt_boxes, box_stage)
 
     stem = Path(str(picked.image_id)).stem or "image"
     st.download_button("Overlay (PNG)",
@@ -409,7 +409,7 @@ def thresholded_sections(ctx: Context, picked: Picked, maps_key: str, maps, box_
     stage_strip(ctx, picked, maps_key, maps)
     seeds_section(picked, maps_key, maps, region, choices)
     histograms(maps, choices)
-    box_panel(ctx, picked, maps_key, maps, box_stage, gt_key, gt_boxes, choices)
+    box_panel(ctx, picked, maps_key, maps, box_stage, region, gt_key, gt_boxes, choices)
     if grown:
         growth_section(maps_key, maps)
     compare_section(ctx, picked, maps_key, maps, box_stage, region, gt_boxes, gt_key, choices)
