@@ -34,6 +34,7 @@ REPLAY_SIDE = 64  # side of the stored maps, in pixels (at most the input size)
 MID_EPOCH_FRACTIONS = (0.25, 0.5, 0.75)  # extra records inside the first guided epoch
 STAT_NAMES = ("foreground_precision", "object_coverage", "background_precision", "foreground")
 STAGE_NAMES = tuple(stage.mask for stage in STAGES)
+REPLAY_TAUS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))  # τ grid of Replay.box_accuracy
 
 
 def seed_quality(mask: np.ndarray, obj: np.ndarray) -> np.ndarray:
@@ -87,6 +88,39 @@ class Replay:
         if not 0 <= record < len(self):
             raise IndexError(f"record {record} is out of range 0..{len(self) - 1}")
         return {name: self.maps[record, image, m].astype(np.float32) / 255.0 for m, name in enumerate(self.map_names)}
+
+    def box_accuracy(self, taus=REPLAY_TAUS) -> dict[str, np.ndarray]:
+        """Per stored map, per record: the fraction of the replay images whose largest-component
+        box at τ (``boxes.largest_component_box``) has IoU ≥ 0.5 with the box around the image's
+        recorded object, at the best τ of that record. A map the variant lacks (all zero) is NaN.
+        A curve over training, not a score: K images (16 by default) and τ chosen per record."""
+        from spg_core.boxes import iou, largest_component_box
+
+        truth = []
+        for region in self.objects:
+            ys, xs = np.nonzero(region)
+            truth.append(np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64) if len(xs) else None)
+        curves = {}
+        for m, name in enumerate(self.map_names):
+            curve = np.full(len(self), np.nan)
+            for r in range(len(self)):
+                maps = self.maps[r, :, m]
+                if not maps.any():
+                    continue
+                hits = [[box is not None and iou(largest_component_box(maps[k].astype(np.float32) / 255.0, tau), box) >= 0.5
+                         for k, box in enumerate(truth)] for tau in taus]
+                curve[r] = float(np.mean(hits, axis=1).max())
+            curves[name] = curve
+        return curves
+
+    def object_background_means(self) -> dict[str, np.ndarray]:
+        """Per stored map: R×2, its mean score on the recorded objects' pixels and on the rest.
+        A map that scores the background above the object has turned inside out."""
+        inside = self.objects[None]
+        return {name: np.stack([(self.maps[:, :, m] * inside).sum(axis=(1, 2, 3)) / max(inside.sum() * 1.0, 1.0),
+                                (self.maps[:, :, m] * ~inside).sum(axis=(1, 2, 3)) / max((~inside).sum() * 1.0, 1.0)],
+                               axis=1) / 255.0
+                for m, name in enumerate(self.map_names)}
 
     def keep_until(self, epochs_done: float) -> None:
         """Drop the records made after ``epochs_done`` (a resumed run redoes them)."""
@@ -212,5 +246,5 @@ def mid_epoch_steps(steps: int) -> set[int]:
     return {max(0, min(steps - 2, round(fraction * steps) - 1)) for fraction in MID_EPOCH_FRACTIONS} if steps > 1 else set()
 
 
-__all__ = ["REPLAY_FILE", "REPLAY_IMAGES", "REPLAY_SIDE", "STAT_NAMES", "STAGE_NAMES", "Replay", "ReplayRecorder",
+__all__ = ["REPLAY_FILE", "REPLAY_IMAGES", "REPLAY_TAUS", "REPLAY_SIDE", "STAT_NAMES", "STAGE_NAMES", "Replay", "ReplayRecorder",
            "load_replay", "mid_epoch_steps", "seed_quality"]

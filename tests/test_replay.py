@@ -94,3 +94,49 @@ def test_mid_epoch_steps():
     assert mid_epoch_steps(4) == {0, 1, 2}
     assert mid_epoch_steps(100) == {24, 49, 74}
     assert mid_epoch_steps(1) == set()
+
+
+def _hand_replay(maps: np.ndarray, objects: np.ndarray) -> Replay:
+    records, count, names = maps.shape[0], maps.shape[1], ("attention", "b2", "b1", "fused", "c")[: maps.shape[2]]
+    return Replay([f"i{k}" for k in range(count)], np.zeros(count, np.int64), np.zeros((count, 16, 16, 3), np.uint8),
+                  objects, names, maps, np.arange(records, dtype=np.float32), np.arange(records, dtype=np.int64),
+                  np.full((records, count, len(STAGE_NAMES), len(STAT_NAMES)), np.nan, np.float32), "paper")
+
+
+def test_the_replay_curve_boxes_a_map_on_the_object_and_misses_one_turned_inside_out():
+    objects = np.zeros((2, 16, 16), bool)
+    objects[0, 2:8, 3:10] = True
+    objects[1, 9:15, 6:14] = True
+    on_object = np.where(objects, 255, 20).astype(np.uint8)
+    inside_out = np.where(objects, 20, 255).astype(np.uint8)
+    maps = np.zeros((2, 2, 2, 16, 16), np.uint8)  # records × images × (attention, b2) × side × side
+    maps[0, :, 0], maps[1, :, 0] = on_object, inside_out  # attention: right, then inverted
+    replay = _hand_replay(maps, objects)  # b2 stays all zero: a map this variant lacks
+    accuracy = replay.box_accuracy()
+    assert accuracy["attention"].tolist() == [1.0, 0.0]
+    assert np.isnan(accuracy["b2"]).all()
+    means = replay.object_background_means()["attention"]
+    assert means[0, 0] == pytest.approx(1.0) and means[0, 1] == pytest.approx(20 / 255)
+    assert means[1, 0] < means[1, 1]  # the inverted record scores the background above the object
+
+
+def test_the_replay_curve_script_prints_one_row_per_record(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    objects = np.zeros((1, 16, 16), bool)
+    objects[0, 4:12, 4:12] = True
+    maps = np.zeros((3, 1, 1, 16, 16), np.uint8)
+    maps[:, 0, 0] = np.where(objects[0], 255, 0)
+    run = tmp_path / "run"
+    run.mkdir()
+    _hand_replay(maps, objects).save(run / REPLAY_FILE)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "replay_curve.py"
+    out = subprocess.run([sys.executable, str(script), str(run)], capture_output=True, text=True, check=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 3 and all(row.split("|")[2].strip() == "100" for row in rows)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = subprocess.run([sys.executable, str(script), str(empty)], capture_output=True, text=True)
+    assert failed.returncode != 0 and "no training replay" in failed.stderr
