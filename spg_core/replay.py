@@ -90,16 +90,15 @@ class Replay:
         return {name: self.maps[record, image, m].astype(np.float32) / 255.0 for m, name in enumerate(self.map_names)}
 
     def box_accuracy(self, taus=REPLAY_TAUS) -> dict[str, np.ndarray]:
-        """Per stored map, per record: the fraction of the replay images whose largest-component
-        box at τ (``boxes.largest_component_box``) has IoU ≥ 0.5 with the box around the image's
-        recorded object, at the best τ of that record. A map the variant lacks (all zero) is NaN.
-        A curve over training, not a score: K images (16 by default) and τ chosen per record."""
-        from spg_core.boxes import iou, largest_component_box
+        """Per stored map, per record: the fraction of the replay images whose box by the paper
+        rule (min-max map, largest component at τ: ``tau_sweep.largest_component_sweep``) has
+        IoU ≥ 0.5 with the tight box of the image's recorded object, at the best τ of that
+        record. A map the variant lacks (all zero) is NaN. A curve over training, not a score:
+        K images (16 by default) and τ chosen per record."""
+        from spg_core.data.transforms import mask_box
+        from spg_core.tau_sweep import largest_component_sweep
 
-        truth = []
-        for region in self.objects:
-            ys, xs = np.nonzero(region)
-            truth.append(np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64) if len(xs) else None)
+        truth = [mask_box(region) for region in self.objects]
         curves = {}
         for m, name in enumerate(self.map_names):
             curve = np.full(len(self), np.nan)
@@ -107,9 +106,9 @@ class Replay:
                 maps = self.maps[r, :, m]
                 if not maps.any():
                     continue
-                hits = [[box is not None and iou(largest_component_box(maps[k].astype(np.float32) / 255.0, tau), box) >= 0.5
-                         for k, box in enumerate(truth)] for tau in taus]
-                curve[r] = float(np.mean(hits, axis=1).max())
+                hits = np.array([largest_component_sweep(maps[k], box, taus)[1] >= 0.5 if len(box) else
+                                 np.zeros(len(taus), bool) for k, box in enumerate(truth)])
+                curve[r] = float(hits.mean(axis=0).max())
             curves[name] = curve
         return curves
 

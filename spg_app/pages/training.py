@@ -16,6 +16,7 @@ from spg_app.pictures import STRIP_SIDE, encode_picture, strip_pictures
 from spg_app.runs import run_stamp
 from spg_app.state import Context
 from spg_app.thresholds import threshold_view
+from spg_core.data.transforms import mask_box
 from spg_core.guidance import get_preset
 from spg_core.localize import StageMaps
 from spg_core.replay import STAGE_NAMES, STAT_NAMES, Replay
@@ -39,16 +40,9 @@ def replay_stage_maps(replay: Replay, record: int, image: int, class_names) -> S
     return StageMaps(picture, probabilities, label, list(class_names), replay.stage_maps(record, image))
 
 
-def object_box(region: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(region)
-    if not len(xs):
-        return np.zeros((0, 4))
-    return np.array([[xs.min(), ys.min(), xs.max(), ys.max()]])
-
-
 def draw_strip(slot, ctx: Context, replay: Replay, record: int, image: int, preset) -> None:
     maps = replay_stage_maps(replay, record, image, ctx.model.localizer.class_names)
-    gt = object_box(replay.objects[image])
+    gt = mask_box(replay.objects[image])
     view = threshold_view(maps, preset, ctx.tau, object_region=replay.objects[image], gt_boxes=gt)
     with slot.container():
         st.markdown(f"**{record_label(replay, record)}** · box IoU {view.iou:.2f}" if view.iou is not None
