@@ -190,6 +190,32 @@ def seed_quality_figure(epochs, stats, stage_names, stat_names, current: float |
     return fig
 
 
+def map_curves_figure(epochs, boxed: dict, means: dict, current: float | None = None) -> go.Figure:
+    """Each stored map over training (``spg_core.replay.Replay.box_accuracy`` and
+    ``object_background_means``): the replay images it boxes, and its mean score on the object
+    minus on the background (below zero: the map has turned inside out)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("images boxed (IoU ≥ 0.5, best τ per moment, %)",
+                                                        "mean score on object − on background"))
+    epochs = list(np.asarray(epochs, dtype=float))
+    for number, name in enumerate(boxed):
+        values = np.asarray(boxed[name], dtype=float)
+        if np.isnan(values).all():
+            continue
+        gap = means[name][:, 0] - means[name][:, 1]
+        for column, series in ((1, 100 * values), (2, gap)):
+            fig.add_trace(go.Scatter(x=epochs, y=[float(v) for v in series], mode="lines+markers",
+                                     name=STAGE_TITLES[name], legendgroup=name, showlegend=column == 1,
+                                     line=dict(color=PALETTE[number])), row=1, col=column)
+    if current is not None:
+        for column in (1, 2):
+            fig.add_vline(x=float(current), line_dash="dot", line_color="black", row=1, col=column)
+    fig.add_hline(y=0, line_color="grey", row=1, col=2)
+    fig.update_yaxes(range=[0, 100], row=1, col=1)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=300, template="plotly_white", margin=dict(t=40, b=30, l=40, r=10))
+    return fig
+
+
 def grown_summary_figure(rows: list[dict]) -> go.Figure:
     """Mean foreground precision and object coverage of each seed mask, the trained run's heads
     against heads grown at other thresholds: ``rows`` as ``batch_guidance.BatchGuidance.summary``

@@ -105,6 +105,14 @@ def load_run_replay(folder: str, stamp: str):
     return load_replay(folder)
 
 
+@st.cache_data(show_spinner="Boxing every recorded map…", max_entries=6)
+def replay_map_curves(folder: str, stamp: str):
+    """(box accuracy, object/background means) of every map of the run's replay, per record
+    (``Replay.box_accuracy``, ``Replay.object_background_means``); ``stamp``: the run's."""
+    replay = load_run_replay(folder, stamp)
+    return replay.box_accuracy(), replay.object_background_means()
+
+
 @st.cache_resource(show_spinner="Preparing the dataset…", max_entries=8)
 def load_dataset(key: str, need_images: bool = True):
     """The dataset of a ``DataSettings.key``; ``need_images=False``: its annotations only (the

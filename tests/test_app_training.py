@@ -61,3 +61,25 @@ def test_play_runs_through_every_record(replay_run, monkeypatch):
 def test_a_run_without_replay_says_how_to_get_one(tmp_path):
     at = open_training(write_tiny_run(tmp_path / "tiny", "spg"))
     assert "trained without a replay" in texts(at)
+
+
+def test_the_map_curves_show_every_map_of_the_run_over_training(replay_run):
+    import json
+
+    def curve_figures(at):
+        figures = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+        return [f for f in figures if "images boxed" in json.dumps(f.get("layout", {}))]
+
+    replay = load_replay(replay_run)
+    at = open_training(replay_run)
+    assert curve_figures(at) == []  # off until asked for: it boxes every map at every τ
+    at.toggle(key="replay_curves").set_value(True).run()
+    assert not at.exception, [e.message for e in at.exception]
+    curves = curve_figures(at)
+    assert len(curves) == 1
+    traces = curves[0]["data"]
+    # every map of the SPG run, in both panels, one point per record
+    assert len(traces) == 2 * len(replay.map_names)
+    assert all(len(trace["x"]) == len(replay) for trace in traces)
+    boxed = replay.box_accuracy()["attention"]
+    assert traces[0]["y"] == pytest.approx(list(100 * boxed))

@@ -10,8 +10,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from spg_app.figures import loss_figure, seed_quality_figure
-from spg_app.loaders import load_run_replay
+from spg_app.figures import loss_figure, map_curves_figure, seed_quality_figure
+from spg_app.loaders import load_run_replay, replay_map_curves
 from spg_app.pictures import STRIP_SIDE, encode_picture, strip_pictures
 from spg_app.runs import run_stamp
 from spg_app.state import Context
@@ -108,3 +108,9 @@ def page(ctx: Context) -> None:
         mean_stats = np.nanmean(replay.stats, axis=1)  # over the images
     right.plotly_chart(seed_quality_figure(replay.epochs, mean_stats, STAGE_NAMES, STAT_NAMES,
                                            current=float(replay.epochs[record])), key="replay_seeds")
+    if st.toggle("Every map over training: the images it boxes, object against background", key="replay_curves",
+                 help="When the guidance grew, and whether it later turned inside out (background above "
+                      "object). Boxes every recorded map at every τ: a few seconds, once per run."):
+        boxed, means = replay_map_curves(str(model.folder), run_stamp(model.folder))
+        st.plotly_chart(map_curves_figure(replay.epochs, boxed, means, current=float(replay.epochs[record])),
+                        key="replay_map_curves")
