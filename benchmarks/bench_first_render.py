@@ -4,10 +4,10 @@
     python benchmarks/bench_first_render.py --launcher streamlit  # plain `streamlit run app.py`
 
 Starts the app on a free local port, opens the page once the server answers and prints when the
-title, the sidebar, the stage-strip header, the seed masks and the box picture appear; then opens it a
-second time in a new tab of the same browser (a second visit: a new session, the browser's cache
-warm). Targets: the strip drawn ≤ 5 s after opening the page on a started server, a second visit
-≤ 2 s.
+title, the sidebar, the stage-strip header, the strip's last score map, the seed masks and the
+box picture appear; then opens it a second time in a new tab of the same browser (a second
+visit: a new session, the browser's cache warm). Targets: the strip drawn ≤ 5 s after opening
+the page on a started server, a second visit ≤ 2 s; the whole page (seeds and box) is printed too.
 """
 import argparse
 import socket
@@ -33,21 +33,27 @@ def free_port() -> int:
 TARGETS = {"first visit": 5.0, "second visit": 2.0}
 # (what, "text" | "alt", text on the page or a picture's alt text, whole text only): "Stages" also
 # occurs, hidden, in the sidebar's tour; "Localisation map + box" in the stage notes.
+# The stage strip is drawn when its last score map (SPG-C's, for the default guided run) is; the
+# seed panels and the box picture below it follow.
+STRIP_DRAWN = "stage strip (its last map, SPG-C)"
 MILESTONES = (("title", "text", "Explore one image", False), ("sidebar", "text", "Trained run", False),
-              ("stage-strip header", "text", "Stages", True), ("last seed mask", "alt", "Mask-fuse (seeds for SPG-C)", True),
+              ("stage-strip header", "text", "Stages", True), (STRIP_DRAWN, "alt", "SPG-C", True),
+              ("last seed mask", "alt", "Mask-fuse (seeds for SPG-C)", True),
               ("box picture (the last)", "alt", "Localisation map + box", True))
 
 
-def visit(context, url: str) -> float:
-    """Open ``url`` in a new tab of ``context``; print each milestone; the seconds until the last one."""
+def visit(context, url: str) -> dict[str, float]:
+    """Open ``url`` in a new tab of ``context``; print each milestone; the seconds until each."""
     page = context.new_page()
     opened = time.time()
     page.goto(url, timeout=60000)
+    seconds = {}
     for label, kind, text, exact in MILESTONES:
         find = page.get_by_alt_text if kind == "alt" else page.get_by_text
         find(text, exact=exact).first.wait_for(timeout=120000)
-        print(f"  {label}: {time.time() - opened:.1f} s after opening the page")
-    return time.time() - opened
+        seconds[label] = time.time() - opened
+        print(f"  {label}: {seconds[label]:.1f} s after opening the page")
+    return seconds
 
 
 def main() -> None:
@@ -81,8 +87,10 @@ def main() -> None:
                 seconds[name] = visit(context, f"http://127.0.0.1:{port}/")
             browser.close()
         for name, target in TARGETS.items():
-            verdict = "meets" if seconds[name] <= target else "misses"
-            print(f"{name}: strip drawn in {seconds[name]:.1f} s ({verdict} the target of {target:.0f} s)")
+            strip, page = seconds[name][STRIP_DRAWN], seconds[name][MILESTONES[-1][0]]
+            verdict = "meets" if strip <= target else "misses"
+            print(f"{name}: strip drawn in {strip:.1f} s ({verdict} the target of {target:.0f} s); "
+                  f"the whole page, seeds and box included, in {page:.1f} s")
     finally:
         server.terminate()
         server.wait(timeout=30)
