@@ -30,17 +30,18 @@ lint: $(STAMP)
 app: $(STAMP)
 	$(PY) -m spg_app.serve --server.headless true --browser.gatherUsageStats false $(ARGS)
 
-# The README's results: SPG and SPG-plain with the teaching recipe (configs/teaching.yaml, the
-# pretrained lite0_cut) and with tiny from scratch (configs/teaching_tiny.yaml), seeds 0 1 2, on
-# the three benchmark variants, and the recipe's ablations (seed 0, premise-holds). CPU, resumable
-# (a run that exists is scored, not retrained); tables in results/teaching*/results.md.
+# The README's results: SPG and SPG-plain with the teaching recipe (configs/teaching.yaml: tiny
+# from scratch, SPG-C's input BatchNorm) and with the ImageNet-pretrained lite0_cut
+# (configs/teaching_lite0.yaml), seeds 0 1 2, on the three benchmark variants, and the recipe's
+# ablations (seed 0, premise-holds). CPU, resumable (a run that exists is scored, not retrained);
+# tables in results/teaching*/results.md.
 BENCHMARKS := premise-holds part-inside premise-fails
 results: $(STAMP)
 	$(PY) scripts/results.py --config configs/teaching.yaml --benchmarks $(BENCHMARKS) \
 		--variants plain spg no-cascade no-share no-c --ablation-benchmarks premise-holds \
 		--runs-root results/runs-teaching --out results/teaching
-	$(PY) scripts/results.py --config configs/teaching_tiny.yaml --benchmarks $(BENCHMARKS) \
-		--variants plain spg --runs-root results/runs-teaching-tiny --out results/teaching-tiny
+	$(PY) scripts/results.py --config configs/teaching_lite0.yaml --benchmarks $(BENCHMARKS) \
+		--variants plain spg --runs-root results/runs-teaching-lite0 --out results/teaching-lite0
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eval.py

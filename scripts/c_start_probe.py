@@ -1,6 +1,6 @@
 """What SPG-C's first steps do to the classifier: switch the guidance on from a trained SPG-plain run.
 
-    python -m spg_core train --config configs/teaching.yaml --variant plain --epochs 4 --lr-step 6 --out runs/plain-e4
+    python -m spg_core train --config configs/teaching_lite0.yaml --variant plain --epochs 4 --lr-step 6 --out runs/plain-e4
     python scripts/c_start_probe.py runs/plain-e4 --c-init xavier  # the reference codes' start
     python scripts/c_start_probe.py runs/plain-e4 --c-init zero    # the library default
     python scripts/c_start_probe.py runs/plain-e4 --no-c           # B1 and B2 only
