@@ -31,10 +31,11 @@ app: $(STAMP)
 	$(PY) -m spg_app.serve --server.headless true --browser.gatherUsageStats false $(ARGS)
 
 # The README's results: SPG and SPG-plain with the teaching recipe (configs/teaching.yaml: tiny
-# from scratch, SPG-C's input BatchNorm) and with the ImageNet-pretrained lite0_cut
-# (configs/teaching_lite0.yaml), seeds 0 1 2, on the three benchmark variants, and the recipe's
-# ablations (seed 0, premise-holds). CPU, resumable (a run that exists is scored, not retrained);
-# tables in results/teaching*/results.md.
+# from scratch, SPG-C's input BatchNorm, A3 dilated), with the ImageNet-pretrained lite0_cut
+# (configs/teaching_lite0.yaml) and with the library's defaults (configs/library_defaults.yaml),
+# seeds 0 1 2, on the three benchmark variants, and the recipe's ablations (seed 0,
+# premise-holds). CPU, resumable (a run that exists is scored, not retrained); tables in
+# results/teaching*/results.md and results/defaults/results.md.
 BENCHMARKS := premise-holds part-inside premise-fails
 results: $(STAMP)
 	$(PY) scripts/results.py --config configs/teaching.yaml --benchmarks $(BENCHMARKS) \
@@ -42,6 +43,8 @@ results: $(STAMP)
 		--runs-root results/runs-teaching --out results/teaching
 	$(PY) scripts/results.py --config configs/teaching_lite0.yaml --benchmarks $(BENCHMARKS) \
 		--variants plain spg --runs-root results/runs-teaching-lite0 --out results/teaching-lite0
+	$(PY) scripts/results.py --config configs/library_defaults.yaml --benchmarks $(BENCHMARKS) \
+		--variants plain spg --runs-root results/runs-defaults --out results/defaults
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eval.py

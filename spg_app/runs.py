@@ -33,6 +33,15 @@ def _file_digest(path: str, stamp: str) -> str:
     return digest.hexdigest()
 
 
+def paired_run(name: str | None) -> str | None:
+    """The other half of a shipped SPG / SPG-plain pair by name (``synthetic-spg`` ↔
+    ``synthetic-plain``, ``premise-fails-spg`` ↔ ``premise-fails-plain``, …); None for any other name."""
+    for mine, other in (("-spg", "-plain"), ("-plain", "-spg")):
+        if name and name.endswith(mine) and len(name) > len(mine):
+            return name[: -len(mine)] + other
+    return None
+
+
 def run_metrics(folder: str | Path) -> dict | None:
     """metrics.json written next to a run by ``python -m spg_core evaluate --out RUN_DIR``, if any."""
     path = Path(folder) / "metrics.json"

@@ -115,10 +115,11 @@ def test_a_run_with_a_two_conv_spg_c_reloads_with_the_same_head(tmp_path):
 
 
 def test_a_run_saved_before_the_new_options_loads_with_their_defaults():
-    model, config, _ = load_run("synthetic-spg")  # trained before lr_groups and spg_c_depth existed
-    saved = read_checkpoint(shipped_folder("synthetic-spg") / "checkpoint.pt")["config"]
-    assert "lr_groups" not in saved and "spg_c_depth" not in saved.get("model_options", {})
+    model, config, _ = load_run("premise-fails-spg")  # trained before lr_groups, spg_c_depth, a3_dilation existed
+    saved = read_checkpoint(shipped_folder("premise-fails-spg") / "checkpoint.pt")["config"]
+    assert "lr_groups" not in saved and not {"spg_c_depth", "a3_dilation"} & set(saved.get("model_options", {}))
     assert config.lr_groups == "paper" and model.spg_c_depth == 1
+    assert [m.dilation for m in model.spg_a3.modules() if isinstance(m, torch.nn.Conv2d)] == [(1, 1), (1, 1)]
 
 
 def shipped_folder(name):

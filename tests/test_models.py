@@ -427,3 +427,22 @@ def test_spg_c_input_norm_makes_c_blind_to_the_scale_of_a3():
     assert not torch.allclose(plain_c(a3), plain_c(a3 * 1000), atol=1e-3)
     with pytest.raises(ValueError, match="c_input_norm=true"):
         _build("tiny", c_input_norm="yes")
+
+
+def test_a3_dilation_widens_what_a3_sees_without_new_weights():
+    plain, dilated = _build("tiny", c_input_norm=True), _build("tiny", c_input_norm=True, a3_dilation=2)
+    # Same parameters (a run's weights load either way), same map size, convs dilated as asked.
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in dilated.state_dict().items()}
+    convs = [m for m in dilated.spg_a3.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.dilation for c in convs] == [(2, 2), (2, 2)]
+    x = torch.randn(1, 3, 96, 96)
+    assert dilated.eval()(x)["class_maps"].shape == plain.eval()(x)["class_maps"].shape == (1, NUM_CLASSES, 12, 12)
+    # A3 alone: a feature 4 cells to the side reaches the centre through two 3×3 convs of
+    # dilation 2 (±4 cells), not through two plain ones (±2 cells).
+    for a3, reaches in ((plain.spg_a3, False), (dilated.spg_a3, True)):
+        top = torch.rand(1, a3[0][0].in_channels, 12, 12).requires_grad_()
+        a3(top)[0, :, 6, 6].sum().backward()
+        assert bool(top.grad[0, :, 6, 10].abs().sum() > 0) is reaches
+    for bad in (0, 5, 1.5, "2", True):
+        with pytest.raises(ValueError, match="a3_dilation"):
+            _build("tiny", a3_dilation=bad)

@@ -7,7 +7,8 @@ from spg_core.data.settings import DataSettings
 from spg_core.evaluate import own_benchmark_metrics
 from spg_core.runs import SHIPPED_DIR, load_run, shipped_runs
 
-EXPECTED = ("synthetic-spg", "synthetic-plain", "teaching-spg", "teaching-plain")
+EXPECTED = ("synthetic-spg", "synthetic-plain", "premise-fails-spg", "premise-fails-plain", "teaching-spg",
+            "teaching-plain")
 PAPER_KEYS = ("classification_top1", "classification_top5", "gt_known_loc", "top1_loc", "top5_loc", "tau")
 FAIR_KEYS = ("maxboxacc", "maxboxacc_v2")
 

@@ -11,7 +11,7 @@ from spg_app.figures import CURVE_NAMES, accuracy_figure, fallback_figure, iou_h
 from spg_app.loaders import open_maps, open_model
 from spg_app.paths import allowed_path
 from spg_app.protocol_panel import protocol_panel
-from spg_app.runs import run_metrics
+from spg_app.runs import paired_run, run_metrics
 from spg_app.sidebar import run_label
 from spg_app.stages import map_stage_label
 from spg_app.state import MAPS_FOLDER, OTHER_RUN, Context, current_thresholds
@@ -35,7 +35,7 @@ def compare_models(ctx: Context) -> list:
         options = ["__current__", *options]
     if "compare_runs" not in st.session_state:
         first = "__current__" if typed_current else current_name
-        partner = {"synthetic-spg": "synthetic-plain", "synthetic-plain": "synthetic-spg"}.get(first)
+        partner = paired_run(first)
         st.session_state["compare_runs"] = [first] + ([partner] if partner in runs else [])
     st.session_state["compare_runs"] = [r for r in st.session_state["compare_runs"] if r in options] or [options[0]]
     chosen = st.multiselect("Models (on the same axes)", options, key="compare_runs",

@@ -21,6 +21,7 @@ from torch import nn
 
 from spg_core.config import LR_GROUPS
 from spg_core.models.heads import (
+    A3_DILATION_DEFAULT,
     Backbone,
     C_INPUT_NORM_DEFAULT,
     BackboneFeatures,
@@ -115,6 +116,7 @@ class SPGModel(nn.Module):
         c_init: str = "zero",
         spg_c_depth: int = 1,
         c_input_norm: bool = C_INPUT_NORM_DEFAULT,
+        a3_dilation: int = A3_DILATION_DEFAULT,
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -129,7 +131,7 @@ class SPGModel(nn.Module):
 
         config = backbone.head_config
         self.backbone = backbone
-        self.spg_a3, a3_channels = build_spg_a3(backbone.top_channels, config)
+        self.spg_a3, a3_channels = build_spg_a3(backbone.top_channels, config, a3_dilation)
         self.spg_a4 = build_spg_a4(a3_channels, num_classes)
         self.spg_b = None
         self.spg_c = None
@@ -196,7 +198,8 @@ class SPGModel(nn.Module):
 def build_model(name: str, num_classes: int, variant: str = "spg", **options: Any) -> SPGModel:
     """Build a registered backbone with the SPG heads. `options` go to the backbone factory,
     except the head options ``c_init`` (zero | xavier: how SPG-C's output conv starts, see
-    heads.C_INITS) and ``spg_c_depth`` (1 | 2: SPG-C's 3×3 convs, see heads.SPG_C_DEPTHS).
+    heads.C_INITS), ``spg_c_depth`` (1 | 2: SPG-C's 3×3 convs, see heads.SPG_C_DEPTHS),
+    ``c_input_norm`` (SPG-C's input BatchNorm) and ``a3_dilation`` (heads.A3_DILATION_DEFAULT).
     A run keeps them all in its config's ``model_options``, so it reloads with the same heads."""
     _ensure_registered(name)
     if name not in _BACKBONES:
@@ -208,6 +211,7 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
     c_init = options.pop("c_init", "zero")  # head options, not the backbone's (heads.C_INITS)
     spg_c_depth = options.pop("spg_c_depth", 1)  # heads.SPG_C_DEPTHS
     c_input_norm = options.pop("c_input_norm", C_INPUT_NORM_DEFAULT)  # heads: SPG-C's input BatchNorm
+    a3_dilation = options.pop("a3_dilation", A3_DILATION_DEFAULT)  # heads: A3's context
     signature = inspect.signature(factory)
     unknown = sorted(set(options) - set(signature.parameters))
     if unknown:
@@ -218,7 +222,7 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
     bound.apply_defaults()
     backbone = factory(**bound.arguments)
     return SPGModel(backbone, num_classes, variant, backbone_name=name, options=dict(bound.arguments), c_init=c_init,
-                    spg_c_depth=spg_c_depth, c_input_norm=c_input_norm)
+                    spg_c_depth=spg_c_depth, c_input_norm=c_input_norm, a3_dilation=a3_dilation)
 
 
 def _format_keys(keys: list[str], limit: int = 12) -> str:

@@ -97,8 +97,9 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
 
-def conv3x3_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True))
+def conv3x3_relu(in_channels: int, out_channels: int, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=dilation, dilation=dilation),
+                         nn.ReLU(inplace=True))
 
 
 def xavier_init_(module: nn.Module) -> None:
@@ -110,19 +111,37 @@ def xavier_init_(module: nn.Module) -> None:
                 nn.init.zeros_(layer.bias)
 
 
-def build_spg_a3(in_channels: int, config: HeadConfig) -> tuple[nn.Module, int]:
-    """SPG-A3 -> (module, output channels).
+# Dilation of SPG-A3's two 3×3 convs (model option ``a3_dilation``; 1 in both reference codes).
+# Why: the attention map can only light a body pixel for the class if A3 there sees the
+# class-deciding part. Inception-v3's A3 at 28×28 sees the whole image; ``tiny``'s A3 reads about
+# ±2 cells of its /8 map (±16 px at 96 px), while a body reaches 60 px from its head. SPG-C's
+# gradient raises on the body the A3 features that are active there; when those see no class,
+# the class weights of A4 read them with whatever sign their start gave them.
+A3_DILATION_DEFAULT = 1
+
+
+def check_a3_dilation(dilation) -> int:
+    """``dilation`` if it is an integer in 1..4, else a ValueError naming it and the fix."""
+    if isinstance(dilation, bool) or not isinstance(dilation, int) or not 1 <= dilation <= 4:
+        raise ValueError(f"a3_dilation={dilation!r} must be an integer in 1..4 (1 = plain 3×3 convs, both "
+                         f"reference codes), e.g. --model-option a3_dilation=2")
+    return dilation
+
+
+def build_spg_a3(in_channels: int, config: HeadConfig, dilation: int = A3_DILATION_DEFAULT) -> tuple[nn.Module, int]:
+    """SPG-A3 -> (module, output channels). ``dilation``: of both 3×3 convs (A3_DILATION_DEFAULT).
 
     Dropout sits before each A3 conv and before A4, as in both reference codes. nn.Dropout
     follows .training; the authors' `F.dropout(x, 0.5)` is on at test time too in modern PyTorch.
     """
+    dilation = check_a3_dilation(dilation)
     layers: list[nn.Module] = []
     width = in_channels
     if config.a3_width is not None:
         for _ in range(2):
             if config.dropout > 0:
                 layers.append(nn.Dropout(config.dropout))
-            layers.append(conv3x3_relu(width, config.a3_width))
+            layers.append(conv3x3_relu(width, config.a3_width, dilation))
             width = config.a3_width
     if config.dropout > 0:
         layers.append(nn.Dropout(config.dropout))
