@@ -35,7 +35,7 @@ app: $(STAMP)
 # (configs/teaching_lite0.yaml) and with the library's defaults (configs/library_defaults.yaml),
 # seeds 0 1 2, on the three benchmark variants, and the recipe's ablations (seed 0,
 # premise-holds). CPU, resumable (a run that exists is scored, not retrained); tables in
-# results/teaching*/results.md and results/defaults/results.md.
+# results/teaching*/results.md and results/defaults/results.md (the defaults' runs: not yet trained).
 BENCHMARKS := premise-holds part-inside premise-fails
 results: $(STAMP)
 	$(PY) scripts/results.py --config configs/teaching.yaml --benchmarks $(BENCHMARKS) \
