@@ -141,7 +141,10 @@ def dataset_sample(data_key: str, index: int, _dataset):
     return _dataset.load_sample(index)
 
 
-@st.cache_data(max_entries=128, show_spinner="Running the model…")
+# No spinner: a spinner starts a thread on every call, hit or miss, and under a class's load that
+# start waits for the interpreter lock (py-spy, benchmarks/bench_load.py); the page's own
+# "running" indicator shows a slow model.
+@st.cache_data(max_entries=128, show_spinner=False)
 def predict_maps(run_key: str, image_key: str, class_index: int | None, _localizer, _image):
     """Every stage map of one image for one class: computed once, re-thresholded on every move."""
     return _localizer.predict(_image, class_index)

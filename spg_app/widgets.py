@@ -1,6 +1,8 @@
 """Controls and notices shared by the pages."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import streamlit as st
 
@@ -44,6 +46,32 @@ def numbers_table(title: str, numbers: dict[str, str]) -> str:
     which counts on a slider move. :func:`read_numbers_table` reads it back."""
     lines = [f"| seeds | {title} |", "|---|---|", *(f"| {name} | {value} |" for name, value in numbers.items())]
     return "\n".join(lines)
+
+
+def classes_table(rows: list[tuple[str, float]]) -> str:
+    """The top-k classes as a Markdown table — ``| class | probability |`` — for ``st.markdown``
+    (an ``st.table`` costs a DataFrame and its Arrow conversion on every image change, and the
+    browser's table code on a first visit). :func:`read_classes_table` reads it back."""
+    lines = ["| class | probability |", "|---|---|", *(f"| {escape_cell(name)} | {p:.1%} |" for name, p in rows)]
+    return "\n".join(lines)
+
+
+def escape_cell(text: str) -> str:
+    """A class name as one Markdown table cell: a ``|`` would split the cell, ``*``/``_`` restyle it."""
+    return "".join("\\" + c if c in "|*_`[]<>\\" else c for c in str(text))
+
+
+def read_classes_table(markdown: str) -> list[tuple[str, str]] | None:
+    """(class, probability text) rows of a :func:`classes_table`, or None for any other Markdown."""
+    lines = markdown.strip().splitlines()
+    if len(lines) < 2 or lines[0] != "| class | probability |" or lines[1] != "|---|---|":
+        return None
+    rows = []
+    for line in lines[2:]:
+        cells = re.split(r"(?<!\\)\|", line.strip()[1:-1])
+        if len(cells) == 2:
+            rows.append((re.sub(r"\\(.)", r"\1", cells[0].strip()), cells[1].strip()))
+    return rows
 
 
 def read_numbers_table(markdown: str) -> tuple[str, dict[str, str]] | None:

@@ -25,7 +25,7 @@ from spg_app.loaders import ResultCache  # noqa: E402
 from spg_app.pictures import encode_picture, mask_picture, png_bytes, strip_pictures  # noqa: E402
 from spg_app.thresholds import clean_thresholds, threshold_view  # noqa: E402
 from spg_app.uploads import DISPLAY_MAX_SIDE, MAX_UPLOAD_BYTES, UploadError, read_upload  # noqa: E402
-from spg_app.widgets import numbers_table, read_numbers_table  # noqa: E402
+from spg_app.widgets import classes_table, numbers_table, read_classes_table, read_numbers_table  # noqa: E402
 from spg_core.runs import SHIPPED_DIR, shipped_runs  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -73,6 +73,13 @@ def numbers(at: AppTest):
         rows.append({"stage": title, **values, "δ_l": float(values["δ_l"]), "δ_h": float(values["δ_h"])})
     assert rows, "seed tables missing"
     return pd.DataFrame(rows)
+
+
+def top_classes(at: AppTest) -> list[tuple[str, str]]:
+    """The explore page's top-k classes (``widgets.classes_table``) as (class, probability) rows."""
+    tables = [rows for rows in (read_classes_table(m.value) for m in at.markdown) if rows is not None]
+    assert len(tables) == 1, "top-k table missing"
+    return tables[0]
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -199,7 +206,7 @@ def test_class_choice_shows_another_map(runs):
     at.selectbox(key="view_class").set_value(other).run()
     assert not at.exception
     assert images(at)["Attention map (A4)"] != attention
-    assert len(at.table[0].value) == 3  # top-5 of a 3-class model
+    assert len(top_classes(at)) == 3  # top-5 of a 3-class model
 
 
 def test_box_from_a_guidance_map_is_an_extension(runs):
@@ -403,8 +410,8 @@ def test_imagenet_model_on_an_uploaded_photo_and_grown_guidance(runs, monkeypatc
     cat.save(buffer, format="PNG")
     at.file_uploader(key="upload").set_value(("chelsea.png", buffer.getvalue(), "image/png")).run()
     assert not at.exception, [e.message for e in at.exception]
-    top = at.table[0].value
-    assert len(top) == 5 and top["class"].str.contains("cat").any()
+    top = top_classes(at)
+    assert len(top) == 5 and any("cat" in name for name, _ in top)
     assert "B2" not in images(at) and "Mask-A (seeds for B2)" in images(at)
     at.button(key="grow_button").click().run()
     assert not at.exception, [e.message for e in at.exception]
@@ -551,6 +558,14 @@ def test_numbers_table_reads_back_and_ignores_other_markdown():
     assert read_numbers_table(text) == ("Mask-A (seeds for B2)", numbers)
     assert read_numbers_table("**#3 · `a.png`**") is None
     assert read_numbers_table("| class | probability |\n|---|---|\n| a | 1.0% |") is None
+
+
+def test_classes_table_reads_back_names_with_markdown_characters():
+    rows = [("red|blue bird", 0.625), ("*star*_fish", 0.25), ("a\\b", 0.125)]
+    text = classes_table(rows)
+    assert len(text.splitlines()) == 5
+    assert read_classes_table(text) == [("red|blue bird", "62.5%"), ("*star*_fish", "25.0%"), ("a\\b", "12.5%")]
+    assert read_classes_table(numbers_table("Mask-A", {"δ_l": "0.25"})) is None
 
 
 def test_downloads_are_made_from_the_values_on_screen(runs, monkeypatch):

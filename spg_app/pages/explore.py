@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from spg_app.compare import side_by_side
@@ -23,7 +22,7 @@ from spg_app.stages import STAGE_NOTES, map_stage_label
 from spg_app.state import Context, ModelContext, Picked
 from spg_app.threshold_growth import grow_with_thresholds
 from spg_app.thresholds import box_view, clean_thresholds, stage_seeds, threshold_view
-from spg_app.widgets import need, numbers_table, percent
+from spg_app.widgets import classes_table, need, numbers_table, percent
 from spg_core import viz
 from spg_core.boxes import iou as box_iou
 from spg_core.boxes import largest_component_box
@@ -184,10 +183,9 @@ def class_and_maps(ctx: Context, picked: Picked):
     maps = base if class_index == base.predicted else predict(model.key, picked.image_key, class_index,
                                                                localizer, picked.image)
     with head[1]:
-        # st.table, not st.dataframe: the first page then needs no interactive data-grid code in the
-        # browser (≈ 1.3 MB of JavaScript), which is most of what a first visit waits for.
-        top = pd.DataFrame([{"class": name, "probability": f"{p:.1%}"} for _, name, p in base.top_k(5)])
-        st.table(top, hide_index=True)
+        # Markdown, not st.dataframe / st.table: no interactive data-grid code for the browser on a
+        # first visit (≈ 1.3 MB of JavaScript) and no DataFrame or Arrow conversion per image change.
+        st.markdown(classes_table([(name, p) for _, name, p in base.top_k(5)]))
     if picked.label is not None and ctx.gt_usable:
         verdict = "right" if base.predicted == picked.label else "wrong"
         head[0].caption(f"Top-1 is **{verdict}** (ground truth: {localizer.class_names[picked.label]}).")
