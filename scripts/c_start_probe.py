@@ -43,8 +43,9 @@ def main() -> None:
     config = TrainConfig.from_dict(state["config"])
     if config.variant != "plain":
         raise SystemExit(f"{args.run} is a {config.variant!r} run; the probe starts from an SPG-plain one")
+    # SPG-C as it was probed (docs/teaching_recipe.md): reading A3 directly unless the run says otherwise
     model = build_model(config.backbone, state["num_classes"], variant="spg", c_init=args.c_init,
-                        **config.model_options)
+                        **{"c_input_norm": False, **config.model_options})
     model.load_state_dict(state["model"], strict=False)  # B and C are not in a plain checkpoint
     model.train()
     optimizer, _ = build_optimizer(model, config)

@@ -7,7 +7,7 @@ import torch
 
 from spg_core.checkpoint import read_checkpoint
 from spg_core.config import TrainConfig
-from spg_core.models import build_model
+from spg_core.models import build_model, saved_head_options
 
 SHIPPED_DIR = Path(__file__).parent / "checkpoints"
 
@@ -42,7 +42,8 @@ def load_run(run: str | Path, device: str | torch.device = "cpu"):
     folder = resolve_run(run)
     state = read_checkpoint(folder / "checkpoint.pt")
     config = TrainConfig.from_dict(state["config"])
-    model = build_model(config.backbone, state["num_classes"], variant=config.variant, **config.model_options)
+    options = saved_head_options(config.model_options, state["model"])
+    model = build_model(config.backbone, state["num_classes"], variant=config.variant, **options)
     model.load_state_dict(state["model"])
     model.to(device).eval()
     class_names = state.get("class_names") or [str(i) for i in range(state["num_classes"])]

@@ -25,7 +25,7 @@ from spg_core.config import TrainConfig, save_config
 from spg_core.data.settings import DataSettings
 from spg_core.guidance import SCORE_MAPS, get_preset, self_produced_guidance
 from spg_core.losses import spg_loss
-from spg_core.models import build_model, load_backbone_weights
+from spg_core.models import C_INPUT_NORM_DEFAULT, build_model, load_backbone_weights, saved_head_options
 from spg_core.replay import ReplayRecorder, mid_epoch_steps, random_state_kept
 
 log = logging.getLogger("spg_core.train")
@@ -213,6 +213,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     seed_everything(config.seed)
     train_set = DataSettings.from_config(config).dataset("train", train=True)
     num_classes = train_set.num_classes
+    state = read_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
+    # The head defaults a run was built with are written into its config (a later default does not
+    # change it); a run saved before they were written resumes with the heads its weights have.
+    options = saved_head_options(config.model_options, state["model"]) if state else dict(config.model_options)
+    options.setdefault("c_input_norm", C_INPUT_NORM_DEFAULT)
+    config.model_options = options
     model = build_training_model(config, num_classes)
     if config.sync_batchnorm and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -224,8 +230,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     start_epoch = 0
     switch_state = None
 
-    if resume and checkpoint_path.exists():
-        state = read_checkpoint(checkpoint_path)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

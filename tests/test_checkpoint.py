@@ -105,11 +105,13 @@ def test_a_run_with_a_two_conv_spg_c_reloads_with_the_same_head(tmp_path):
     config = small_config(tmp_path, epochs=1, max_steps_per_epoch=1, guidance_warmup=0, replay_images=0,
                           model_options={"spg_c_depth": 2})
     train(config, progress=False)
-    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model_options"] == {"spg_c_depth": 2}
+    # the run writes the head default it was built with (SPG-C's input BatchNorm), so a later default does not change it
+    written = {"spg_c_depth": 2, "c_input_norm": True}
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model_options"] == written
     model, loaded, _ = load_run(tmp_path / "run")
-    assert model.spg_c_depth == 2 and loaded.model_options == {"spg_c_depth": 2}
+    assert model.spg_c_depth == 2 and loaded.model_options == written
     state = read_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"]
-    assert "spg_c.2.weight" in state  # conv3x3, conv3x3, conv1x1
+    assert "spg_c.3.weight" in state  # BatchNorm, conv3x3, conv3x3, conv1x1
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key]), key
 
@@ -126,3 +128,22 @@ def shipped_folder(name):
     from spg_core.runs import SHIPPED_DIR
 
     return SHIPPED_DIR / name
+
+
+def test_a_run_saved_before_spg_c_read_a_batchnorm_resumes_and_reloads_with_its_own_head(tmp_path):
+    import yaml
+
+    old_head = small_config(tmp_path, epochs=1, max_steps_per_epoch=1, guidance_warmup=0, replay_images=0,
+                            model_options={"c_input_norm": False})
+    train(old_head, progress=False)
+    # as a run of an earlier version wrote it: no c_input_norm in its config
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = read_checkpoint(path)
+    state["config"]["model_options"] = {}
+    torch.save(state, path)
+    model, _, _ = load_run(tmp_path / "run")
+    assert not isinstance(model.spg_c[0], torch.nn.BatchNorm2d)
+    resumed = small_config(tmp_path, epochs=2, max_steps_per_epoch=1, guidance_warmup=0, replay_images=0)
+    train(resumed, resume=True, progress=False)  # the default head would not load these weights
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["model_options"] == {"c_input_norm": False}
+    assert read_checkpoint(path)["epoch"] == 2

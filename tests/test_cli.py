@@ -114,9 +114,9 @@ def test_the_teaching_recipe_takes_any_format_from_the_data_flags(tmp_path):
     plain_a3 = load_config_file_values("teaching_plain_a3.yaml")
     recipe_values = load_config_file_values("teaching.yaml")
     assert {k for k in recipe_values if lite0.get(k) != recipe_values[k]} == {"backbone", "weights", "lr", "model_options"}
-    assert lite0["backbone"] == "lite0_cut" and lite0["weights"] == "imagenet" and lite0["model_options"] == {}
+    assert lite0["backbone"] == "lite0_cut" and lite0["weights"] == "imagenet" and lite0["model_options"] == {"c_input_norm": False}
     assert {k for k in recipe_values if no_norm.get(k) != recipe_values[k]} == {"model_options"}
-    assert no_norm["model_options"] == {}
+    assert no_norm["model_options"] == {"c_input_norm": False}
     assert {k for k in recipe_values if plain_a3.get(k) != recipe_values[k]} == {"model_options"}
     assert plain_a3["model_options"] == {"c_input_norm": True}
 

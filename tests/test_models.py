@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-from spg_core.models import LR_GROUPS, VARIANTS, build_model, list_backbones, load_backbone_weights
+from spg_core.models import LR_GROUPS, VARIANTS, build_model, list_backbones, load_backbone_weights, saved_head_options
 
 NUM_CLASSES = 3
 SIZES = (32, 48)
@@ -375,7 +375,7 @@ def test_spg_c_output_starts_at_zero_by_default(name):
     model = _build(name)
     output = model.spg_c[-1]
     assert torch.count_nonzero(output.weight) == 0 and torch.count_nonzero(output.bias) == 0
-    assert torch.count_nonzero(model.spg_c[0][0].weight) > 0  # the hidden conv stays Xavier
+    assert torch.count_nonzero(model.spg_c[1][0].weight) > 0  # the hidden conv (after the input BatchNorm) stays Xavier
     out = model.train()(torch.randn(2, 3, 64, 64))
     assert torch.count_nonzero(out["c"]) == 0  # logit 0: C's first loss is ln 2 on every seed
     with pytest.raises(ValueError, match="c_init"):
@@ -412,12 +412,24 @@ def test_a_bad_spg_c_depth_names_the_value_and_the_choices(depth):
 
 
 def test_depth_one_keeps_the_parameter_names_of_earlier_checkpoints():
-    names = {n for n in _build("tiny").state_dict() if n.startswith("spg_c.")}
+    names = {n for n in _build("tiny", c_input_norm=False).state_dict() if n.startswith("spg_c.")}
     assert names == {"spg_c.0.0.weight", "spg_c.0.0.bias", "spg_c.1.weight", "spg_c.1.bias"}
 
 
+def test_spg_c_reads_a_batchnorm_of_a3_by_default_and_saved_runs_keep_their_heads():
+    assert isinstance(_build("tiny").spg_c[0], nn.BatchNorm2d)
+    # A run saved before the default changed has no `c_input_norm` in its config: its weights say which.
+    old, new = _build("tiny", c_input_norm=False).state_dict(), _build("tiny").state_dict()
+    assert saved_head_options({}, old) == {"c_input_norm": False}
+    assert saved_head_options({"a3_dilation": 2}, new) == {"a3_dilation": 2, "c_input_norm": True}
+    assert saved_head_options({"c_input_norm": False}, new) == {"c_input_norm": False}  # the config wins
+    assert saved_head_options({}, _build("tiny", "plain").state_dict()) == {}  # no SPG-C: nothing to read
+    rebuilt = build_model("tiny", NUM_CLASSES, "spg", **saved_head_options({}, old))
+    rebuilt.load_state_dict(old)  # strict: the same heads
+
+
 def test_spg_c_input_norm_makes_c_blind_to_the_scale_of_a3():
-    plain_c, normed_c = _build("tiny").spg_c.train(), _build("tiny", c_input_norm=True).spg_c.train()
+    plain_c, normed_c = _build("tiny", c_input_norm=False).spg_c.train(), _build("tiny").spg_c.train()
     assert isinstance(normed_c[0], nn.BatchNorm2d) and not isinstance(plain_c[0], nn.BatchNorm2d)
     for c in (plain_c, normed_c):
         nn.init.normal_(c[-1].weight)  # a trained output conv, so the logits show the hidden layer

@@ -43,6 +43,7 @@ __all__ = [
     "LrRule",
     "SPGModel",
     "build_model",
+    "saved_head_options",
     "list_backbones",
     "load_backbone_weights",
     "register_backbone",
@@ -223,6 +224,16 @@ def build_model(name: str, num_classes: int, variant: str = "spg", **options: An
     backbone = factory(**bound.arguments)
     return SPGModel(backbone, num_classes, variant, backbone_name=name, options=dict(bound.arguments), c_init=c_init,
                     spg_c_depth=spg_c_depth, c_input_norm=c_input_norm, a3_dilation=a3_dilation)
+
+
+def saved_head_options(options: dict, state_dict) -> dict:
+    """The model options a saved model was built with: its config's ``model_options``, plus
+    ``c_input_norm`` read off its weights (SPG-C's BatchNorm has running statistics) when the
+    config does not name it — runs saved before SPG-C's input BatchNorm was the default."""
+    options = dict(options or {})
+    if "c_input_norm" not in options and any(key.startswith("spg_c.") for key in state_dict):
+        options["c_input_norm"] = "spg_c.0.running_mean" in state_dict
+    return options
 
 
 def _format_keys(keys: list[str], limit: int = 12) -> str:
