@@ -6,6 +6,7 @@ every stage of Fig. 2, but they never change the box.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +78,10 @@ class Localizer:
         self.model.to(self.device)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(model.num_classes)]
         self.preset = get_preset(preset) if isinstance(preset, str) else preset
+        # One model serves every thread that holds this Localizer (the app's sessions share one):
+        # one forward at a time, each with torch's whole thread pool, instead of several pools
+        # oversubscribing the cores.
+        self._lock = threading.Lock()
 
     @classmethod
     def from_run(cls, run, device="cpu") -> Localizer:
@@ -93,7 +98,8 @@ class Localizer:
         """Paper §4.1: softmax averaged over 4 corners + centre and their flips, cut from the
         image resized to S·256/224 (:func:`ten_crop_probabilities`)."""
         views = ten_crop_tensor(image, self.image_size)[None].to(self.device)
-        return ten_crop_probabilities(self.model, views)[0].cpu().numpy()
+        with self._lock:
+            return ten_crop_probabilities(self.model, views)[0].cpu().numpy()
 
     @torch.no_grad()
     def predict(self, image: Image.Image, class_index: int | None = None, ten_crop: bool = False) -> StageMaps:
@@ -101,7 +107,8 @@ class Localizer:
         image = image.convert("RGB")
         x = self.preprocess(image).to(self.device)
         has_guidance = getattr(self.model, "variant", "plain") != "plain"
-        outputs = self.model(x, with_guidance=has_guidance)
+        with self._lock:
+            outputs = self.model(x, with_guidance=has_guidance)
         probabilities = F.softmax(outputs["logits"].float(), dim=1)[0].cpu().numpy()
         if ten_crop:
             probabilities = self.ten_crop_probabilities(image)

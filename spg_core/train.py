@@ -7,6 +7,7 @@ to resume to the same result as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -218,7 +219,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     # change it); a run saved before they were written resumes with the heads its weights have.
     options = saved_head_options(config.model_options, state["model"]) if state else dict(config.model_options)
     options.setdefault("c_input_norm", C_INPUT_NORM_DEFAULT)
-    config.model_options = options
+    config = dataclasses.replace(config, model_options=options)  # the caller's config stays as given
     model = build_training_model(config, num_classes)
     if config.sync_batchnorm and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

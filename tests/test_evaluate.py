@@ -529,3 +529,43 @@ def test_evaluate_maps_does_not_import_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("no torch")
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["maxboxacc"] == 100.0
+
+
+def test_one_localizer_serves_many_threads_one_forward_at_a_time():
+    """The app's sessions share one Localizer: concurrent predictions give each thread its own
+    image's maps (those of a prediction made alone), and the model runs one forward at a time."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from spg_core.localize import Localizer
+    from spg_core.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, variant="spg", widths=(8, 16, 16)).eval()
+    inside, most, guard = [0], [0], threading.Lock()
+    forward = model.forward
+
+    def counted(*args, **kwargs):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    model.forward = counted
+    localizer = Localizer(model, 32, ["a", "b", "c"])
+    rng = np.random.default_rng(0)
+    photos = [Image.fromarray(rng.integers(0, 256, (24 + i, 40 - i, 3), dtype=np.uint8)) for i in range(12)]
+    alone = [localizer.predict(photo, class_index=i % 3) for i, photo in enumerate(photos)]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda item: localizer.predict(item[1], class_index=item[0] % 3), enumerate(photos)))
+    assert most[0] == 1
+    for a, b in zip(alone, together):
+        assert a.class_index == b.class_index and set(a.maps) == set(b.maps)
+        for name in a.maps:
+            np.testing.assert_array_equal(a.maps[name], b.maps[name])
