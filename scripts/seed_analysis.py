@@ -16,7 +16,8 @@ on background pixels. Equal curves mean the map encodes "near the part", not "on
 Last, the health of SPG-C (``spg_c``): the scale of A3, what SPG-C reads (mean and largest
 activation), the share of SPG-C's hidden ReLUs that fire, and σ(SPG-C) on object and background.
 A dead SPG-C (almost no ReLU firing, the same σ on object and background) sends no gradient into
-A3: the last step of the method then does nothing (``--model-option c_input_norm=true``).
+A3: the last step of the method then does nothing (SPG-C reading a BatchNorm of A3, the default
+``c_input_norm``, keeps it alive).
 """
 import argparse
 import json
