@@ -46,7 +46,7 @@ def test_spg_c_health_sees_a_dead_spg_c():
     model = build_model("tiny", 2, "spg").eval()
     dataset = [{"image": torch.rand(3, 32, 32), "boxes": np.array([[4, 4, 20, 20]], np.float32)} for _ in range(3)]
     alive = spg_c_health(model, dataset)
-    torch.nn.init.constant_(model.spg_c[0][0].bias, -1e6)  # every hidden ReLU off
+    torch.nn.init.constant_(model.spg_c[-2][0].bias, -1e6)  # every hidden ReLU (the conv before the 1×1) off
     dead = spg_c_health(model, dataset)
     assert alive["hidden_relus_firing"] > 0.1 and dead["hidden_relus_firing"] == 0.0
     assert dead["sigmoid_on_object_boxes"] == dead["sigmoid_on_background"]  # a constant map
