@@ -43,10 +43,10 @@ __all__ = [
     "LrRule",
     "SPGModel",
     "build_model",
-    "saved_head_options",
     "list_backbones",
     "load_backbone_weights",
     "register_backbone",
+    "saved_head_options",
 ]
 
 # Paper Table 5 ablations. "no-cascade" has the spg architecture: only the mask that supervises
