@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -15,6 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import streamlit as st
+import torch
 
 from spg_app import pictures
 from spg_app.growth import GUIDANCE_KEPT
@@ -91,9 +93,40 @@ def picture_cache(max_entries: int):
     return decorate
 
 
+THREADS_VARIABLE = "SPG_APP_THREADS"
+
+
+def app_threads() -> int:
+    """Threads torch may use for one forward in the app's server: ``SPG_APP_THREADS``, default 1.
+
+    One image at 96 px takes ~8 ms on one thread. With torch's default of one thread per core,
+    every forward also waits for a second thread that the other sessions' scripts keep busy: on
+    this 2-core machine, beside two other busy processes, one forward took 350 ms on two threads
+    against 8 ms on one. On one thread a forward (which releases the interpreter lock) leaves the
+    other cores to the other students' moves. Raise it for a server that one person uses, where
+    the Dataset page's evaluations and the photo growth then run faster."""
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_VARIABLE}={value!r} must be a whole number of threads ≥ 1, e.g. "
+                         f"{THREADS_VARIABLE}=1 (the default, for a class) or {THREADS_VARIABLE}={os.cpu_count()} "
+                         "(every core, for one user)")
+    return int(value)
+
+
+def use_app_threads() -> int:
+    """Set torch's thread count for the whole server process to :func:`app_threads`; returns it."""
+    threads = app_threads()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=6)
 def load_model(folder: str, stamp: str):
     """(Localizer, TrainConfig, info) of a run; ``stamp`` changes when the checkpoint does."""
+    use_app_threads()  # process-wide, before the first forward of any session
     model, config, info = load_run(folder, "cpu")
     localizer = Localizer(model, config.image_size, info["class_names"], "cpu", config.preset)
     return localizer, config, info
@@ -127,6 +160,7 @@ def load_imagenet():
     # Imported here: timm is only needed once someone picks the ImageNet model.
     from spg_core.models.efficientnet import imagenet_class_names, imagenet_model, packaged_weights_path
 
+    use_app_threads()
     localizer = Localizer(imagenet_model(), 224, imagenet_class_names())
     return localizer, packaged_weights_path()
 

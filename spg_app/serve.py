@@ -59,6 +59,12 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"spg_app.serve: no app.py at {APP}; run it from a checkout of the project "
                          "(or use `streamlit run path/to/app.py`).")
     preload()
+    from spg_app.loaders import app_threads
+
+    try:
+        app_threads()
+    except ValueError as error:
+        raise SystemExit(f"spg_app.serve: {error}") from None
     warm_default_run()
     gc.freeze()  # again: the default run's objects are long-lived too
     from streamlit.web import cli

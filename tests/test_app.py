@@ -584,3 +584,32 @@ def test_downloads_are_made_from_the_values_on_screen(runs, monkeypatch):
     assert payload["tau"] == 0.4
     assert payload["thresholds"]["mask_a"] == {"delta_low": 0.3, "delta_high": 0.6}
     assert payload["seeds"]["mask_a"]["foreground_precision"] is not None
+
+
+def test_the_server_runs_each_forward_on_the_threads_it_is_given(monkeypatch):
+    import torch
+
+    from spg_app import serve
+    from spg_app.loaders import THREADS_VARIABLE, app_threads, use_app_threads
+
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    assert app_threads() == 1  # a class's server: one thread per forward
+    monkeypatch.setenv(THREADS_VARIABLE, "3")
+    assert app_threads() == 3
+    previous = torch.get_num_threads()
+    try:
+        monkeypatch.setenv(THREADS_VARIABLE, "2")
+        assert use_app_threads() == 2 and torch.get_num_threads() == 2
+        monkeypatch.delenv(THREADS_VARIABLE)
+        assert use_app_threads() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv(THREADS_VARIABLE, bad)
+        with pytest.raises(ValueError, match=f"{THREADS_VARIABLE}='{bad}'.*whole number"):
+            app_threads()
+    # The launcher refuses a bad value before loading anything, in one line.
+    monkeypatch.setattr(serve, "preload", lambda: None)
+    monkeypatch.setattr(serve, "warm_default_run", lambda: pytest.fail("loaded a model with a bad thread count"))
+    with pytest.raises(SystemExit, match=f"spg_app.serve: {THREADS_VARIABLE}='1.5'"):
+        serve.main([])
