@@ -98,6 +98,30 @@ def gains(results: dict) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def keep_recorded(results: dict, recorded_file: Path) -> list[str]:
+    """Add to ``results`` the scores in ``recorded_file`` (a results.json written before) of the
+    runs this invocation did not score: run folders no longer on this machine, or seeds not asked
+    for this time. Returns "model / map / seed" of each score kept; the table keeps the earlier
+    file's order, new models after it."""
+    if not recorded_file.is_file():
+        return []
+    merged: dict = {}
+    kept = []
+    for entry in json.loads(recorded_file.read_text()):
+        key = (entry["model"], entry["map"])
+        for seed, metrics in entry["seeds"].items():
+            if int(seed) not in results.get(key, {}):
+                merged.setdefault(key, {})[int(seed)] = metrics
+                kept.append(f"{key[0]} / {key[1]} / seed {seed}")
+            else:
+                merged.setdefault(key, {})
+    for key, per_seed in results.items():
+        merged.setdefault(key, {}).update(per_seed)
+    results.clear()
+    results.update({key: dict(sorted(per_seed.items())) for key, per_seed in merged.items()})
+    return kept
+
+
 def main() -> None:
     from spg_core.data.synthetic import BENCHMARK_VARIANTS
 
@@ -114,6 +138,9 @@ def main() -> None:
     parser.add_argument("--runs-root", default=str(ROOT / "results" / "runs"))
     parser.add_argument("--out", default=str(ROOT / "results"))
     parser.add_argument("--table-only", action="store_true", help="evaluate existing runs, train nothing")
+    parser.add_argument("--keep-recorded", action="store_true",
+                        help="keep the scores OUT/results.json already holds for runs not scored this time (run "
+                             "folders that are gone, seeds not asked for); results.md lists them")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override config values that do not change what is learned, e.g. threads=1")
     args = parser.parse_args()
@@ -152,11 +179,15 @@ def main() -> None:
                         print(name, stage, seed, json.dumps(metrics), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    kept = keep_recorded(results, out / "results.json") if args.keep_recorded else []
     (out / "results.json").write_text(json.dumps(
         [{"model": n, "map": s, "seeds": {str(k): v for k, v in m.items()}} for (n, s), m in results.items()],
         indent=2))
     paired = gains(results)
     text = table(results) + ("\n\nSPG − SPG-plain, paired by seed:\n\n" + paired if paired else "")
+    if kept:
+        text += ("\n\nScores kept from the previous results.json (`--keep-recorded`; their runs were not scored "
+                 "this time): " + "; ".join(kept) + ".")
     (out / "results.md").write_text(text + "\n")
     print(text)
 

@@ -62,3 +62,24 @@ def test_gain_per_named_benchmark(results_script):
     }
     lines = results_script.gains(results).splitlines()[2:]
     assert lines == ["| attention | premise-holds | 1 | 15.0 | 3.0 |", "| attention | part-inside | 1 | -2.0 | -1.0 |"]
+
+
+def test_keep_recorded_adds_only_the_scores_not_measured_again(results_script, tmp_path):
+    import json
+
+    recorded = tmp_path / "results.json"
+    recorded.write_text(json.dumps([
+        {"model": "plain [premise-holds]", "map": "attention", "seeds": {"0": metrics(10.0, 30.0), "1": metrics(12.0, 31.0)}},
+        {"model": "spg [premise-holds]", "map": "attention", "seeds": {"0": metrics(25.0, 33.0)}},
+    ]))
+    results = {("plain [premise-holds]", "attention"): {1: metrics(50.0, 50.0)},
+               ("plain [part-inside]", "attention"): {0: metrics(40.0, 50.0)}}
+    kept = results_script.keep_recorded(results, recorded)
+    assert kept == ["plain [premise-holds] / attention / seed 0", "spg [premise-holds] / attention / seed 0"]
+    # the seed measured now wins over the recorded one; the earlier file's order first, new models after
+    assert list(results) == [("plain [premise-holds]", "attention"), ("spg [premise-holds]", "attention"),
+                             ("plain [part-inside]", "attention")]
+    assert results[("plain [premise-holds]", "attention")][1]["gt_known_loc"] == 50.0
+    assert results[("plain [premise-holds]", "attention")][0]["gt_known_loc"] == 10.0
+    assert list(results[("plain [premise-holds]", "attention")]) == [0, 1]
+    assert results_script.keep_recorded(results, tmp_path / "missing.json") == []
