@@ -55,6 +55,8 @@ def build_train_parser(sub) -> None:
     p.add_argument("--bce-balance", choices=("pixel", "class"), default=None,
                    help="weighting of the seed pixels in the guidance losses: pixel (every seed alike, the "
                         "reference codes) or class (foreground and background seeds half each)")
+    p.add_argument("--c-loss-weight", type=float, default=None,
+                   help="weight of SPG-C's loss (BCE against Mask-fuse) in the total; 1 (default) as in the paper")
     p.add_argument("--guidance-warmup", type=warmup_value, default=None,
                    help="auto (default: classification only until the classifier has learned, see "
                         "train.GuidanceSwitch) or a number of epochs of classification only")

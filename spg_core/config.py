@@ -35,6 +35,7 @@ class TrainConfig:
     # "auto": CE only until the classifier has learned (train.GuidanceSwitch); or a number of epochs
     guidance_warmup: int | str = "auto"
     bce_balance: str = "pixel"  # losses.BCE_BALANCES: "pixel" (reference codes) or "class"
+    c_loss_weight: float = 1.0  # weight of SPG-C's BCE against Mask-fuse in the total (1: the paper)
     # optimisation (paper §3.3)
     epochs: int = 10
     batch_size: int = 30

@@ -1,6 +1,8 @@
 """Losses of Algorithm 1 (step 9): CE on the image label + masked BCE for each guided branch."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -40,17 +42,34 @@ def masked_bce(logits: torch.Tensor, seed_mask: torch.Tensor, balance: str = "pi
     return sum(terms) / len(terms)
 
 
-def spg_loss(outputs: dict, labels: torch.Tensor, guidance: dict | None, balance: str = "pixel") -> dict:
-    """Total = CE(logits, y) + BCE(B2, Mask-A) + BCE(B1, Mask-B2) + BCE(C, Mask-fuse), weights 1.
+def checked_c_weight(value) -> float:
+    """SPG-C's loss weight as a float, or ValueError naming the value (checked before training)."""
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if not (weight >= 0.0 and math.isfinite(weight)):
+        raise ValueError(f"c_loss_weight={value!r} must be a finite number >= 0 (1 is the paper's)")
+    return weight
+
+
+def spg_loss(outputs: dict, labels: torch.Tensor, guidance: dict | None, balance: str = "pixel",
+             c_weight: float = 1.0) -> dict:
+    """Total = CE(logits, y) + BCE(B2, Mask-A) + BCE(B1, Mask-B2) + c_weight · BCE(C, Mask-fuse);
+    the paper's weights are all 1.
 
     ``guidance`` is the result of :func:`spg_core.guidance.self_produced_guidance`, or None
-    during guidance warm-up (CE only). ``balance``: see :data:`BCE_BALANCES`. Returns every
-    term and ``total``.
+    during guidance warm-up (CE only). ``balance``: see :data:`BCE_BALANCES`. ``c_weight``
+    scales SPG-C's term (the one whose gradient reaches A3). Returns every term, unweighted,
+    and ``total``.
     """
+    c_weight = checked_c_weight(c_weight)
     terms = {"ce": F.cross_entropy(outputs["logits"].float(), labels)}
+    total = terms["ce"]
     if guidance is not None:
         for branch, mask_name in SUPERVISION.items():
             if branch in outputs and mask_name in guidance:
                 terms[f"bce_{branch}"] = masked_bce(outputs[branch], guidance[mask_name], balance)
-    terms["total"] = sum(terms.values())
+                total = total + (c_weight if branch == "c" else 1.0) * terms[f"bce_{branch}"]
+    terms["total"] = total
     return terms

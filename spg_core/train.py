@@ -25,7 +25,7 @@ from spg_core.checkpoint import CHECKPOINT, atomic_save, read_checkpoint
 from spg_core.config import TrainConfig, save_config
 from spg_core.data.settings import DataSettings
 from spg_core.guidance import SCORE_MAPS, get_preset, self_produced_guidance
-from spg_core.losses import spg_loss
+from spg_core.losses import checked_c_weight, spg_loss
 from spg_core.models import C_INPUT_NORM_DEFAULT, build_model, load_backbone_weights, saved_head_options
 from spg_core.replay import ReplayRecorder, mid_epoch_steps, random_state_kept
 
@@ -204,6 +204,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         torch.backends.cudnn.benchmark = True
     amp_dtype = resolve_amp(config.amp, device)
     preset = get_preset(config.preset)
+    c_weight = checked_c_weight(config.c_loss_weight)  # a bad value fails now, not after the warm-up
     out = Path(config.out)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -315,7 +316,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 if use_guidance
                 else None
             )
-            losses = spg_loss(outputs, labels, guidance, config.bce_balance)
+            losses = spg_loss(outputs, labels, guidance, config.bce_balance, c_weight)
             if not torch.isfinite(losses["total"]):
                 raise FloatingPointError(
                     f"non-finite loss {losses['total'].item()} at epoch {epoch + 1} step {step}; "

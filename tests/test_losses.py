@@ -41,6 +41,12 @@ def test_spg_loss_terms_and_warmup():
     assert torch.isclose(terms["bce_b1"], masked_bce(outputs["b1"], guidance["mask_b2"]))
     warm = spg_loss(outputs, labels, None)
     assert set(warm) == {"ce", "total"}
+    heavy = spg_loss(outputs, labels, guidance, c_weight=3.0)
+    assert torch.isclose(heavy["bce_c"], terms["bce_c"])  # terms stay unweighted, the total weighs C
+    assert torch.isclose(heavy["total"], terms["ce"] + terms["bce_b1"] + terms["bce_b2"] + 3.0 * terms["bce_c"])
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="c_loss_weight=.*finite number >= 0"):
+            spg_loss(outputs, labels, guidance, c_weight=bad)
 
 
 def test_class_balanced_bce_weights_foreground_and_background_seeds_equally():
@@ -58,3 +64,13 @@ def test_class_balanced_bce_weights_foreground_and_background_seeds_equally():
     assert masked_bce(logits, torch.full((1, 4, 4), 255, dtype=torch.uint8), "class").item() == 0.0
     with pytest.raises(ValueError, match="balance"):
         masked_bce(logits, mask, "median")
+
+
+def test_a_bad_c_loss_weight_stops_training_before_any_step(tmp_path):
+    from spg_core.config import TrainConfig
+    from spg_core.train import train
+
+    config = TrainConfig(backbone="tiny", image_size=64, epochs=1, c_loss_weight="heavy", out=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="c_loss_weight='heavy' must be a finite number >= 0"):
+        train(config, progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
