@@ -168,7 +168,8 @@ def main() -> None:
                 if not args.table_only and epochs_done(config.out) < config.epochs:
                     train(config, resume=True)
                 if epochs_done(config.out) < config.epochs:
-                    print(f"skipping {config.out}: not trained to {config.epochs} epochs", file=sys.stderr)
+                    why = f"not trained to {config.epochs} epochs" if Path(config.out).is_dir() else "no such run folder"
+                    print(f"skipping {config.out}: {why}", file=sys.stderr)
                     continue
                 stages = ["attention"] + (["fused", "c"] if variant == "spg" else [])
                 for stage in stages:

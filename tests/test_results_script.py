@@ -83,3 +83,16 @@ def test_keep_recorded_adds_only_the_scores_not_measured_again(results_script, t
     assert results[("plain [premise-holds]", "attention")][0]["gt_known_loc"] == 10.0
     assert list(results[("plain [premise-holds]", "attention")]) == [0, 1]
     assert results_script.keep_recorded(results, tmp_path / "missing.json") == []
+
+
+def test_table_only_names_why_a_run_is_skipped(results_script, tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    (runs / "premise-holds" / "plain-s0").mkdir(parents=True)  # a folder without a checkpoint
+    monkeypatch.setattr("sys.argv", ["results.py", "--config", str(SCRIPT.parents[1] / "configs" / "teaching.yaml"),
+                                     "--benchmarks", "premise-holds",
+                                     "--variants", "plain", "--seeds", "0", "1", "--runs-root", str(runs),
+                                     "--out", str(tmp_path / "out"), "--table-only"])
+    results_script.main()
+    err = capsys.readouterr().err
+    assert f"skipping {runs / 'premise-holds' / 'plain-s0'}: not trained to 8 epochs" in err
+    assert f"skipping {runs / 'premise-holds' / 'plain-s1'}: no such run folder" in err
