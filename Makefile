@@ -33,18 +33,19 @@ app: $(STAMP)
 # The README's results: SPG and SPG-plain with the teaching recipe (configs/teaching.yaml: tiny
 # from scratch, SPG-C's input BatchNorm, A3 dilated), with the ImageNet-pretrained lite0_cut
 # (configs/teaching_lite0.yaml) and with the library's defaults (configs/library_defaults.yaml),
-# seeds 0 1 2, on the three benchmark variants, and the recipe's ablations (seeds 0 1 2,
-# premise-holds). CPU, resumable (a run that exists is scored, not retrained); tables in
+# seeds 0 1 2, one CPU thread per run (as the tables were made: the thread count changes a
+# run's floating-point sums, and with them what it learns), on the three benchmark variants,
+# and the recipe's ablations (seeds 0 1 2, premise-holds). CPU, resumable (a run that exists is scored, not retrained); tables in
 # results/teaching*/results.md and results/defaults/results.md.
 BENCHMARKS := premise-holds part-inside premise-fails
 results: $(STAMP)
 	$(PY) scripts/results.py --config configs/teaching.yaml --benchmarks $(BENCHMARKS) \
 		--variants plain spg no-cascade no-share no-c --ablation-benchmarks premise-holds --ablation-seeds 0 1 2 \
-		--runs-root results/runs-teaching --out results/teaching
+		--set threads=1 --runs-root results/runs-teaching --out results/teaching
 	$(PY) scripts/results.py --config configs/teaching_lite0.yaml --benchmarks $(BENCHMARKS) \
-		--variants plain spg --runs-root results/runs-teaching-lite0 --out results/teaching-lite0
+		--variants plain spg --set threads=1 --runs-root results/runs-teaching-lite0 --out results/teaching-lite0
 	$(PY) scripts/results.py --config configs/library_defaults.yaml --benchmarks $(BENCHMARKS) \
-		--variants plain spg --runs-root results/runs-defaults --out results/defaults
+		--variants plain spg --set threads=1 --runs-root results/runs-defaults --out results/defaults
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eval.py

@@ -142,7 +142,8 @@ def main() -> None:
                         help="keep the scores OUT/results.json already holds for runs not scored this time (run "
                              "folders that are gone, seeds not asked for); results.md lists them")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override config values that do not change what is learned, e.g. threads=1")
+                        help="override config values, e.g. threads=1 (the tables' runs: the thread count changes a "
+                             "run's floating-point sums and so what it learns; compare runs trained alike)")
     args = parser.parse_args()
     base = load_config_file(args.config)
     for item in args.set:
