@@ -35,8 +35,8 @@ app: $(STAMP)
 # (configs/teaching_lite0.yaml) and with the library's defaults (configs/library_defaults.yaml),
 # seeds 0 1 2, one CPU thread per run (as the tables were made: the thread count changes a
 # run's floating-point sums, and with them what it learns), on the three benchmark variants,
-# and the recipe's ablations (seeds 0 1 2, premise-holds). CPU, resumable (a run that exists is scored, not retrained); tables in
-# results/teaching*/results.md and results/defaults/results.md.
+# and the recipe's ablations (seeds 0 1 2, premise-holds). CPU, resumable (a run that exists is
+# scored, not retrained); tables in results/teaching*/results.md and results/defaults/results.md.
 BENCHMARKS := premise-holds part-inside premise-fails
 results: $(STAMP)
 	$(PY) scripts/results.py --config configs/teaching.yaml --benchmarks $(BENCHMARKS) \
