@@ -50,7 +50,7 @@ def build_train_parser(sub) -> None:
     p.add_argument("--config", default=None, help="YAML/JSON file of training options; flags override it")
     p.add_argument("--backbone", default=None, help="tiny | inception_v3 | vgg16 | resnet50 | ...")
     p.add_argument("--variant", default=None, help="spg | plain | no-share | no-c | no-cascade")
-    p.add_argument("--preset", default=None, help="guidance thresholds and seed precedence: paper | authors | wsolevaluation")
+    p.add_argument("--preset", default=None, help="guidance thresholds and seed precedence: paper | authors | teaching | wsolevaluation")
     p.add_argument("--mask-size", type=int, default=None, help="seed-mask resolution (default: image size)")
     p.add_argument("--bce-balance", choices=("pixel", "class"), default=None,
                    help="weighting of the seed pixels in the guidance losses: pixel (every seed alike, the "

@@ -138,6 +138,12 @@ PRESETS: dict[str, GuidancePreset] = {
         "falls below δ_l, as that code applies it last",
         precedence="background",
     ),
+    "teaching": GuidancePreset(
+        "teaching", Thresholds(0.05, 0.7), Thresholds(0.05, 0.5), Thresholds(0.1, 0.7),
+        "the teaching recipe's (configs/teaching.yaml): `paper` with Mask-A's δ_l lowered to 0.05, chosen on "
+        "validation images (docs/teaching_recipe.md); foreground wins where the fallback threshold falls below δ_l",
+        precedence="foreground",
+    ),
     "wsolevaluation": GuidancePreset(
         "wsolevaluation", Thresholds(0.01, 0.7), Thresholds(0.05, 0.5), Thresholds(0.1, 0.7),
         "defaults of the wsolevaluation reimplementation (clovaai/wsolevaluation); background wins where the "

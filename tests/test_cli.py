@@ -106,18 +106,20 @@ def test_the_teaching_recipe_takes_any_format_from_the_data_flags(tmp_path):
     assert config.format == "wsol" and config.data_root == str(tmp_path) and config.synthetic == {}
     assert config.backbone == "tiny" and config.weights is None and config.variant == "plain"
     assert config.guidance_warmup == "auto" and config.model_options == {"c_input_norm": True, "a3_dilation": 2}
+    assert config.preset == "teaching"
     # a head flag adds to the recipe's model options, it does not replace them
     args = build_parser().parse_args(["train", "--config", recipe, "--spg-c-depth", "2", "--out", str(tmp_path / "run")])
     assert train_config_from_args(args).model_options == {"c_input_norm": True, "a3_dilation": 2, "spg_c_depth": 2}
-    # the comparisons change only what they are named for
+    # the comparisons change only what they are named for (and keep the preset their tables were trained with)
     lite0, no_norm = load_config_file_values("teaching_lite0.yaml"), load_config_file_values("teaching_no_c_norm.yaml")
     plain_a3 = load_config_file_values("teaching_plain_a3.yaml")
     recipe_values = load_config_file_values("teaching.yaml")
-    assert {k for k in recipe_values if lite0.get(k) != recipe_values[k]} == {"backbone", "weights", "lr", "model_options"}
+    assert {k for k in recipe_values if lite0.get(k) != recipe_values[k]} == {"backbone", "weights", "lr", "model_options", "preset"}
     assert lite0["backbone"] == "lite0_cut" and lite0["weights"] == "imagenet" and lite0["model_options"] == {"c_input_norm": False}
-    assert {k for k in recipe_values if no_norm.get(k) != recipe_values[k]} == {"model_options"}
+    assert {k for k in recipe_values if no_norm.get(k) != recipe_values[k]} == {"model_options", "preset"}
     assert no_norm["model_options"] == {"c_input_norm": False}
-    assert {k for k in recipe_values if plain_a3.get(k) != recipe_values[k]} == {"model_options"}
+    assert {k for k in recipe_values if plain_a3.get(k) != recipe_values[k]} == {"model_options", "preset"}
+    assert lite0["preset"] == no_norm["preset"] == plain_a3["preset"] == "paper"
     assert plain_a3["model_options"] == {"c_input_norm": True}
 
 

@@ -90,6 +90,11 @@ def test_presets_match_the_spec_table():
     assert (PRESETS["paper"].mask_a.delta_high, PRESETS["paper"].mask_a.delta_low) == (0.7, 0.1)
     assert (PRESETS["authors"].mask_a.delta_high, PRESETS["authors"].mask_a.delta_low) == (0.7, 0.05)
     assert (PRESETS["wsolevaluation"].mask_a.delta_high, PRESETS["wsolevaluation"].mask_a.delta_low) == (0.7, 0.01)
+    # the teaching recipe's preset is `paper` with Mask-A's δ_l at 0.05, nothing else changed
+    lowered, teaching = PRESETS["paper"].replace("mask_a", delta_low=0.05), PRESETS["teaching"]
+    for field in ("mask_a", "mask_b2", "mask_fuse", "precedence"):
+        assert getattr(teaching, field) == getattr(lowered, field), field
+    assert teaching.mask_a != PRESETS["paper"].mask_a
     for preset in PRESETS.values():
         assert (preset.mask_b2.delta_high, preset.mask_b2.delta_low) == (0.5, 0.05)
         assert (preset.mask_fuse.delta_high, preset.mask_fuse.delta_low) == (0.7, 0.1)
