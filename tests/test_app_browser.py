@@ -127,6 +127,16 @@ def press_until(page, thumb, target: float, timeout: float = 60) -> float:
     return round(value, 2)
 
 
+def default_mask_a_delta_low() -> float:
+    """Mask-A's δ_l in the preset of the run the app opens on (where the slider starts)."""
+    from spg_app.sidebar import DEFAULT_RUN
+    from spg_core.config import load_config_file
+    from spg_core.guidance import get_preset
+    from spg_core.runs import resolve_run
+
+    return get_preset(load_config_file(resolve_run(DEFAULT_RUN) / "config.yaml")["preset"]).mask_a.delta_low
+
+
 def test_moving_a_delta_slider_changes_the_seed_mask(server, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1440, "height": 2300})
     started = time.perf_counter()
@@ -136,7 +146,7 @@ def test_moving_a_delta_slider_changes_the_seed_mask(server, browser, tmp_path):
     before = page.locator(MASK_A).get_attribute("src")
     slider = page.locator('[data-testid="stSlider"]').filter(has_text="Mask-A: δ_l, δ_h")
     low_thumb = slider.locator('input[type="range"]').first
-    assert low_thumb.get_attribute("value") == "0.1"
+    assert float(low_thumb.get_attribute("value")) == default_mask_a_delta_low()  # the run's preset
     assert press_until(page, low_thumb, 0.25) == 0.25
     moved = time.perf_counter()
     after = wait_for_change(page, MASK_A, before)
