@@ -105,14 +105,30 @@ def app_threads() -> int:
     against 8 ms on one. On one thread a forward (which releases the interpreter lock) leaves the
     other cores to the other students' moves. Raise it for a server that one person uses, where
     the Dataset page's evaluations and the photo growth then run faster."""
-    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    return environment_count(THREADS_VARIABLE, 1, 1, f"{THREADS_VARIABLE}=1 (the default, for a class) or "
+                             f"{THREADS_VARIABLE}={os.cpu_count()} (every core, for one user)")
+
+
+def environment_count(variable: str, default: int, minimum: int, example: str) -> int:
+    """A whole number ≥ ``minimum`` from the environment variable ``variable`` (``default`` when
+    unset); ValueError naming the value and an ``example`` of a good one otherwise."""
+    value = os.environ.get(variable, "").strip()
     if not value:
-        return 1
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{THREADS_VARIABLE}={value!r} must be a whole number of threads ≥ 1, e.g. "
-                         f"{THREADS_VARIABLE}=1 (the default, for a class) or {THREADS_VARIABLE}={os.cpu_count()} "
-                         "(every core, for one user)")
+        return default
+    if not value.isdigit() or int(value) < minimum:
+        raise ValueError(f"{variable}={value!r} must be a whole number ≥ {minimum}, e.g. {example}")
     return int(value)
+
+
+AHEAD_VARIABLE = "SPG_APP_AHEAD"
+
+
+def ahead_count() -> int:
+    """How many images of the default split the server computes the default run's outputs for at
+    start (``fill_outputs_ahead``): ``SPG_APP_AHEAD``, default 1000 (the shipped runs' whole test
+    split, ~3 s at start, ~6 MB); 0 computes none."""
+    return environment_count(AHEAD_VARIABLE, 1000, 0, f"{AHEAD_VARIABLE}=1000 (the default) or "
+                             f"{AHEAD_VARIABLE}=0 (none: a faster start, a forward on every image change)")
 
 
 def use_app_threads() -> int:
@@ -175,13 +191,34 @@ def dataset_sample(data_key: str, index: int, _dataset):
     return _dataset.load_sample(index)
 
 
+# The model's outputs on every image of one split, computed ahead in batches: (run key, image key)
+# → outputs (``Localizer.forward_many``). Filled once, at server start, for the run the sidebar
+# opens on and its test split (``spg_app.serve``), then only read: an image change there runs no
+# forward, which is the largest share of its time when a class works at once.
+OUTPUTS_AHEAD: dict[tuple[str, str], dict] = {}
+
+
+def fill_outputs_ahead(model: ModelContext, data_key: str, dataset, limit: int | None = None,
+                       batch_size: int = 64) -> int:
+    """Compute the outputs of ``model`` on the first ``limit`` images (default all) of ``dataset``
+    (the one of ``data_key``) into OUTPUTS_AHEAD, in batches; returns how many it holds for them."""
+    count = len(dataset) if limit is None else min(int(limit), len(dataset))
+    for start in range(0, count, batch_size):
+        indices = range(start, min(start + batch_size, count))
+        outputs = model.localizer.forward_many([dataset.load_sample(i).image for i in indices], batch_size)
+        for index, output in zip(indices, outputs):
+            OUTPUTS_AHEAD[model.key, dataset_image_key(data_key, index)] = output
+    return count
+
+
 # No spinner: a spinner starts a thread on every call, hit or miss, and under a class's load that
 # start waits for the interpreter lock (py-spy, benchmarks/bench_load.py); the page's own
 # "running" indicator shows a slow model.
 @st.cache_data(max_entries=128, show_spinner=False)
 def predict_maps(run_key: str, image_key: str, class_index: int | None, _localizer, _image):
-    """Every stage map of one image for one class: computed once, re-thresholded on every move."""
-    return _localizer.predict(_image, class_index)
+    """Every stage map of one image for one class: computed once, re-thresholded on every move
+    (from the outputs computed ahead when the image has them, so no forward runs)."""
+    return _localizer.predict(_image, class_index, outputs=OUTPUTS_AHEAD.get((run_key, image_key)))
 
 
 @st.cache_data(max_entries=6, show_spinner="Running the model…")

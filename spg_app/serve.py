@@ -43,15 +43,18 @@ def preload() -> None:
 def warm_default_run() -> None:
     """Load the run the sidebar opens on and its test split into the process-wide resource cache
     (``st.cache_resource`` is one store per process, with or without a session), so the first
-    visitor does not wait for them either."""
-    from spg_app.loaders import load_dataset, open_model
+    visitor does not wait for them either, and compute that run's outputs on the split ahead
+    (``loaders.fill_outputs_ahead``, ``SPG_APP_AHEAD`` images: a class changing images there runs
+    no forward)."""
+    from spg_app.loaders import ahead_count, fill_outputs_ahead, load_dataset, open_model
     from spg_app.sidebar import DEFAULT_RUN
     from spg_core.data.settings import DataSettings
     from spg_core.runs import shipped_runs
 
     if DEFAULT_RUN in shipped_runs():
         model = open_model(DEFAULT_RUN)
-        load_dataset(DataSettings.from_flags(model.config).key("test"))
+        data_key = DataSettings.from_flags(model.config).key("test")
+        fill_outputs_ahead(model, data_key, load_dataset(data_key), limit=ahead_count())
 
 
 def main(argv: list[str]) -> None:
@@ -59,10 +62,11 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"spg_app.serve: no app.py at {APP}; run it from a checkout of the project "
                          "(or use `streamlit run path/to/app.py`).")
     preload()
-    from spg_app.loaders import app_threads
+    from spg_app.loaders import ahead_count, app_threads
 
     try:
         app_threads()
+        ahead_count()
     except ValueError as error:
         raise SystemExit(f"spg_app.serve: {error}") from None
     warm_default_run()

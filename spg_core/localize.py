@@ -101,14 +101,38 @@ class Localizer:
         with self._lock:
             return ten_crop_probabilities(self.model, views)[0].cpu().numpy()
 
+    @property
+    def has_guidance(self) -> bool:
+        return getattr(self.model, "variant", "plain") != "plain"
+
     @torch.no_grad()
-    def predict(self, image: Image.Image, class_index: int | None = None, ten_crop: bool = False) -> StageMaps:
-        """All stage maps of ``image`` for ``class_index`` (default: the top-1 prediction)."""
+    def forward_many(self, images, batch_size: int = 64) -> list[dict[str, torch.Tensor]]:
+        """The model's outputs for several images, run in batches: one dict per image (batch
+        dimension 1, on the CPU), what :meth:`predict` takes as ``outputs`` so that the image's
+        maps need no forward of their own. Equal to one forward per image up to float rounding."""
+        images = list(images)
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be at least 1")
+        out: list[dict[str, torch.Tensor]] = []
+        for start in range(0, len(images), batch_size):
+            x = torch.cat([self.preprocess(image.convert("RGB")) for image in images[start:start + batch_size]])
+            with self._lock:
+                outputs = self.model(x.to(self.device), with_guidance=self.has_guidance)
+            outputs = {k: v.detach().float().cpu() for k, v in outputs.items()}
+            out += [{k: v[i:i + 1].clone() for k, v in outputs.items()} for i in range(x.shape[0])]
+        return out
+
+    @torch.no_grad()
+    def predict(self, image: Image.Image, class_index: int | None = None, ten_crop: bool = False,
+                outputs: dict[str, torch.Tensor] | None = None) -> StageMaps:
+        """All stage maps of ``image`` for ``class_index`` (default: the top-1 prediction).
+        ``outputs``: the model's outputs for this image computed before (:meth:`forward_many`),
+        so no forward runs."""
         image = image.convert("RGB")
-        x = self.preprocess(image).to(self.device)
-        has_guidance = getattr(self.model, "variant", "plain") != "plain"
-        with self._lock:
-            outputs = self.model(x, with_guidance=has_guidance)
+        if outputs is None:
+            x = self.preprocess(image).to(self.device)
+            with self._lock:
+                outputs = self.model(x, with_guidance=self.has_guidance)
         probabilities = F.softmax(outputs["logits"].float(), dim=1)[0].cpu().numpy()
         if ten_crop:
             probabilities = self.ten_crop_probabilities(image)

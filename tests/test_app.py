@@ -608,8 +608,22 @@ def test_the_server_runs_each_forward_on_the_threads_it_is_given(monkeypatch):
         monkeypatch.setenv(THREADS_VARIABLE, bad)
         with pytest.raises(ValueError, match=f"{THREADS_VARIABLE}='{bad}'.*whole number"):
             app_threads()
+    from spg_app.loaders import AHEAD_VARIABLE, ahead_count
+
+    monkeypatch.delenv(AHEAD_VARIABLE, raising=False)
+    assert ahead_count() == 1000
+    monkeypatch.setenv(AHEAD_VARIABLE, "0")
+    assert ahead_count() == 0  # none computed ahead
+    monkeypatch.setenv(AHEAD_VARIABLE, "many")
+    with pytest.raises(ValueError, match=f"{AHEAD_VARIABLE}='many'.*whole number"):
+        ahead_count()
+    monkeypatch.setenv(AHEAD_VARIABLE, "0")
     # The launcher refuses a bad value before loading anything, in one line.
     monkeypatch.setattr(serve, "preload", lambda: None)
     monkeypatch.setattr(serve, "warm_default_run", lambda: pytest.fail("loaded a model with a bad thread count"))
     with pytest.raises(SystemExit, match=f"spg_app.serve: {THREADS_VARIABLE}='1.5'"):
+        serve.main([])
+    monkeypatch.setenv(THREADS_VARIABLE, "1")
+    monkeypatch.setenv(AHEAD_VARIABLE, "-5")
+    with pytest.raises(SystemExit, match=f"spg_app.serve: {AHEAD_VARIABLE}='-5'"):
         serve.main([])

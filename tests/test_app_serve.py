@@ -3,6 +3,7 @@ before the server starts, into the caches the sessions then use."""
 import gc
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
@@ -33,6 +34,37 @@ def test_the_default_run_is_loaded_once_for_every_session(monkeypatch):
     assert len(loads) == 1
     loaders.open_model(DEFAULT_RUN)  # what the first visitor's sidebar does: found in the cache
     assert len(loads) == 1
+
+
+def test_the_default_runs_outputs_on_its_split_are_computed_ahead_and_spare_the_forward(monkeypatch):
+    from spg_app import loaders
+    from spg_app.sidebar import DEFAULT_RUN
+    from spg_core.data.settings import DataSettings
+    from spg_core.runs import shipped_runs
+
+    if DEFAULT_RUN not in shipped_runs():
+        pytest.skip(f"{DEFAULT_RUN} is not shipped in this install")
+    model = loaders.open_model(DEFAULT_RUN)
+    data_key = DataSettings.from_flags(model.config).key("test")
+    dataset = loaders.load_dataset(data_key)
+    monkeypatch.setattr(loaders, "OUTPUTS_AHEAD", {})
+    assert loaders.fill_outputs_ahead(model, data_key, dataset, limit=5, batch_size=2) == 5
+    assert len(loaders.OUTPUTS_AHEAD) == 5
+    image_key = loaders.dataset_image_key(data_key, 3)
+    image = dataset.load_sample(3).image
+    alone = model.localizer.predict(image)
+    forwards = []
+    forward = model.localizer.model.forward
+    monkeypatch.setattr(model.localizer.model, "forward", lambda *a, **k: forwards.append(1) or forward(*a, **k))
+    loaders.predict_maps.clear()
+    ahead = loaders.predict_maps(model.key, image_key, None, model.localizer, image)
+    assert forwards == []  # computed ahead: no forward
+    assert ahead.class_index == alone.class_index
+    for name in alone.maps:
+        np.testing.assert_allclose(ahead.maps[name], alone.maps[name], atol=1e-4)
+    loaders.predict_maps(model.key, loaders.dataset_image_key(data_key, 7), None, model.localizer,
+                         dataset.load_sample(7).image)
+    assert forwards == [1]  # beyond the images computed ahead: one forward
 
 
 def test_without_a_checkout_it_says_where_app_py_was_looked_for(tmp_path, monkeypatch):

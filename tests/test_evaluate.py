@@ -569,3 +569,31 @@ def test_one_localizer_serves_many_threads_one_forward_at_a_time():
         assert a.class_index == b.class_index and set(a.maps) == set(b.maps)
         for name in a.maps:
             np.testing.assert_array_equal(a.maps[name], b.maps[name])
+
+
+def test_outputs_computed_ahead_in_batches_give_the_maps_of_one_forward_each_and_run_no_forward():
+    from PIL import Image
+
+    from spg_core.localize import Localizer
+    from spg_core.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny", 3, variant="spg", widths=(8, 16, 16)).eval()
+    localizer = Localizer(model, 32, ["a", "b", "c"])
+    rng = np.random.default_rng(1)
+    photos = [Image.fromarray(rng.integers(0, 256, (24 + i, 40 - i, 3), dtype=np.uint8)) for i in range(5)]
+    ahead = localizer.forward_many(photos, batch_size=2)  # batches of 2, 2, 1
+    assert len(ahead) == 5 and all(out["class_maps"].shape[0] == 1 for out in ahead)
+    alone = [localizer.predict(photo) for photo in photos]
+    calls = []
+    forward = model.forward
+    model.forward = lambda *args, **kwargs: calls.append(1) or forward(*args, **kwargs)
+    from_ahead = [localizer.predict(photo, outputs=out) for photo, out in zip(photos, ahead)]
+    assert calls == []
+    for a, b in zip(alone, from_ahead):
+        assert a.class_index == b.class_index and set(a.maps) == set(b.maps) == {"attention", "b1", "b2", "fused", "c"}
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+        for name in a.maps:
+            np.testing.assert_allclose(a.maps[name], b.maps[name], atol=1e-4)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        localizer.forward_many(photos, batch_size=0)
