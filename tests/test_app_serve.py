@@ -22,6 +22,7 @@ def test_preload_imports_the_pages_and_freezes_them_out_of_the_collector():
 def test_the_default_run_is_loaded_once_for_every_session(monkeypatch):
     from spg_app import loaders
     from spg_app.sidebar import DEFAULT_RUN
+    from spg_core.data.settings import DataSettings
     from spg_core.runs import shipped_runs
 
     if DEFAULT_RUN not in shipped_runs():
@@ -29,11 +30,16 @@ def test_the_default_run_is_loaded_once_for_every_session(monkeypatch):
     loads = []
     real = loaders.load_run
     monkeypatch.setattr(loaders, "load_run", lambda *args: loads.append(args) or real(*args))
+    monkeypatch.setattr(loaders, "OUTPUTS_AHEAD", {})
+    monkeypatch.setenv(loaders.AHEAD_VARIABLE, "3")
     loaders.load_model.clear()
     serve.warm_default_run()
     assert len(loads) == 1
-    loaders.open_model(DEFAULT_RUN)  # what the first visitor's sidebar does: found in the cache
+    model = loaders.open_model(DEFAULT_RUN)  # what the first visitor's sidebar does: found in the cache
     assert len(loads) == 1
+    # and the default run's outputs on the first SPG_APP_AHEAD images of its test split, computed ahead
+    assert sorted(key for run, key in loaders.OUTPUTS_AHEAD if run == model.key) == sorted(
+        loaders.dataset_image_key(DataSettings.from_flags(model.config).key("test"), i) for i in range(3))
 
 
 def test_the_default_runs_outputs_on_its_split_are_computed_ahead_and_spare_the_forward(monkeypatch):
