@@ -1,13 +1,15 @@
 """SPG Explorer: a Streamlit view over spg_core (start it with `make app`).
 
-Three pages (``spg_app/pages/``):
+Four pages (``spg_app/pages/``), each with its URL (``/explore``, ``/dataset``, ``/triage``,
+``/training``) and the view in the query (deep links, :mod:`spg_app.links`):
 
 * **Explore one image** — every stage of the paper's Fig. 2 for one image, the Eq. 1 thresholds
   of each stage and the box threshold τ live on sliders;
 * **Dataset** — accuracy against τ for one or two runs on the same axes, the IoU histogram,
   and a sweep of (δ_l, δ_h) showing which thresholds give clean seeds;
 * **Failure triage** — the evaluated images worst IoU first, filtered by failure type and by
-  whether Mask-A's fallback fired, each one a click away from the explore page.
+  whether Mask-A's fallback fired, each one a click away from the explore page;
+* **Training** — the run's training replay: its stages on fixed validation images over the epochs.
 
 The app adds layout, caching and interaction only. Maps come from ``Localizer.predict``, seeds
 from ``localize.stage_masks``, boxes from ``localize.localization_box``, numbers from
@@ -31,10 +33,13 @@ import streamlit as st
 st.set_page_config(page_title="SPG Explorer", page_icon=":material/image_search:", layout="wide")
 # Maps are 12-28 px grids upsampled to the image: the browser enlarges pictures without
 # smoothing, so a seed mask shows its real pixels (and the server never encodes big copies).
-st.html("<style>[data-testid='stImage'] img {image-rendering: pixelated;}</style>")
+# Less padding above the page: the explore page's pipeline view fits a 1400×900 window.
+st.html("<style>[data-testid='stImage'] img {image-rendering: pixelated;}"
+        "[data-testid='stMainBlockContainer'] {padding-top: 3.75rem;}"
+        "[data-testid='stMainBlockContainer'] h1 {font-size: 1.6rem; padding: 0;}</style>")
 
 with st.spinner("Loading the toolkit (first start only)…"):
-    from spg_app import sidebar
+    from spg_app import links, sidebar
     from spg_app.pages import dataset, explore, training, triage
     from spg_app.state import PAGE_REQUEST, Context, keep_widget_state
 
@@ -49,6 +54,7 @@ PAGES = {
 
 def main() -> None:
     keep_widget_state()
+    links.read_link()  # once per session: a pasted link's run, image, thresholds and τ
     # Filled by the sidebar below (model, data, τ, opacity), then handed to the page that runs.
     context = Context()
     pages = {name: st.Page(partial(render, context), title=title, icon=icon, url_path=name, default=name == "explore")
@@ -59,7 +65,9 @@ def main() -> None:
         st.switch_page(pages[request])
     # The sidebar is shared by every page: it is drawn before the page runs.
     sidebar.draw(context)
+    links.show_errors()
     navigation.run()
+    links.write_url()
 
 
 main()

@@ -14,12 +14,15 @@ from spg_app.loaders import load_dataset, result_cache
 from spg_app.state import Context, ModelContext
 from spg_core.data.settings import DataSettings
 
+# spg_core.metrics.failure_type; "the object" is the GT mask when the data has one, else the GT box.
 FAILURE_NOTES = {
-    "ok": "class right and IoU ≥ 0.5",
-    "wrong-class": "the top-1 class is wrong",
-    "part-only": "the box lies inside the object: the classic CAM failure SPG targets",
-    "too-large": "the box swallows the object and much of its surroundings",
-    "wrong-place": "the box is mostly elsewhere",
+    "ok": "class right and IoU ≥ 0.5 with a GT box",
+    "wrong-class": "the top-1 class is wrong (whatever the box)",
+    "part-only": "the box sits on the object (≥ 1/5 of it on the object) but covers only a part of it, "
+                 "typically the discriminative part: the classic CAM failure SPG targets",
+    "too-large": "the box holds at least half of the object and is ≥ 1.5× the object's box: "
+                 "it swallows the object and much of its surroundings",
+    "wrong-place": "less than 1/5 of the box lies on the object: the box marks something else",
 }
 
 

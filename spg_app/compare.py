@@ -1,6 +1,7 @@
 """Two runs side by side on the explore page: the same image, class, τ and δ values through a
-second run (e.g. SPG-plain next to SPG), both stage strips aligned stage by stage, both boxes
-and IoUs, and the difference of their maps (``viz.difference_image``)."""
+second run (e.g. SPG-plain next to SPG). The pipeline view draws both runs (one drag moves
+both); below it, both IoUs, the difference of their maps (``viz.difference_image``) and a
+summary row per run."""
 from __future__ import annotations
 
 import pandas as pd
@@ -8,35 +9,30 @@ import streamlit as st
 
 from spg_app.live import NO_RUN
 from spg_app.paths import allowed_path
-from spg_app.loaders import difference_tile, final_tile, map_tile, open_model, predict_maps, predict_upload_maps
-from spg_app.pictures import DIFFERENCE_MAPS, encode_picture, map_gaps, mask_picture, strip_names
+from spg_app.loaders import difference_tile, open_model, predict_maps, predict_upload_maps
+from spg_app.pictures import DIFFERENCE_MAPS, map_gaps
 from spg_app.sidebar import run_label
 from spg_app.state import OTHER_RUN, Context, ModelContext, Picked
-from spg_app.thresholds import ThresholdView, threshold_view
-from spg_app.widgets import percent
+from spg_app.thresholds import threshold_view
+from spg_app.widgets import percent, scroll_target
 from spg_core.guidance import STAGE_ORDER, STAGE_TITLES
 from spg_core.runs import shipped_runs
 
 PER_ROW = 5
 
 
-def shared_strip(first: list[tuple[str, str]], second: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(name, title) of every tile either strip (``pictures.strip_names``) has, in the paper's order."""
-    titles = dict(first) | dict(second)
-    return [(name, titles[name]) for name in ("image", *STAGE_ORDER, "final") if name in titles]
-
-
-def choose_second_run(ctx: Context) -> ModelContext | None:
-    """The "Compare with" control: a shipped run or a RUN_DIR, as the sidebar's model; None by default."""
+def choose_second_run(ctx: Context, slot) -> ModelContext | None:
+    """The "Compare with" control, drawn in ``slot``: a shipped run or a RUN_DIR, as the sidebar's
+    model; None by default, or when it cannot be compared (said in one line)."""
     options = [NO_RUN, *shipped_runs(), OTHER_RUN]
     if st.session_state.get("compare_with") not in options:
         st.session_state["compare_with"] = NO_RUN
-    columns = st.columns([1, 2])
+    columns = [slot, slot]
     choice = columns[0].selectbox(
         "Compare with another run", options, key="compare_with",
         format_func=lambda name: "none" if name == NO_RUN else run_label(name),
-        help="Shows a second run on the same image, class, τ and δ values next to this one: both strips, "
-             "both boxes and IoUs, and the difference of their maps.")
+        help="Shows a second run on the same image, class, τ and δ values in the same view (one drag moves "
+             "both), then both IoUs and the difference of their maps.")
     if choice == NO_RUN:
         return None
     if choice == OTHER_RUN:
@@ -50,47 +46,23 @@ def choose_second_run(ctx: Context) -> ModelContext | None:
     try:
         if choice == OTHER_RUN:
             run = str(allowed_path(run))  # typed paths only under SPG_APP_ROOTS
-        return open_model(run, run_label(run) if choice != OTHER_RUN else None)
+        second = open_model(run, run_label(run) if choice != OTHER_RUN else None)
     except Exception as error:  # a typed path can fail in many ways; show why, never a traceback
         st.error(f"Could not load the run {run!r} to compare with: {error}")
         return None
+    classes_a, classes_b = ctx.model.localizer.model.num_classes, second.localizer.model.num_classes
+    if classes_a != classes_b:
+        st.warning(f"Cannot compare: {second.label} has {classes_b} classes and {ctx.model.label} {classes_a}. "
+                   "The two runs' maps of one class (and their ground-truth class maps) only exist for runs "
+                   "trained on the same classes; pick such a run.")
+        return None
+    return second
 
 
-def tile(ctx: Context, picked: Picked, key: str, maps, view: ThresholdView, name: str, box_stage: str,
-         gt_key: str, gt_boxes) -> tuple[bytes, str, str]:
-    """(bytes, format, caption) of one tile of a run's strip: the same cached pictures as the strip above."""
-    if name in view.masks:
-        stats = view.report[name]
-        data, fmt = encode_picture(mask_picture(view, name), exact=True)
-        return data, fmt, (f"fg {percent(stats['foreground'])} · bg {percent(stats['background'])}"
-                           + (" · fallback fired" if view.fallback[name] else ""))
-    if name == "final":
-        data, fmt = final_tile(key, picked.image_key, maps.class_index, ctx.alpha, box_stage, tuple(view.box),
-                               gt_key, maps, gt_boxes)
-        notes = ([] if box_stage == "attention" else [f"from {STAGE_TITLES[box_stage]}"]) + (
-            [] if view.iou is None else [f"IoU {view.iou:.3f}"])
-        return data, fmt, " · ".join(notes)
-    data, fmt = map_tile(key, picked.image_key, maps.class_index, name, ctx.alpha, maps)
-    return data, fmt, ""
-
-
-def aligned_strips(ctx: Context, picked: Picked, runs: list[tuple], gt_key: str, gt_boxes) -> None:
-    """Both strips, stage by stage: a row per run in each block of stages, an empty cell where a
-    run has no such stage (SPG-plain has no B2, B1 or SPG-C)."""
-    names = shared_strip(*(strip_names(maps) for _, _, _, maps, _, _ in runs))
-    for start in range(0, len(names), PER_ROW):
-        block = names[start:start + PER_ROW]
-        for letter, label, key, maps, view, box_stage in runs:
-            columns = st.columns([0.6] + [1] * PER_ROW)
-            columns[0].markdown(f"**{letter}**")
-            columns[0].caption(label)
-            for column, (name, title) in zip(columns[1:], block):
-                if name in ("image", "final") or name in maps.maps or name in view.masks:
-                    data, fmt, note = tile(ctx, picked, key, maps, view, name, box_stage, gt_key, gt_boxes)
-                    column.image(data, caption=f"{title}" + (f" — {note}" if note else ""), alt=f"{letter} · {title}",
-                                 width="stretch", output_format=fmt)
-                else:
-                    column.caption(f"{title}: no such map in this model")
+def second_maps(second: ModelContext, picked: Picked, maps):
+    """The second run's maps of the image and class shown."""
+    predict = predict_upload_maps if picked.image_key.startswith("upload:") else predict_maps
+    return predict(second.key, picked.image_key, maps.class_index, second.localizer, picked.image)
 
 
 def difference_pictures(picked: Picked, first: tuple, second: tuple) -> None:
@@ -120,23 +92,13 @@ def summary_table(runs: list[tuple], probabilities: list) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def side_by_side(ctx: Context, picked: Picked, maps_key: str, maps, preset, tau: float, box_stage: str,
-                 region, gt_boxes, gt_key: str) -> None:
-    """The "Compare with" control, and once a second run is picked, both runs side by side at the
-    page's image, class, thresholds (``preset``) and ``tau``. Draws only the control when none is."""
-    second = choose_second_run(ctx)
-    if second is None:
-        return
-    first = ctx.model
-    classes_a, classes_b = first.localizer.model.num_classes, second.localizer.model.num_classes
-    if classes_a != classes_b:
-        st.warning(f"Cannot compare: {second.label} has {classes_b} classes and {first.label} {classes_a}. "
-                   "The two runs' maps of one class (and their ground-truth class maps) only exist for runs "
-                   "trained on the same classes; pick such a run.")
-        return
+def side_by_side(ctx: Context, picked: Picked, maps_key: str, maps, second: ModelContext, maps_b, preset,
+                 tau: float, box_stage: str, region, gt_boxes) -> None:
+    """What the pipeline view (which draws both runs) does not: both IoUs, the difference of the
+    two runs' maps and a summary row per run, at the page's image, class, thresholds and τ."""
+    scroll_target("compare")
     st.subheader("Side by side")
-    predict = predict_upload_maps if picked.image_key.startswith("upload:") else predict_maps
-    maps_b = predict(second.key, picked.image_key, maps.class_index, second.localizer, picked.image)
+    first = ctx.model
     box_b = box_stage if box_stage in maps_b.maps else "attention"
     view = threshold_view(maps, preset, tau, region, gt_boxes, box_stage)
     view_b = threshold_view(maps_b, preset, tau, region, gt_boxes, box_b)
@@ -151,7 +113,6 @@ def side_by_side(ctx: Context, picked: Picked, maps_key: str, maps, preset, tau:
                       help=f"{label}: best IoU of its box {tuple(run_view.box)} with any GT box.")
     if view.iou is not None and view_b.iou is not None:
         columns[2].metric("IoU · A − B", f"{view.iou - view_b.iou:+.3f}")
-    aligned_strips(ctx, picked, runs, gt_key, gt_boxes)
     st.markdown("**Difference of the maps (A − B)**")
     difference_pictures(picked, runs[0], runs[1])
     st.dataframe(summary_table(runs, [maps.probabilities, maps_b.probabilities]), hide_index=True, width="stretch",

@@ -2,6 +2,9 @@
 Streamlit here, so they are built and tested without a running app."""
 from __future__ import annotations
 
+import re
+import textwrap
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -25,23 +28,131 @@ CURVE_NAMES = {
 }
 PRESET_SYMBOLS = ("circle-open", "square-open", "diamond-open", "triangle-up-open")
 
+# The narrowest width (px) each chart is laid out for: its column on a page at a 1200-px browser
+# window with the sidebar open (Streamlit's wide layout; at 1400 px the same columns are 940, 462,
+# 368, 693 and 231 px). Charts are drawn at their column's width, wider than this on wider windows.
+FULL_WIDTH = 740  # the page's main column
+HALF_WIDTH = 362  # st.columns(2)
+NARROW_WIDTH = 288  # the 2 of st.columns([3, 2])
+THREE_QUARTER_WIDTH = 543  # the 3 of st.columns([3, 1])
+QUARTER_WIDTH = 175  # the 1 of st.columns([3, 1])
+TITLE_SIZE = 12  # px, subplot titles and the legend
+FIGURE_TITLE_SIZE = 13  # px
+CHAR_EM = 0.6  # a generous mean glyph width of plotly's sans-serif font, in em (Open Sans: ~0.55)
+LINE_EM = 1.3  # line height of wrapped text, in em
+PLOTLY_MARGIN = 80  # plotly.js's default for a margin the layout leaves unset
+
+
+def text_lines(text: str | None) -> list[str]:
+    """The lines of a plotly text (split at <br>, other tags dropped), as drawn."""
+    return [re.sub(r"<[^>]+>", "", line) for line in re.split(r"<br\s*/?>", text or "")]
+
+
+def text_width(text: str | None, size: float) -> float:
+    """Estimated width (px) of plotly text at font ``size``: its longest line at :data:`CHAR_EM`."""
+    return max(len(line) for line in text_lines(text)) * CHAR_EM * size
+
+
+def wrap_text(text: str, pixels: float, size: float) -> str:
+    """``text`` wrapped at spaces (lines joined by <br>) to lines of at most ``pixels`` at ``size``."""
+    chars = max(6, int(pixels // (CHAR_EM * size)))
+    return "<br>".join(textwrap.wrap(text, chars, break_long_words=False) or [text])
+
+
+def margins(fig) -> dict[str, float]:
+    margin = fig.layout.margin
+    return {side: PLOTLY_MARGIN if getattr(margin, side) is None else getattr(margin, side) for side in "lrtb"}
+
+
+def subplot_titles(fig) -> list:
+    """The annotations ``make_subplots`` writes above each panel (paper coordinates, no arrow,
+    anchored at their bottom on the panel's top edge)."""
+    return [a for a in fig.layout.annotations
+            if a.xref == "paper" and a.yref == "paper" and a.yanchor == "bottom" and a.showarrow is False]
+
+
+def panel_width(fig, x: float, width: float) -> float:
+    """Width (px) of the panel whose x domain holds ``x`` (paper), the figure ``width`` px wide."""
+    edges = margins(fig)
+    plot = width - edges["l"] - edges["r"]
+    domains = [tuple(axis.domain or (0, 1)) for axis in fig.select_xaxes()] or [(0, 1)]
+    low, high = min(domains, key=lambda d: abs((d[0] + d[1]) / 2 - x))
+    return (high - low) * plot
+
+
+def fit_titles(fig, width: float):
+    """Fit the subplot titles and the figure's title to a figure ``width`` px wide: each subplot
+    title wrapped to its panel's width at :data:`TITLE_SIZE` (centred over the panel, a longer
+    line would run over its neighbour's title or out of the figure), the title to the figure's
+    width, and the top margin made to hold them. Returns ``fig``."""
+    edges = margins(fig)
+    rows = 0
+    for annotation in subplot_titles(fig):
+        annotation.text = wrap_text(" ".join(text_lines(annotation.text)), panel_width(fig, annotation.x, width),
+                                    TITLE_SIZE)
+        annotation.font.size = TITLE_SIZE
+        rows = max(rows, len(text_lines(annotation.text)))
+    top = rows * TITLE_SIZE * LINE_EM + 6 if rows else 0
+    if fig.layout.title.text:
+        # plotly.js centres the title in the top margin (a multi-line title anchored at the top
+        # would rise out of the figure): the margin holds its lines and a gap each side; no chart
+        # here has both a title and subplot titles.
+        x = 0.05 if fig.layout.title.x is None else fig.layout.title.x
+        title = wrap_text(" ".join(text_lines(fig.layout.title.text)), width * (1 - x) - 8, FIGURE_TITLE_SIZE)
+        lines = len(text_lines(title))
+        fig.update_layout(title=dict(text=title, x=x, xanchor="left", xref="container",
+                                     font=dict(size=FIGURE_TITLE_SIZE)))
+        top += lines * FIGURE_TITLE_SIZE * LINE_EM + 16
+    if top:
+        fig.update_layout(margin=dict(t=max(edges["t"], round(top))))
+    return fig
+
+
+def legend_below(fig, width: float):
+    """A horizontal legend under the plot (a narrow chart's plot would shrink to a sliver beside
+    a vertical one), the bottom margin and the height grown by its estimated rows at ``width`` px."""
+    names = []
+    for trace in fig.data:
+        if trace.showlegend is not False and trace.name and trace.name not in names:
+            names.append(trace.name)
+    edges = margins(fig)
+    available = width - 10
+    # plotly.js puts the entries in one row when they fit, else in columns as wide as the widest.
+    items = [45 + text_width(name, TITLE_SIZE) for name in names] or [0]
+    per_row = len(items) if sum(items) <= available else max(1, int(available // max(items)))
+    rows = -(-len(items) // per_row)
+    legend_height = rows * (TITLE_SIZE * LINE_EM + 8) + 4
+    fig.update_layout(
+        legend=dict(orientation="h", x=0, xanchor="left", y=0, yanchor="bottom", yref="container",
+                    font=dict(size=TITLE_SIZE)),
+        margin=dict(b=edges["b"] + legend_height), height=(fig.layout.height or 450) + legend_height)
+    return fig
+
 
 def histogram_figure(maps: dict, thresholds: dict[str, tuple[float, float]]) -> go.Figure:
     """Score histogram (log counts) of each map a guided stage thresholds (``maps``: name -> array
     in [0, 1]), with that stage's δ_l and δ_h (``thresholds``) as vertical lines."""
     sources = [stage for stage in STAGES if stage.source in maps]
     fig = make_subplots(rows=1, cols=len(sources), subplot_titles=[s.source_title for s in sources])
+    most = 1
     for column, stage in enumerate(sources, 1):
         values = np.asarray(maps[stage.source]).ravel()
         counts, edges = np.histogram(values, bins=50, range=(0, 1))
+        most = max(most, int(counts.max(initial=0)))
         fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=0.02, marker_color="#888",
-                             showlegend=False), row=1, col=column)
+                             showlegend=False, hovertemplate="score %{x:.2f}: %{y} pixels<extra></extra>"),
+                      row=1, col=column)
         low, high = thresholds[stage.mask]
         fig.add_vline(x=low, line_color="black", annotation_text="δ_l", row=1, col=column)
         fig.add_vline(x=high, line_color="#d62728", annotation_text="δ_h", row=1, col=column)
-    fig.update_layout(height=260, margin=dict(t=40, b=20, l=20, r=20), template="plotly_white")
-    fig.update_yaxes(type="log")
-    return fig
+        fig.update_xaxes(title_text="score", row=1, col=column)
+    fig.update_layout(height=280, margin=dict(t=40, b=45, l=65, r=20), template="plotly_white")
+    # A label at each power of ten only (plotly's automatic log ticks also write "2" and "5" between
+    # the decades, stray numbers on a count axis), over at least one decade so that a label is
+    # always there; one range for all panels (the maps have as many pixels each).
+    fig.update_yaxes(type="log", dtick=1, range=[-0.1, max(1.0, np.log10(most)) + 0.15])
+    fig.update_yaxes(title_text="pixels (log scale)", row=1, col=1)
+    return fit_titles(fig, FULL_WIDTH)
 
 
 def growth_figure(history: list[dict]) -> go.Figure:
@@ -57,7 +168,7 @@ def growth_figure(history: list[dict]) -> go.Figure:
     fig.update_layout(height=260, template="plotly_white", margin=dict(t=30, b=30, l=40, r=10),
                       xaxis_title="training step", yaxis_title="foreground seeds (%)", yaxis_range=[0, 100],
                       title=dict(text="Seed coverage while the guidance grew", font=dict(size=13)))
-    return fig
+    return legend_below(fit_titles(fig, NARROW_WIDTH), NARROW_WIDTH)
 
 
 def rename_curves(label: str, curves: dict, chosen: list[str]) -> dict:
@@ -67,11 +178,56 @@ def rename_curves(label: str, curves: dict, chosen: list[str]) -> dict:
 
 
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+# A curve lying on one drawn before it: dotted (the colour below shows between the dots), markers.
+OVERLAY_DASHES = ("dot", "dashdot", "longdashdot", "longdash")
+OVERLAY_SYMBOLS = ("circle-open", "x-thin-open", "diamond-open", "square-open")
+COINCIDE_POINTS = 0.5  # percentage points: two curves closer than this everywhere draw as one line
+
+
+def coinciding(first, second, tolerance: float = COINCIDE_POINTS) -> bool:
+    """Whether two scatter traces on one pair of axes draw the same line: the same x, and y within
+    ``tolerance`` wherever both have a value."""
+    if (first.xaxis or "x") != (second.xaxis or "x") or (first.yaxis or "y") != (second.yaxis or "y"):
+        return False
+    x1, x2 = (np.asarray(t.x if t.x is not None else (), dtype=float) for t in (first, second))
+    y1, y2 = (np.asarray(t.y if t.y is not None else (), dtype=float) for t in (first, second))
+    if x1.shape != x2.shape or y1.shape != y2.shape or not x1.size or not np.allclose(x1, x2, equal_nan=True):
+        return False
+    both = np.isfinite(y1) & np.isfinite(y2)
+    return bool(both.any() and (np.isnan(y1) == np.isnan(y2)).all() and np.abs(y1 - y2)[both].max() <= tolerance)
+
+
+def mark_coinciding(fig, tolerance: float = COINCIDE_POINTS) -> list[tuple[str, list[str]]]:
+    """Never let a curve hide under another: a scatter trace that coincides (:func:`coinciding`)
+    with traces drawn before it is drawn over them dotted in a line style none of them uses, with
+    markers, and its hover and legend entry name them. Returns ``(name, [names it lies on])``."""
+    found = []
+    traces = [trace for trace in fig.data if trace.type == "scatter"]
+    for index, trace in enumerate(traces):
+        below = [earlier for earlier in traces[:index] if coinciding(earlier, trace, tolerance)]
+        if not below:
+            continue
+        used = {earlier.line.dash or "solid" for earlier in below}
+        trace.line.dash = next((d for d in OVERLAY_DASHES if d not in used), OVERLAY_DASHES[-1])
+        trace.line.width = 3
+        trace.mode = "lines+markers"
+        trace.marker = dict(symbol=OVERLAY_SYMBOLS[(len(below) - 1) % len(OVERLAY_SYMBOLS)], size=8,
+                            maxdisplayed=15, color=trace.line.color, line=dict(width=1.5, color=trace.line.color))
+        names = [earlier.name for earlier in below]
+        exact = all(coinciding(earlier, trace, 1e-9) for earlier in below)
+        note = ("the same values as " if exact else f"within {tolerance:g} points of ") + " and ".join(names)
+        trace.hovertemplate = f"{trace.name}<br>τ = %{{x:.3f}}: %{{y:.1f}}%<br>{note}<extra></extra>"
+        model = trace.name.split(" · ")[0]
+        trace.name = " ≡ ".join([trace.name, *(n.split(" · ", 1)[-1] if n.split(" · ")[0] == model else n
+                                               for n in names)])
+        found.append((trace.name, names))
+    return found
 
 
 def accuracy_figure(results: list[tuple[str, dict]], chosen: list[str], tau: float) -> go.Figure:
     """Accuracy against τ (``report.curves_figure``) of any number of evaluations ``(label, result)``
-    on the same axes: colour by curve kind, line style by model."""
+    on the same axes: colour by curve kind, line style by model; a curve that lies on another is
+    drawn over it dotted with markers (:func:`mark_coinciding`), never hidden."""
     combined = {}
     for label, result in results:
         combined.update(rename_curves(label, result["curves"], chosen))
@@ -82,12 +238,15 @@ def accuracy_figure(results: list[tuple[str, dict]], chosen: list[str], tau: flo
         kind = next((k for k, name in enumerate(kinds) if f" · {name} (" in trace.name), 0)
         trace.line.color = PALETTE[kind % len(PALETTE)]
         trace.line.dash = DASHES[model_index % len(DASHES)]
+    overlays = mark_coinciding(fig)
     fig.update_layout(height=480)
     for annotation in fig.layout.annotations:
         if annotation.text == "accuracy vs τ":
             annotation.text = ("accuracy vs τ (line style by model: " + ", ".join(
-                f"{DASHES[i % len(DASHES)]}: {label}" for i, (label, _) in enumerate(results)) + ")")
-    return fig
+                f"{DASHES[i % len(DASHES)]}: {label}" for i, (label, _) in enumerate(results))
+                + ("; dotted with markers: lies on the curve named after its ≡" if overlays else "") + ")")
+    fig.update_layout(margin=dict(b=60))
+    return legend_below(fit_titles(fig, FULL_WIDTH), FULL_WIDTH)
 
 
 def iou_histogram(results: list[tuple[str, dict]]) -> go.Figure:
@@ -129,7 +288,7 @@ def sweep_figure(result: dict, kind: str, marks: dict[str, tuple[float, float]])
     fig.update_layout(height=440, template="plotly_white", margin=dict(t=50, l=50, r=20, b=40),
                       coloraxis=dict(colorscale="Viridis", cmin=0, cmax=100, colorbar=dict(title="%", thickness=12)),
                       legend=dict(orientation="h", y=-0.18, bgcolor="#777", font=dict(color="white")))
-    return fig
+    return fit_titles(fig, THREE_QUARTER_WIDTH)
 
 
 def fallback_figure(result: dict) -> go.Figure:
@@ -143,7 +302,7 @@ def fallback_figure(result: dict) -> go.Figure:
                                hovertemplate="δ_h=%{x:.2f}<br>fallback on %{y:.1f}% of images<extra></extra>"))
     fig.update_layout(height=440, template="plotly_white", title="fallback fired (% of images)",
                       margin=dict(t=50, l=40, r=10, b=40), xaxis_title="δ_h", yaxis_range=[0, 100])
-    return fig
+    return fit_titles(fig, QUARTER_WIDTH)
 
 
 LOSS_NAMES = {"loss_total": "total", "loss_ce": "CE (classification)", "loss_bce_b2": "BCE B2 ← Mask-A",
@@ -162,7 +321,7 @@ def loss_figure(history: list[dict]) -> go.Figure:
     fig.update_layout(height=280, template="plotly_white", margin=dict(t=30, b=30, l=40, r=10),
                       xaxis_title="epoch", yaxis_title="loss (mean over the epoch)",
                       title=dict(text="Loss terms", font=dict(size=13)))
-    return fig
+    return legend_below(fit_titles(fig, HALF_WIDTH), HALF_WIDTH)
 
 
 def seed_quality_figure(epochs, stats, stage_names, stat_names, current: float | None = None) -> go.Figure:
@@ -187,7 +346,7 @@ def seed_quality_figure(epochs, stats, stage_names, stat_names, current: float |
     fig.update_yaxes(range=[0, 100])
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(height=300, template="plotly_white", margin=dict(t=40, b=30, l=40, r=10))
-    return fig
+    return legend_below(fit_titles(fig, HALF_WIDTH), HALF_WIDTH)
 
 
 def map_curves_figure(epochs, boxed: dict, means: dict, current: float | None = None) -> go.Figure:
@@ -213,7 +372,7 @@ def map_curves_figure(epochs, boxed: dict, means: dict, current: float | None = 
     fig.update_yaxes(range=[0, 100], row=1, col=1)
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(height=300, template="plotly_white", margin=dict(t=40, b=30, l=40, r=10))
-    return fig
+    return legend_below(fit_titles(fig, FULL_WIDTH), FULL_WIDTH)
 
 
 def grown_summary_figure(rows: list[dict]) -> go.Figure:
@@ -233,7 +392,7 @@ def grown_summary_figure(rows: list[dict]) -> go.Figure:
                           row=1, col=column)
     fig.update_yaxes(range=[0, 100])
     fig.update_layout(height=280, barmode="group", template="plotly_white", margin=dict(t=40, b=30, l=40, r=10))
-    return fig
+    return legend_below(fit_titles(fig, NARROW_WIDTH), NARROW_WIDTH)
 
 
 def protocol_figure(results: list[tuple[str, dict]]) -> go.Figure:

@@ -8,8 +8,11 @@ import streamlit as st
 from spg_app.state import ModelContext, Picked
 from spg_core.single_image import single_image_guidance
 
-GUIDANCE_BUTTON = "Grow the guidance on this photo (single-image SPG, ~5 s)"
-GUIDANCE_SECONDS = 5.0  # time budget of single-image guidance; SPG_APP_GUIDANCE_SECONDS overrides it
+# Growth runs a fixed number of optimisation steps (seeded), never a time budget: the same click
+# gives the same picture on any machine, busy or idle. SPG_APP_GUIDANCE_STEPS overrides both counts.
+IMAGE_STEPS = 120  # single-image growth (a photo, or the dataset image shown): ~4 s on one idle core
+BATCH_STEPS = 120  # a batch of validation images: ~15 s for 32 images at 96 px on one core
+GUIDANCE_BUTTON = f"Grow the guidance on this photo (single-image SPG, {IMAGE_STEPS} steps)"
 GUIDANCE_KEPT = 3  # grown results kept in the session (each holds full-size maps of one photo)
 
 
@@ -24,12 +27,12 @@ def keep_grown(store: dict, image: str, prefix: str, result, kept: int) -> None:
         store.pop(next(iter(store)))
 
 
-def guidance_seconds(default: float = GUIDANCE_SECONDS) -> float:
-    """Time budget of growing the guidance: ``default`` (single-image: GUIDANCE_SECONDS), unless
-    SPG_APP_GUIDANCE_SECONDS gives a positive number of seconds (it sets every growth's budget)."""
-    value = os.environ.get("SPG_APP_GUIDANCE_SECONDS", "").strip()
+def guidance_steps(default: int = IMAGE_STEPS) -> int:
+    """Optimisation steps of a growth: ``default`` (IMAGE_STEPS or BATCH_STEPS), unless
+    SPG_APP_GUIDANCE_STEPS gives a positive whole number (it sets every growth's count)."""
+    value = os.environ.get("SPG_APP_GUIDANCE_STEPS", "").strip()
     try:
-        return float(value) if value and float(value) > 0 else default
+        return int(value) if value and int(value) > 0 else default
     except ValueError:
         return default
 
@@ -40,7 +43,7 @@ def grow_guidance(model: ModelContext, picked: Picked, class_index: int):
     st.session_state (the last GUIDANCE_KEPT ones); ``key`` is new at every growth."""
     st.subheader("Grow the guidance on this photo")
     st.caption(":orange[**Beyond the paper.**] SPG learns B2, B1 and the fused guidance over a whole training "
-               "set. Here the classifier stays frozen and fresh B2 → B1 heads are trained for a few seconds on "
+               "set. Here the classifier stays frozen and fresh B2 → B1 heads are trained for a fixed number of steps on "
                "augmented views of this one photo, supervised by its own seeds (Mask-A → B2, Mask-B2 → B1, "
                "Algorithm 1's functions): the seeds of the attention map spread over more of the object. "
                f"For the class shown ({model.localizer.class_names[class_index]}); nothing here is a paper result.")
@@ -51,8 +54,8 @@ def grow_guidance(model: ModelContext, picked: Picked, class_index: int):
         bar = st.progress(0.0, text="step 0")
         try:
             result = single_image_guidance(
-                model.localizer, picked.image, class_index=class_index, seconds=guidance_seconds(),
-                progress=lambda fraction, info: bar.progress(fraction, text=f"step {info['step']}"))
+                model.localizer, picked.image, class_index=class_index, seconds=None, steps=guidance_steps(),
+                progress=lambda fraction, info: bar.progress(fraction, text=f"step {info['step']} of {guidance_steps()}"))
         except (ValueError, TypeError, RuntimeError) as error:
             bar.empty()
             st.error(f"Growing the guidance failed: {error}")

@@ -10,7 +10,7 @@ import streamlit as st
 from spg_app.analyses import FAILURE_NOTES, evaluation
 from spg_app.datasets import indices_by_class, positions_by_image_id
 from spg_app.loaders import dataset_image_key, dataset_sample, decode_upload
-from spg_app.state import Context, Picked
+from spg_app.state import Context, Picked, bind, view
 from spg_app.uploads import MAX_UPLOAD_BYTES, UploadError
 from spg_app.widgets import count_slider
 
@@ -70,13 +70,25 @@ def worst_ranking(ctx: Context) -> list[tuple[int, float, str]] | None:
     return saved["order"]
 
 
+def image_index_input(total: int) -> int:
+    """The image index box, drawn from and written to the session's view (0 when out of range)."""
+    current = view()
+    if current.image is None or not 0 <= current.image < total:
+        current.image = 0
+    bind("explore_index", current.image)
+    st.number_input(f"Image index (0–{total - 1})", 0, total - 1, key="explore_index", on_change=image_changed)
+    return current.image
+
+
+def image_changed() -> None:
+    view().image = int(st.session_state["explore_index"])
+
+
 def pick_index(ctx: Context, mode: str) -> int | None:
     dataset = ctx.dataset
     total = len(dataset)
     if mode == "index":
-        if st.session_state.get("explore_index", 0) >= total:
-            st.session_state["explore_index"] = 0
-        return int(st.number_input(f"Image index (0–{total - 1})", 0, total - 1, key="explore_index"))
+        return image_index_input(total)
     if mode == "class":
         groups = indices_by_class(dataset)
         classes = sorted(groups)

@@ -8,7 +8,7 @@ from spg_app import live, tour
 from spg_app.paths import allowed_path
 from spg_app.loaders import load_dataset, open_imagenet, open_maps, open_model, run_variant
 from spg_app.runs import DEFAULT_TAU, default_tau, run_metrics, run_stamp, variant_label
-from spg_app.state import IMAGENET, MAPS_FOLDER, OTHER_RUN, Context, MapsContext, ModelContext
+from spg_app.state import IMAGENET, MAPS_FOLDER, OTHER_RUN, Context, MapsContext, ModelContext, bind, view
 from spg_core.data import SPLITS
 from spg_core.data.synthetic import PART_LOOKS, PART_POSITIONS
 from spg_core.runs import resolve_run, shipped_runs
@@ -150,8 +150,8 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
             settings = DataSettings.from_flags(config)
             # A shipped run names a test image on which its guidance visibly grows: open there.
             showcase = (run_metrics(model.folder) or {}).get("showcase_index") if model.folder else None
-            if showcase is not None:
-                st.session_state.setdefault("explore_index", int(showcase))
+            if showcase is not None and view().image is None:
+                view().image = int(showcase)
         else:
             fmt = bar.selectbox("Format (--format)", FORMATS, key="data_format")
             flags = {"format": fmt}
@@ -203,22 +203,46 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
                     "ground-truth class maps and the evaluation pages need the model's own classes.")
 
 
+def suggested_tau(model: ModelContext | MapsContext | None) -> float:
+    """τ chosen on the held-out split by the run's metrics.json, else CAM's default."""
+    return default_tau(model.folder) if model is not None and model.folder is not None else DEFAULT_TAU
+
+
+def adopt_model(model: ModelContext | MapsContext | None) -> None:
+    """A newly opened model brings its own thresholds (its training preset) and τ into the view."""
+    if model is None:
+        return
+    preset = model.config.preset if model.config is not None else "paper"
+    if view().adopt(model.key, preset, suggested_tau(model)):
+        st.session_state.pop("worst_ranking", None)
+
+
+def tau_changed() -> None:
+    view().tau = float(st.session_state["tau"])
+    live.tau_moved()
+
+
+def alpha_changed() -> None:
+    view().alpha = float(st.session_state["alpha"])
+
+
 def sidebar_display(model: ModelContext | None, ctx: Context) -> None:
     bar = st.sidebar
     bar.header("Box and display")
-    if "tau" not in st.session_state:
-        st.session_state["tau"] = default_tau(model.folder) if model and model.folder else DEFAULT_TAU
+    current = view()
     st.session_state[live.ON_SCREEN] = False  # until the explore page draws its fragments (spg_app.live)
-    ctx.tau = bar.slider("Box threshold τ", 0.0, 0.99, step=0.01, key="tau", format="%.2f", on_change=live.tau_moved,
+    bind("tau", current.tau)
+    ctx.tau = bar.slider("Box threshold τ", 0.0, 0.99, step=0.01, key="tau", format="%.2f", on_change=tau_changed,
                          help="The localisation map is min-max normalised and kept where ≥ τ; the box is the "
                               "tight box of the largest connected component (paper §4, after CAM).")
+    current.tau = float(ctx.tau)
     if model is not None and model.folder is not None:
         note = ("τ chosen on the held-out split by the run's metrics.json" if run_metrics(model.folder)
                 else f"default {DEFAULT_TAU} (CAM's)")
-        bar.caption(f"Suggested: {default_tau(model.folder):.2f} — {note}")
-    if "alpha" not in st.session_state:
-        st.session_state["alpha"] = 0.5
-    ctx.alpha = bar.slider("Map opacity", 0.0, 1.0, step=0.05, key="alpha")
+        bar.caption(f"Suggested: {suggested_tau(model):.2f} — {note}")
+    bind("alpha", current.alpha)
+    ctx.alpha = bar.slider("Map opacity", 0.0, 1.0, step=0.05, key="alpha", on_change=alpha_changed)
+    current.alpha = float(ctx.alpha)
 
 
 def draw(ctx: Context) -> None:
@@ -226,6 +250,7 @@ def draw(ctx: Context) -> None:
     and opacity."""
     tour.draw(tuple(shipped_runs()))
     ctx.model = sidebar_model()
+    adopt_model(ctx.model)
     if ctx.model is not None and not ctx.model.uploads_only:
         sidebar_data(ctx.model, ctx)
     sidebar_display(ctx.model, ctx)

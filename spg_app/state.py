@@ -1,9 +1,10 @@
 """What every page receives and what the session keeps: the context the sidebar builds on each
-rerun (:class:`Context`, :class:`ModelContext`), the model choices that are not runs, and the
-widget keys kept across page switches."""
+rerun (:class:`Context`, :class:`ModelContext`), the model choices that are not runs, the
+session's one :class:`View` (thresholds, τ, opacity, image: what every page, widget and the URL
+read), and the widget keys kept across page switches."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import streamlit as st
 from PIL import Image
 
 from spg_app.runs import DEFAULT_TAU
-from spg_core.guidance import PRESETS, STAGE_NAMES
+from spg_core.guidance import PRESETS, STAGE_NAMES, GuidancePreset
 from spg_core.localize import Localizer
 
 OTHER_RUN = "__run_dir__"  # model_choice: a run folder typed in the sidebar
@@ -22,8 +23,8 @@ PAGE_REQUEST = "page_request"  # a page name set to switch to it on the next run
 # the top of every run keeps thresholds, the chosen image and the filters across page switches.
 PERSISTENT_KEYS = (
     "model_choice", "run_dir", "maps_dir", "maps_label", "maps_metadata_root", "maps_data_root", "compare_more",
-    "image_source", "browse_mode", "explore_index", "explore_class", "explore_class_rank", "worst_n", "worst_rank",
-    "view_class", "box_stage", "preset", *(f"delta_{stage}" for stage in STAGE_NAMES), "show_histograms",
+    "image_source", "browse_mode", "explore_class", "explore_class_rank", "worst_n", "worst_rank",
+    "view_class", "box_stage", "show_histograms",
     "compare_runs", "compare_with", "compare_run_dir", "eval_n", "eval_protocol", "eval_map_stage", "eval_curves",
     "sweep_stage", "sweep_n", "sweep_step", "sweep_kind",
     "protocol_box_rule", "protocol_matching", "protocol_normalization", "protocol_iou_set", "protocol_tau",
@@ -87,13 +88,74 @@ class Context:
     alpha: float = 0.5
 
 
-def current_thresholds(preset_name: str | None = None) -> dict[str, tuple[float, float]]:
-    """The explore page's (δ_l, δ_h) of each stage, or the run's preset before it was opened."""
-    saved = st.session_state.get("current_thresholds")
-    if saved:
-        return dict(saved)
-    preset = PRESETS[preset_name or "paper"]
+VIEW = "view"  # session state: the one View
+
+
+def preset_thresholds(name: str) -> dict[str, tuple[float, float]]:
+    """(δ_l, δ_h) of every guided stage in the named preset."""
+    preset = PRESETS[name]
     return {stage: (preset.stage(stage).delta_low, preset.stage(stage).delta_high) for stage in STAGE_NAMES}
+
+
+@dataclass
+class View:
+    """What the user looks at, kept once per session: every widget that shows a value is drawn
+    from here and writes back here, every page reads it, and the URL is written from it
+    (:mod:`spg_app.links`), so a control, the tables and a link can never disagree.
+
+    ``owner`` is the model whose own preset and τ filled it: opening another model refills it
+    from that model (its τ chosen on its held-out split); values a deep link gave (``pinned``:
+    "preset", "thresholds", "tau") then override the first model's own."""
+
+    preset: str = "paper"
+    thresholds: dict = field(default_factory=lambda: preset_thresholds("paper"))
+    tau: float = DEFAULT_TAU
+    alpha: float = 0.5
+    image: int | None = None  # dataset image index on the explore page
+    owner: str | None = None
+    pinned: dict = field(default_factory=dict)
+
+    def use_preset(self, name: str) -> None:
+        """Every stage's thresholds back to the named preset's."""
+        self.preset = name
+        self.thresholds.clear()  # in place: the views drawn from this dict keep reading it
+        self.thresholds.update(preset_thresholds(name))
+
+    def guidance(self) -> GuidancePreset:
+        """The preset with this view's thresholds: what draws every seed mask shown."""
+        return PRESETS[self.preset].with_thresholds(self.thresholds)
+
+    def adopt(self, owner: str, preset_name: str, tau: float) -> bool:
+        """Fill the view from a newly opened model's own preset and τ (once per model);
+        returns True when it changed the values."""
+        if owner == self.owner:
+            return False
+        self.owner = owner
+        pinned, self.pinned = self.pinned, {}
+        self.use_preset(pinned.get("preset", preset_name if preset_name in PRESETS else "paper"))
+        self.thresholds.update(pinned.get("thresholds", {}))
+        self.tau = float(pinned.get("tau", tau))
+        return True
+
+
+def view() -> View:
+    """The session's :class:`View` (created on first use)."""
+    if VIEW not in st.session_state:
+        st.session_state[VIEW] = View()
+    return st.session_state[VIEW]
+
+
+def bind(widget_key: str, value) -> None:
+    """Give a widget the view's value before it is drawn (a widget's own state is dropped while
+    another page is shown, and may lag a value changed elsewhere). The widget's ``on_change``
+    must write its new value into the view: callbacks run before the script, this after."""
+    if st.session_state.get(widget_key) != value:
+        st.session_state[widget_key] = value
+
+
+def current_thresholds() -> dict[str, tuple[float, float]]:
+    """Every guided stage's (δ_l, δ_h) as the session's view holds them."""
+    return dict(view().thresholds)
 
 
 @dataclass

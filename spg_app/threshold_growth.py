@@ -13,17 +13,17 @@ import pandas as pd
 import streamlit as st
 
 from spg_app.figures import grown_summary_figure
-from spg_app.growth import guidance_seconds, keep_grown
+from spg_app.growth import BATCH_STEPS, guidance_steps, keep_grown
 from spg_app.loaders import load_dataset, map_tile
 from spg_app.pictures import encode_picture, mask_picture
 from spg_app.state import Context, Picked
 from spg_app.thresholds import threshold_view
-from spg_app.widgets import percent
+from spg_app.widgets import percent, scroll_target
 from spg_core.data.settings import DataSettings
 from spg_core.guidance import FOREGROUND, STAGE_TITLES, STAGES, GuidancePreset
 from spg_core.localize import StageMaps, stage_masks
 from spg_core.replay import STAT_NAMES, seed_quality
-from spg_core.batch_guidance import BATCH_SECONDS, batch_guidance, dataset_batch
+from spg_core.batch_guidance import batch_guidance, dataset_batch
 from spg_core.single_image import single_image_guidance
 
 IMAGE_BUTTON = "Grow the guidance with these thresholds"
@@ -110,9 +110,9 @@ def grow_image(ctx: Context, picked: Picked, maps: StageMaps, preset: GuidancePr
         bar = st.progress(0.0, text="step 0")
         try:
             result = single_image_guidance(
-                model.localizer, picked.image, class_index=maps.class_index, seconds=guidance_seconds(),
-                preset=preset, train_c=train_c,
-                progress=lambda fraction, info: bar.progress(fraction, text=f"step {info['step']}"))
+                model.localizer, picked.image, class_index=maps.class_index, seconds=None,
+                steps=guidance_steps(), preset=preset, train_c=train_c,
+                progress=lambda fraction, info: bar.progress(fraction, text=f"step {info['step']} of {guidance_steps()}"))
         except (ValueError, TypeError, RuntimeError) as error:
             bar.empty()
             st.error(f"Growing the guidance failed: {error}")
@@ -121,7 +121,8 @@ def grow_image(ctx: Context, picked: Picked, maps: StageMaps, preset: GuidancePr
         keep_grown(store, image, f"{model.key}|grown-here", result, IMAGE_KEPT)
     entry = store.get(image)
     if entry is None:
-        st.caption(f"Trains for about {guidance_seconds():g} s on augmented views of this image, for the class "
+        st.caption(f"Trains {guidance_steps()} steps (seeded: the same picture on any machine) on augmented views "
+                   f"of this image, for the class "
                    f"shown ({model.localizer.class_names[maps.class_index]}).")
         return
     grown_key, result = entry
@@ -167,8 +168,8 @@ def grow_batch(ctx: Context, preset: GuidancePreset, train_c: bool) -> None:
             batch = dataset_batch(dataset, count, on_item=lambda done, total: bar.progress(
                 0.1 * done / max(total, 1), text=f"reading image {done} of {total}"))
             labels = batch.labels if own or ctx.gt_usable else None  # GT classes, as Algorithm 1; else top-1
-            result = batch_guidance(model.localizer, batch.images, labels, batch.objects, seconds=guidance_seconds(
-                BATCH_SECONDS), preset=preset, train_c=train_c, progress=lambda fraction, info: bar.progress(
+            result = batch_guidance(model.localizer, batch.images, labels, batch.objects, seconds=None,
+                steps=guidance_steps(BATCH_STEPS), preset=preset, train_c=train_c, progress=lambda fraction, info: bar.progress(
                     0.1 + 0.9 * fraction, text=f"step {info['step']} on {len(batch)} images"))
         except (ValueError, TypeError, RuntimeError) as error:
             bar.empty()
@@ -178,7 +179,7 @@ def grow_batch(ctx: Context, preset: GuidancePreset, train_c: bool) -> None:
         st.session_state["grown_batch"] = (key, result)  # one batch kept: its maps are N full-size sets
     saved = st.session_state.get("grown_batch")
     if saved is None or saved[0][0] != model.key:
-        st.caption(f"Trains for about {guidance_seconds(BATCH_SECONDS):g} s on two views of each image (GT "
+        st.caption(f"Trains {guidance_steps(BATCH_STEPS)} steps (seeded) on two views of each image (GT "
                    "classes), then compares the seeds of the grown heads with the trained run's at the same "
                    "thresholds on the same images.")
         return
@@ -197,10 +198,11 @@ def grow_with_thresholds(ctx: Context, picked: Picked, maps: StageMaps, preset: 
     """The explore page's section for a dataset image (uploads have their own growth above the strip)."""
     if picked.image_key.startswith("upload:") or ctx.model is None or ctx.model.uploads_only:
         return
+    scroll_target("grow")
     st.subheader("Grow the guidance with these thresholds (beyond the paper)")
     st.caption(":orange[**Beyond the paper.**] The sliders re-threshold maps that were learned at the training "
                f"thresholds (**{ctx.model.config.preset}**). Here the classifier stays frozen and fresh B2 → B1 "
-               "heads train for a few seconds on the seeds Eq. 1 makes at the **current** δ values (Mask-A → B2, "
+               "heads train for a fixed number of steps on the seeds Eq. 1 makes at the **current** δ values (Mask-A → B2, "
                "Mask-B2 → B1, Algorithm 1's functions): what those thresholds would teach, next to what the "
                f"trained run learned. Current thresholds: {thresholds_text(preset)}.")
     columns = st.columns([2, 1])

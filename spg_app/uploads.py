@@ -12,6 +12,11 @@ UPLOAD_TYPES = ("png", "jpg", "jpeg")
 # shows all they hold, and a slider move on it stays within ~30 ms (benchmarks/bench_app.py
 # --photo-side); at 1024 px it takes ~4x longer for no more information.
 DISPLAY_MAX_SIDE = 512
+# The most pixels an upload may decode to (checked from its header first): 16.8 Mpx (4096²), about
+# 70 MB while decoding. A PNG is decoded whole before it is shrunk, and a 1 MB PNG can claim
+# 16384² pixels (1 GB decoded); a JPEG decodes at 1/8 of its size when that is enough, so far
+# larger JPEG photos pass.
+MAX_DECODED_PIXELS = 4096 * 4096
 _SIGNATURES = {"png": (b"\x89PNG\r\n\x1a\n",), "jpeg": (b"\xff\xd8\xff",)}
 
 
@@ -48,7 +53,7 @@ def read_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_s
         with os.fdopen(handle, "wb") as file:
             file.write(data)
         try:
-            image, scale = load_image(path, max_side=max_side)
+            image, scale = load_image(path, max_side=max_side, max_decoded_pixels=MAX_DECODED_PIXELS)
         except BadImageError as error:
             raise UploadError(f"{name} could not be read as an image: {str(error).replace(path, name)}") from None
     finally:

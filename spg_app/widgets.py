@@ -19,6 +19,21 @@ def count_slider(label: str, total: int, key: str, default: int = DEFAULT_COUNT,
     return int(st.slider(label, 1, total, key=key, help=help))
 
 
+SCROLL_TO = "scroll_to"  # session state: the section the tour's "Show me" brings into view
+
+
+def scroll_target(name: str) -> None:
+    """Where a section starts: when the tour asked for ``name``, bring it into view once."""
+    if st.session_state.get(SCROLL_TO) != name:
+        return
+    del st.session_state[SCROLL_TO]
+    anchor = f"spg-scroll-{name}"
+    # Retried briefly: the section's elements may still be arriving when the script runs.
+    st.html(f'<div id="{anchor}"></div><script>(function go(n){{const e=document.getElementById("{anchor}");'
+            f'if(e){{e.scrollIntoView({{block:"start"}});}}if(n>0)setTimeout(()=>go(n-1),250);}})(8);</script>',
+            unsafe_allow_javascript=True)
+
+
 def percent(value) -> str:
     return "—" if value is None or not np.isfinite(value) else f"{100 * value:.1f}%"
 

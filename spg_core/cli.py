@@ -46,7 +46,7 @@ def model_options(items: list[str], base: dict | None = None) -> dict:
 def build_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train SPG (Algorithm 1) and write RUN_DIR/checkpoint.pt",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_data_arguments(p)
+    add_data_arguments(p, mask_root=False)  # a run's config keeps no mask root; the loader finds synth's masks
     p.add_argument("--config", default=None, help="YAML/JSON file of training options; flags override it")
     p.add_argument("--backbone", default=None, help="tiny | inception_v3 | vgg16 | resnet50 | ...")
     p.add_argument("--variant", default=None, help="spg | plain | no-share | no-c | no-cascade")

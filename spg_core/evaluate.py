@@ -204,11 +204,16 @@ class SplitEvaluator:
         if classified:
             self.hits["top1_loc"] += hit & (prediction == label)
             self.hits["top5_loc"] += hit & (bool(top5) if top5 is not None else prediction == label)
+        overlap = None
         if mask is not None:
-            self.pxap.add(normalized, _resize_mask(mask, (normalized.shape[1], normalized.shape[0])))
+            grid_mask = _resize_mask(mask, (normalized.shape[1], normalized.shape[0]))
+            self.pxap.add(normalized, grid_mask)
             self.has_mask = True
+            if (grid_mask == 1).any():  # the failure type's object pixels in every level's box (a few ints)
+                overlap = M.object_overlap(per_level_box, grid_mask, gt).astype(np.int32)
         self.images.append({"image_id": str(image_id), "label": label, "prediction": prediction, "gt": gt,
-                            "level_index": level_index, "box": per_level_box, "size": (int(size[0]), int(size[1]))})
+                            "level_index": level_index, "box": per_level_box, "size": (int(size[0]), int(size[1])),
+                            "overlap": overlap})
 
     def __len__(self) -> int:
         return len(self.images)
@@ -250,7 +255,8 @@ class SplitEvaluator:
                 "label": None if r["label"] is None else int(r["label"]),
                 "prediction": None if r["prediction"] is None else int(r["prediction"]),
                 "iou": float(ious[best]), "pred_box": pred.tolist(), "gt_box": r["gt"][best].tolist(),
-                "failure": M.failure_type(pred, r["gt"], class_correct),
+                "failure": M.failure_type(pred, r["gt"], class_correct,
+                                          overlap=None if r["overlap"] is None else r["overlap"][level]),
                 "image_size": list(r["size"]), "grid_size": list(self.grid(r["size"])),
             })
         return rows

@@ -121,6 +121,18 @@ class GuidancePreset:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> GuidancePreset:
+        """The preset :meth:`to_dict` wrote (thresholds checked; a ValueError names a bad entry)."""
+        try:
+            stages = {stage: Thresholds(float(values[stage]["delta_low"]), float(values[stage]["delta_high"]))
+                      for stage in STAGE_NAMES}
+            return cls(str(values["name"]), **stages, description=str(values.get("description", "")),
+                       precedence=str(values.get("precedence", "foreground")))
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"not a guidance preset (missing or bad entry {error}); expected the keys of "
+                             f"GuidancePreset.to_dict(): name, {', '.join(STAGE_NAMES)}, precedence") from None
+
 
 # Spec table §2. The fused → C row is not stated in the paper text; the authors' code uses 0.7/0.1.
 # Precedence: the paper has no fallback, so it says nothing on a pixel claimed by both seeds;

@@ -32,6 +32,7 @@ __all__ = [
     "PxAP",
     "spg_star_top5_correct",
     "failure_type",
+    "object_overlap",
 ]
 
 IOU_THRESHOLDS = (30, 50, 70)  # percent, as WE's iou_threshold_list
@@ -270,32 +271,97 @@ def _iou(a, b) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- failure analysis
-def failure_type(pred_box, gt_boxes, class_correct: bool, iou_threshold: float = 0.5,
-                 inside_fraction: float = 0.8) -> str:
-    """Why one image failed, checked in this order:
+# The fractions that sort a failed box (docs/evaluation.md "Failure types").
+FAILURE_ON_OBJECT = 0.2  # below: the box lies elsewhere (less than a fifth of it on the object)
+FAILURE_HOLDS = 0.5      # a box holding at least half of the object ...
+FAILURE_SIZE = 1.5       # ... and at least 1.5x the area of the object's box is too large
+
+
+def object_overlap(boxes, mask, gt_boxes) -> np.ndarray:
+    """What of the object each box holds, for :func:`failure_type`: per inclusive box (N×4 on
+    the mask's grid) the pixel counts [object in the box, labelled in the box, object in the box
+    ∩ its best GT box, object in that GT box] (N×4 int64), from summed-area tables. The best GT
+    box is the one of highest IoU (the instance the box is compared with).
+
+    ``mask``: H×W, 1 (or True) = object, 0 = background, any other value (255) = ignore,
+    counted neither as object nor as background. Boxes are clipped to the mask.
+    """
+    from spg_core.boxes import iou_matrix
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D; got shape {mask.shape}")
+    boxes = np.atleast_2d(np.asarray(boxes, dtype=np.int64)).reshape(-1, 4)
+    gt = np.atleast_2d(np.asarray(gt_boxes, dtype=np.int64)).reshape(-1, 4)
+    best = gt[np.argmax(iou_matrix(boxes, gt), axis=1)]
+    inter = np.concatenate([np.maximum(boxes[:, :2], best[:, :2]), np.minimum(boxes[:, 2:], best[:, 2:])], axis=1)
+    height, width = mask.shape
+    tables = []
+    for plane in (mask == 1, (mask == 0) | (mask == 1)):
+        table = np.zeros((height + 1, width + 1), np.int64)
+        table[1:, 1:] = plane.astype(np.int64).cumsum(0).cumsum(1)
+        tables.append(table)
+
+    def count(table, b):
+        empty = (b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])
+        x0, x1 = np.clip(b[:, 0], 0, width), np.clip(b[:, 2] + 1, 0, width)
+        y0, y1 = np.clip(b[:, 1], 0, height), np.clip(b[:, 3] + 1, 0, height)
+        return np.where(empty, 0, table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0])
+
+    objects, labelled = tables
+    return np.stack([count(objects, boxes), count(labelled, boxes), count(objects, inter), count(objects, best)], axis=1)
+
+
+def _box_region(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """The GT boxes' union as a 1/0 mask on a canvas holding every box (no mask given)."""
+    every = np.vstack([gt, pred[None]])
+    canvas = np.zeros((int(every[:, 3].max()) + 1, int(every[:, 2].max()) + 1), np.uint8)
+    for x0, y0, x1, y1 in gt:
+        canvas[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1] = 1
+    return canvas
+
+
+def failure_type(pred_box, gt_boxes, class_correct: bool, mask=None, overlap=None, iou_threshold: float = 0.5,
+                 on_object: float = FAILURE_ON_OBJECT, holds: float = FAILURE_HOLDS,
+                 size: float = FAILURE_SIZE) -> str:
+    """What went wrong with one image, as a person sees its box on the object, checked in order:
 
     ``wrong-class``: the top-1 class is wrong (whatever the box).
-    ``ok``: class right and IoU >= ``iou_threshold`` with some GT box.
-    ``part-only``: at least ``inside_fraction`` (80%) of the predicted box's area lies inside
-    one GT box — the box covers a part of the object (the classic CAM failure SPG targets).
-    ``too-large``: at least 80% of some GT box lies inside the predicted box — the box spills
-    over background or neighbouring objects.
-    ``wrong-place``: anything else (the box is mostly elsewhere).
-    Areas use inclusive pixel counts, like IoU.
+    ``ok``: IoU >= ``iou_threshold`` (0.5) with some GT box (the Loc criterion).
+    ``too-large``: the box holds at least ``holds`` (half) of the object's pixels and its area
+    is at least ``size`` (1.5) times that of the object's box: the box swallows the object and
+    much of its surroundings.
+    ``wrong-place``: less than ``on_object`` (a fifth) of the box's pixels lie on the object:
+    the box marks something else.
+    ``part-only``: the rest — at least a fifth of the box lies on the object, yet the box does
+    not match it: it covers a part of the object (the classic CAM failure SPG targets), or is
+    shifted off it towards one end.
+
+    The object's pixels are the GT mask's when there is one (``mask`` on the boxes' grid: 1 =
+    object, 0 = background, 255 = ignored, counted as neither), else the GT boxes' region.
+    "The object" of ``holds``/``size`` is the instance the box is compared with: its best-IoU
+    GT box and the object pixels in it; "on the object" counts any instance. ``overlap``, the
+    counts :func:`object_overlap` gives for ``pred_box``, replaces ``mask`` when already counted.
+    A fifth, not a majority, for "on the object": about half of a box around a part on the
+    object's rim (a bird's head) hangs over the background, and a person still sees it on the
+    part. Areas use inclusive pixel counts, like IoU.
     """
-    from spg_core.boxes import box_areas, intersection_areas
+    from spg_core.boxes import box_areas
 
     if not class_correct:
         return "wrong-class"
     pred = np.asarray(pred_box, dtype=np.int64).reshape(4)
     gt = np.atleast_2d(np.asarray(gt_boxes, dtype=np.int64))
-    if _iou(pred, gt).max() >= iou_threshold:
+    ious = _iou(pred, gt)[0]
+    if ious.max() >= iou_threshold:
         return "ok"
-    inter = intersection_areas(pred[None], gt)[0]
-    pred_area = box_areas(pred)
-    gt_area = box_areas(gt)
-    if (inter / pred_area >= inside_fraction).any():
-        return "part-only"
-    if (inter / gt_area >= inside_fraction).any():
+    if overlap is None and mask is not None:
+        overlap = object_overlap(pred[None], mask, gt)[0]
+    if overlap is None or overlap[3] <= 0:  # no mask, or none of it in the GT box: the boxes' region
+        overlap = object_overlap(pred[None], _box_region(gt, pred), gt)[0]
+    in_box, labelled, held, instance = (int(v) for v in overlap)
+    if held >= holds * instance and box_areas(pred) >= size * box_areas(gt[int(np.argmax(ious))]):
         return "too-large"
-    return "wrong-place"
+    if in_box < on_object * max(labelled, 1):
+        return "wrong-place"
+    return "part-only"

@@ -16,6 +16,7 @@ off.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import tempfile
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from spg_core.guidance import FOREGROUND, SCORE_MAPS, STAGES, GuidancePreset, seed_statistics, stage_maps
+from spg_core.guidance import FOREGROUND, PRESETS, SCORE_MAPS, STAGES, GuidancePreset, seed_statistics, stage_maps
 
 REPLAY_FILE = "replay.npz"
 REPLAY_IMAGES = 16  # validation images recorded (TrainConfig.replay_images; 0 = off)
@@ -79,6 +80,18 @@ class Replay:
     steps: np.ndarray
     stats: np.ndarray
     preset: str
+    guidance: dict | None = None  # GuidancePreset.to_dict() of the thresholds the seeds were drawn at
+
+    def seed_preset(self) -> GuidancePreset:
+        """The thresholds this replay's seeds were drawn at: the stored preset, else (a replay
+        written before they were stored) the named one; a ValueError when the name alone does not
+        say them (e.g. ``paper+custom``)."""
+        if self.guidance is not None:
+            return GuidancePreset.from_dict(self.guidance)
+        if self.preset in PRESETS:
+            return PRESETS[self.preset]
+        raise ValueError(f"the replay names the preset {self.preset!r} but not its thresholds (it was written "
+                         "before replays stored them)")
 
     def __len__(self) -> int:
         return len(self.epochs)
@@ -135,7 +148,8 @@ class Replay:
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, image_ids=np.array(self.image_ids), labels=self.labels, images=self.images,
                                     objects=self.objects, map_names=np.array(self.map_names), maps=self.maps,
-                                    epochs=self.epochs, steps=self.steps, stats=self.stats, preset=np.array(self.preset))
+                                    epochs=self.epochs, steps=self.steps, stats=self.stats, preset=np.array(self.preset),
+                                    **({} if self.guidance is None else {"guidance": np.array(json.dumps(self.guidance))}))
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -149,7 +163,8 @@ class Replay:
                 return cls(image_ids=[str(i) for i in data["image_ids"]], labels=data["labels"], images=data["images"],
                            objects=data["objects"], map_names=tuple(str(n) for n in data["map_names"]),
                            maps=data["maps"], epochs=data["epochs"], steps=data["steps"], stats=data["stats"],
-                           preset=str(data["preset"]))
+                           preset=str(data["preset"]),
+                           guidance=json.loads(str(data["guidance"])) if "guidance" in data else None)
         except (OSError, ValueError, KeyError) as error:
             raise ValueError(f"{path} is not a training replay ({error}); delete it, or retrain the run") from None
 
@@ -197,12 +212,14 @@ class ReplayRecorder:
         ids = [str(item["image_id"]) for item in samples]
         if previous is not None and previous.image_ids == ids and previous.map_names == self.map_names:
             previous.keep_until(epochs_done)
+            previous.guidance = preset.to_dict()  # the resumed run's seeds are drawn at these
             self.replay = previous
         else:
             self.replay = Replay(ids, self.labels.numpy(), images, torch.stack(objects).numpy(), self.map_names,
                                  np.zeros((0, len(ids), len(self.map_names), self.side, self.side), np.uint8),
                                  np.zeros(0, np.float32), np.zeros(0, np.int64),
-                                 np.zeros((0, len(ids), len(STAGES), len(STAT_NAMES)), np.float32), preset.name)
+                                 np.zeros((0, len(ids), len(STAGES), len(STAT_NAMES)), np.float32), preset.name,
+                                 preset.to_dict())
 
     @property
     def empty(self) -> bool:

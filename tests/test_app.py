@@ -7,6 +7,7 @@ a second; one test opens the app on its real default, the shipped run.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -38,11 +39,23 @@ def runs(tmp_path_factory):
     return {"spg": write_tiny_run(root / "tiny-spg", "spg"), "plain": write_tiny_run(root / "tiny-plain", "plain")}
 
 
+def link_values(at: AppTest, state: dict) -> None:
+    """Values of the session's view, given as a deep link gives them (spg_app.links): taken out of
+    ``state``, into the AppTest's URL query."""
+    if "explore_index" in state:
+        at.query_params["image"] = str(state.pop("explore_index"))
+    if "tau" in state:
+        at.query_params["tau"] = f"{state.pop('tau'):.2f}"
+    for stage, (low, high) in state.pop("current_thresholds", {}).items():
+        at.query_params[stage] = f"{low:.2f}-{high:.2f}"
+
+
 def start(run: Path | None = None, page: str | None = None, **state) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     if run is not None:
         at.session_state["model_choice"] = "__run_dir__"
         at.session_state["run_dir"] = str(run)
+    link_values(at, state)
     for key, value in state.items():
         at.session_state[key] = value
     if page:
@@ -86,6 +99,37 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+_RELEASES = itertools.count(1)
+
+
+def pipeline(at: AppTest) -> dict:
+    """The pipeline view's arguments: what the browser is given to draw (spg_app.pipeline_view)."""
+    views = at.get("component_instance")
+    assert views, "pipeline view missing"
+    return json.loads(views[0].proto.json_args)
+
+
+def drawn_maps(at: AppTest, run: int = 0) -> set[str]:
+    """The maps the pipeline view draws for one of its runs."""
+    return set(pipeline(at)["data"]["runs"][run]["maps"])
+
+
+def shown(at: AppTest, stage: str) -> tuple[float, float]:
+    """A stage's (δ_l, δ_h) as the pipeline view is given them."""
+    return tuple(pipeline(at)["values"]["thresholds"][stage])
+
+
+def release(at: AppTest, tau: float | None = None, alpha: float | None = None, **thresholds) -> AppTest:
+    """A release in the pipeline view, as the browser sends it: the component's value (the
+    session view's values with ``thresholds`` — stage=(δ_l, δ_h) —, τ and α replaced)."""
+    current = at.session_state["view"]
+    value = {"thresholds": {stage: list(thresholds.get(stage, pair)) for stage, pair in current.thresholds.items()},
+             "tau": current.tau if tau is None else tau, "alpha": current.alpha if alpha is None else alpha,
+             "nonce": next(_RELEASES)}
+    at.session_state["pipeline"] = value
+    return at.run()
+
+
 def texts(at: AppTest) -> str:
     parts = [e.value for kind in ("markdown", "caption", "info", "error", "warning") for e in getattr(at, kind)]
     parts += [e.value for e in at.sidebar.error] + [e.value for e in at.sidebar.caption]
@@ -97,10 +141,8 @@ def texts(at: AppTest) -> str:
 def test_default_app_opens_on_the_shipped_run_with_every_stage():
     at = start()
     assert at.session_state["model_choice"] == "synthetic-spg"
-    pictures = images(at)
-    for title in ("Image", "Attention map (A4)", "Mask-A (seeds for B2)", "B2", "Mask-B2 (seeds for B1)", "B1",
-                  "Fused guidance (B1+B2)/2", "Mask-fuse (seeds for SPG-C)", "SPG-C", "Localisation map + box"):
-        assert title in pictures, title
+    assert drawn_maps(at) == {"attention", "b2", "b1", "fused", "c"}  # every stage, in the pipeline view
+    assert "Localisation map + box" in images(at)
     table = numbers(at)
     assert len(table) == 3 and table["fg precision"].str.endswith("%").all()
     assert metric(at, "IoU of the box with GT") != "—"
@@ -108,22 +150,21 @@ def test_default_app_opens_on_the_shipped_run_with_every_stage():
         assert "synthetic-plain" in texts(at)  # its absence is said, not hidden
     # It opens on the test image its metrics.json names: one where the guidance visibly grows.
     showcase = json.loads((SHIPPED_DIR / "synthetic-spg" / "metrics.json").read_text()).get("showcase_index")
-    assert showcase is not None and at.session_state["explore_index"] == showcase
+    assert showcase is not None and at.session_state["view"].image == showcase
 
 
-def test_delta_slider_changes_the_seed_mask_and_the_numbers(runs):
+def test_a_release_changes_the_numbers_and_what_the_view_shows(runs):
     at = start(runs["spg"])
-    before_pictures, before = images(at), numbers(at)
-    at.slider(key="delta_mask_a").set_value((0.3, 0.5)).run()
+    before, data = numbers(at), pipeline(at)
+    release(at, mask_a=(0.3, 0.5))
     assert not at.exception
-    after_pictures, after = images(at), numbers(at)
-    assert after_pictures["Mask-A (seeds for B2)"] != before_pictures["Mask-A (seeds for B2)"]
+    after = numbers(at)
     assert (after.loc[0, "foreground"], after.loc[0, "background"]) != (before.loc[0, "foreground"],
                                                                       before.loc[0, "background"])
     assert after.loc[0, "δ_l"] == 0.3 and after.loc[0, "δ_h"] == 0.5
-    # Maps are cached: the score-map pictures do not change with a threshold.
-    assert after_pictures["Attention map (A4)"] == before_pictures["Attention map (A4)"]
-    assert after_pictures["Mask-B2 (seeds for B1)"] == before_pictures["Mask-B2 (seeds for B1)"]
+    assert pipeline(at)["values"]["thresholds"]["mask_a"] == [0.3, 0.5]
+    # The maps the browser thresholds are the same: a release sends values, not pictures.
+    assert pipeline(at)["data_key"] == data["data_key"]
 
 
 def test_tau_slider_moves_the_box(runs):
@@ -134,21 +175,18 @@ def test_tau_slider_moves_the_box(runs):
     assert metric(at, "Predicted box (x0, y0, x1, y1)") != box
     assert metric(at, "IoU of the box with GT") != "—"
     assert "at τ = 0.90" in images_captions(at)["Localisation map + box"]
-    # Only the box panel reran (τ's callback, spg_app.live): not the maps or the seed panels.
-    headers = [h.value for h in at.subheader]
-    assert "Box and downloads" in headers and "Stages" not in headers and "Seeds (Eq. 1)" not in headers
+    # Only the box panel reran (τ's callback, spg_app.live): not the pipeline view.
+    assert "Box and downloads" in [h.value for h in at.subheader] and not at.get("component_instance")
     at.run()  # a full run draws the whole page again, at the new τ
-    assert "Stages" in [h.value for h in at.subheader] and metric(at, "Predicted box (x0, y0, x1, y1)") != box
+    assert pipeline(at)["values"]["tau"] == 0.9 and metric(at, "Predicted box (x0, y0, x1, y1)") != box
 
 
 def test_an_open_histogram_reruns_with_the_delta_slider(runs):
     at = start(runs["spg"], show_histograms=True)
     shapes = lambda: json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["shapes"]  # noqa: E731
     assert any(shape["x0"] == 0.1 for shape in shapes())  # Mask-A's δ_l of the paper preset
-    at.slider(key="delta_mask_a").set_value((0.3, 0.7)).run()
+    release(at, mask_a=(0.3, 0.7))
     assert not at.exception
-    # The slider's callback reran the seed panels and the open histograms, not the rest (spg_app.live).
-    assert "Stages" not in [h.value for h in at.subheader] and len(at.get("plotly_chart")) == 1
     assert any(shape["x0"] == 0.3 for shape in shapes())
 
 
@@ -161,38 +199,33 @@ def test_tau_on_another_page_reruns_that_page(runs):
 
 def test_presets_and_reset_buttons(runs):
     at = start(runs["spg"])
-    assert at.slider(key="delta_mask_a").value == (0.1, 0.7)  # the run's preset: paper
+    shown = lambda stage: tuple(pipeline(at)["values"]["thresholds"][stage])  # noqa: E731
+    assert shown("mask_a") == (0.1, 0.7)  # the run's preset: paper
     at.selectbox(key="preset").set_value("wsolevaluation").run()
-    assert at.slider(key="delta_mask_a").value == (0.01, 0.7)
-    at.slider(key="delta_mask_a").set_value((0.2, 0.9)).run()
-    at.slider(key="delta_mask_b2").set_value((0.2, 0.9)).run()
-    assert "changed" in texts(at)
-    at.button(key="reset_mask_a").click().run()
-    assert at.slider(key="delta_mask_a").value == (0.01, 0.7)
-    assert at.slider(key="delta_mask_b2").value == (0.2, 0.9)
+    assert shown("mask_a") == (0.01, 0.7)
+    release(at, mask_a=(0.2, 0.9), mask_b2=(0.2, 0.9))
+    assert shown("mask_a") == (0.2, 0.9) and shown("mask_b2") == (0.2, 0.9)
     at.button(key="reset_all").click().run()
-    assert at.slider(key="delta_mask_b2").value == (0.05, 0.5)
+    assert shown("mask_a") == (0.01, 0.7) and shown("mask_b2") == (0.05, 0.5)
     assert not at.exception
 
 
 def test_equal_thresholds_are_guarded(runs):
     at = start(runs["spg"])
-    at.slider(key="delta_mask_a").set_value((0.4, 0.4)).run()
+    release(at, mask_a=(0.4, 0.4))  # Eq. 1 needs δ_l < δ_h: the server cleans what it is sent, too
     assert not at.exception
-    assert "Eq. 1 needs δ_l < δ_h" in texts(at)
     table = numbers(at)
     assert table.loc[0, "δ_l"] == 0.4 and table.loc[0, "δ_h"] == pytest.approx(0.41)
+    assert tuple(pipeline(at)["values"]["thresholds"]["mask_a"]) == (0.4, 0.41)
 
 
 def test_model_switch_to_plain_and_to_a_bad_folder(runs, tmp_path):
     at = start(runs["spg"])
-    assert "B2" in images(at)
+    assert "b2" in drawn_maps(at)
     at.sidebar.text_input(key="run_dir").set_value(str(runs["plain"])).run()
     assert not at.exception
-    pictures = images(at)
-    assert "B2" not in pictures and "Mask-A (seeds for B2)" in pictures and "Localisation map + box" in pictures
+    assert drawn_maps(at) == {"attention"} and "Localisation map + box" in images(at)
     assert "SPG-plain has no B1, B2 or SPG-C" in texts(at)
-    assert at.slider(key="delta_mask_b2").disabled
     at.sidebar.text_input(key="run_dir").set_value(str(tmp_path / "nowhere")).run()
     assert not at.exception
     assert any("no run at" in e.value for e in at.sidebar.error)
@@ -200,12 +233,12 @@ def test_model_switch_to_plain_and_to_a_bad_folder(runs, tmp_path):
 
 def test_class_choice_shows_another_map(runs):
     at = start(runs["spg"])
-    attention = images(at)["Attention map (A4)"]
+    attention = pipeline(at)["data"]["runs"][0]["maps"]["attention"]
     predicted = metric(at, "Map shown")
     other = next(i for i in range(3) if at.selectbox(key="view_class").format_func(i) != predicted)
     at.selectbox(key="view_class").set_value(other).run()
     assert not at.exception
-    assert images(at)["Attention map (A4)"] != attention
+    assert pipeline(at)["data"]["runs"][0]["maps"]["attention"] != attention
     assert len(top_classes(at)) == 3  # top-5 of a 3-class model
 
 
@@ -215,7 +248,7 @@ def test_box_from_a_guidance_map_is_an_extension(runs):
     final = images(at)["Localisation map + box"]
     at.selectbox(key="box_stage").set_value("fused").run()
     assert not at.exception
-    assert images(at)["Localisation map + box"] != final
+    assert images(at)["Localisation map + box"] != final and pipeline(at)["data"]["box_stage"] == "fused"
     assert "(from Fused guidance" in next(img.caption for e in at.get("image") for img in e.proto.imgs
                                           if img.alt == "Localisation map + box")
 
@@ -231,7 +264,7 @@ def test_upload_of_a_valid_and_invalid_files(runs):
     assert "Upload a photo" in texts(at)
     at.file_uploader(key="upload").set_value(("photo.png", _png(), "image/png")).run()
     assert not at.exception
-    assert "Mask-A (seeds for B2)" in images(at)
+    assert "attention" in drawn_maps(at)
     assert metric(at, "IoU of the box with GT") == "—"
     at.file_uploader(key="upload").set_value(("notes.txt", b"hello", "text/plain")).run()
     assert not at.exception
@@ -255,7 +288,7 @@ def test_browse_by_class_and_worst_iou_first(runs):
     assert not at.exception
     assert "Evaluator: IoU" in texts(at)
     at.number_input(key="worst_rank").set_value(IMAGES - 1).run()
-    assert not at.exception and "Mask-A (seeds for B2)" in images(at)
+    assert not at.exception and "attention" in drawn_maps(at)
 
 
 def test_user_dataset_errors_are_messages(runs, tmp_path):
@@ -399,7 +432,7 @@ def test_dataset_view_reports_progress_and_forwards_attributes():
 # ----------------------------------------------------------------------------- ImageNet model, single-image guidance
 def test_imagenet_model_on_an_uploaded_photo_and_grown_guidance(runs, monkeypatch):
     skimage_data = pytest.importorskip("skimage.data")
-    monkeypatch.setenv("SPG_APP_GUIDANCE_SECONDS", "0.5")  # a step or two instead of ~5 s
+    monkeypatch.setenv("SPG_APP_GUIDANCE_STEPS", "2")  # two steps instead of IMAGE_STEPS
     at = start(runs["spg"], image_source="upload")
     at.sidebar.selectbox(key="model_choice").set_value("__imagenet__").run()
     assert not at.exception, [e.message for e in at.exception]
@@ -412,19 +445,17 @@ def test_imagenet_model_on_an_uploaded_photo_and_grown_guidance(runs, monkeypatc
     assert not at.exception, [e.message for e in at.exception]
     top = top_classes(at)
     assert len(top) == 5 and any("cat" in name for name, _ in top)
-    assert "B2" not in images(at) and "Mask-A (seeds for B2)" in images(at)
+    assert drawn_maps(at) == {"attention"}
     at.button(key="grow_button").click().run()
     assert not at.exception, [e.message for e in at.exception]
-    pictures = images(at)
-    assert "Guidance growth" in pictures
-    assert "B2" in pictures and "Mask-B2 (seeds for B1)" in pictures  # the same strip, from the grown maps
+    assert "Guidance growth" in images(at)
+    assert {"attention", "b2", "b1", "fused"} <= drawn_maps(at)  # the same view, over the grown maps
     assert at.get("plotly_chart")  # the coverage history
-    mask_b2 = pictures["Mask-B2 (seeds for B1)"]
-    at.slider(key="delta_mask_b2").set_value((0.3, 0.9)).run()  # still live: re-thresholds the grown maps
+    release(at, mask_b2=(0.3, 0.9))  # still live: the grown maps are thresholded at the released values
     assert not at.exception
-    assert images(at)["Mask-B2 (seeds for B1)"] != mask_b2 and "Guidance growth" in images(at)
+    assert numbers(at).set_index("stage").loc["Mask-B2", "δ_l"] == 0.3 and "Guidance growth" in images(at)
     at.button(key="grow_clear").click().run()
-    assert not at.exception and "B2" not in images(at)
+    assert not at.exception and drawn_maps(at) == {"attention"}
     at = start(model_choice="__imagenet__", page="dataset")  # the other pages need a dataset: said, not raised
     assert "has no dataset here" in texts(at)
 
@@ -570,13 +601,13 @@ def test_classes_table_reads_back_names_with_markdown_characters():
 
 def test_downloads_are_made_from_the_values_on_screen(runs, monkeypatch):
     """The download buttons' data is made when pressed: from the δ values and τ then on screen
-    (which a seed panel's or the box panel's own rerun keeps), with seed precision against GT."""
+    (a release's or the box panel's own rerun keeps them), with seed precision against GT."""
     import streamlit.testing.v1.app_test as app_test
 
     managers, original = [], app_test.MediaFileManager
     monkeypatch.setattr(app_test, "MediaFileManager", lambda storage: managers.append(original(storage)) or managers[-1])
     at = start(runs["spg"])
-    at.slider(key="delta_mask_a").set_value((0.3, 0.6)).run()
+    release(at, mask_a=(0.3, 0.6))
     at.sidebar.slider(key="tau").set_value(0.4).run()  # reruns only the box panel
     button = next(e for e in at.get("download_button") if e.proto.id.endswith("-download_boxes"))
     made = managers[-1]._deferred_callables[button.proto.deferred_file_id]["callable"]()

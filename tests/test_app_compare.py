@@ -12,13 +12,12 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_runs import write_tiny_run  # noqa: E402
+from test_app import link_values, pipeline, release  # noqa: E402
 from spg_core import viz  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180  # generous: the first run of a process imports torch and builds the model
-SPG_TILES = ("Image", "Attention map (A4)", "Mask-A (seeds for B2)", "B2", "Mask-B2 (seeds for B1)", "B1",
-             "Fused guidance (B1+B2)/2", "Mask-fuse (seeds for SPG-C)", "SPG-C", "Localisation map + box")
-PLAIN_TILES = ("Image", "Attention map (A4)", "Mask-A (seeds for B2)", "Localisation map + box")
+SPG_MAPS = {"attention", "b2", "b1", "fused", "c"}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +36,7 @@ def start(first: Path, second: Path | None = None, **state) -> AppTest:
     if second is not None:
         at.session_state["compare_with"] = "__run_dir__"
         at.session_state["compare_run_dir"] = str(second)
+    link_values(at, state)
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
@@ -62,23 +62,23 @@ def texts(at: AppTest) -> str:
                      for e in getattr(at, kind))
 
 
+def runs_drawn(at: AppTest) -> list[tuple[str, set[str]]]:
+    """(label, maps) of each run the pipeline view draws."""
+    return [(run["label"], set(run["maps"])) for run in pipeline(at)["data"]["runs"]]
+
+
 def test_no_second_run_by_default_draws_only_the_control(runs):
     at = start(runs["spg"])
     assert at.selectbox(key="compare_with").value == "__none__"
     assert "Side by side" not in [h.value for h in at.subheader]
-    assert not [alt for alt, _ in pictures(at) if alt[:4] in ("A · ", "B · ", "A − ")]
-    # The maps' strip, each stage's seeds under its slider, then the box: SPG_TILES, grouped so.
-    maps = [t for t in SPG_TILES if not t.startswith("Mask-") and t != "Localisation map + box"]
-    seeds = [t for t in SPG_TILES if t.startswith("Mask-")]
-    assert [alt for alt, _ in pictures(at)] == [*maps, *seeds, "Localisation map + box"]
+    assert not [alt for alt, _ in pictures(at) if alt[:4] == "A − "]
+    assert [maps for _, maps in runs_drawn(at)] == [SPG_MAPS]
 
 
-def test_spg_next_to_plain_both_strips_ious_and_the_attention_difference(runs):
+def test_spg_next_to_plain_both_runs_ious_and_the_attention_difference(runs):
     at = start(runs["spg"], runs["plain"])
     assert "Side by side" in [h.value for h in at.subheader]
-    assert tiles(at, "A · ") == list(SPG_TILES)
-    assert tiles(at, "B · ") == list(PLAIN_TILES)
-    assert texts(at).count("no such map in this model") == len(SPG_TILES) - len(PLAIN_TILES)
+    assert [maps for _, maps in runs_drawn(at)] == [SPG_MAPS, {"attention"}]  # one view, both runs
     assert tiles(at, "A − B · ") == ["Attention map (A4)"]  # plain has no fused guidance
     assert "Not in both runs: Fused guidance (B1+B2)/2" in texts(at)
     first, second = metric(at, "IoU · A"), metric(at, "IoU · B")
@@ -86,34 +86,28 @@ def test_spg_next_to_plain_both_strips_ious_and_the_attention_difference(runs):
     assert metric(at, "IoU · A") == metric(at, "IoU of the box with GT")  # A is the page's own run
     table = next(frame.value for frame in at.dataframe if "p(class shown)" in frame.value.columns)
     assert len(table) == 2 and table["IoU"].notna().all()
-    # The same δ values drive both runs: a δ move redraws both Mask-A pictures.
+    # One release moves both runs: the view is given the new values once, for both.
     before = dict(pictures(at))
-    at.slider(key="delta_mask_a").set_value((0.3, 0.5)).run()
+    release(at, mask_a=(0.3, 0.5))
     assert not at.exception
-    after = dict(pictures(at))
-    # The δ slider's callback reran the seed panels and the comparison only (spg_app.live).
-    headers = [h.value for h in at.subheader]
-    assert "Side by side" in headers and "Seeds (Eq. 1)" not in headers and "Stages" not in headers
-    for letter in "AB":
-        assert after[f"{letter} · Mask-A (seeds for B2)"] != before[f"{letter} · Mask-A (seeds for B2)"]
-        assert after[f"{letter} · Attention map (A4)"] == before[f"{letter} · Attention map (A4)"]  # maps cached
-    assert after["A − B · Attention map (A4)"] == before["A − B · Attention map (A4)"]
+    assert len(runs_drawn(at)) == 2 and tuple(pipeline(at)["values"]["thresholds"]["mask_a"]) == (0.3, 0.5)
+    assert dict(pictures(at))["A − B · Attention map (A4)"] == before["A − B · Attention map (A4)"]  # maps cached
 
 
 def test_two_spg_runs_also_show_the_fused_difference(runs):
     at = start(runs["spg"], runs["spg2"], tau=0.5)
-    assert tiles(at, "A · ") == tiles(at, "B · ") == list(SPG_TILES)
+    assert [maps for _, maps in runs_drawn(at)] == [SPG_MAPS, SPG_MAPS]
     assert tiles(at, "A − B · ") == ["Attention map (A4)", "Fused guidance (B1+B2)/2"]
     assert "τ = 0.50" in texts(at)
     at.selectbox(key="compare_with").set_value("__none__").run()
-    assert not at.exception and not tiles(at, "B · ")
+    assert not at.exception and len(runs_drawn(at)) == 1
 
 
 def test_class_count_mismatch_is_reported(runs):
     at = start(runs["spg"], runs["four"])
     warning = "\n".join(w.value for w in at.warning)
     assert "Cannot compare" in warning and "4 classes" in warning and "3" in warning
-    assert not tiles(at, "B · ") and not tiles(at, "A − B · ")
+    assert len(runs_drawn(at)) == 1 and not tiles(at, "A − B · ")
     at = start(runs["spg"], runs["spg"].parent / "nowhere")
     assert any("to compare with" in e.value for e in at.error)
 
@@ -135,9 +129,8 @@ def test_difference_image_colours():
         viz.difference_image(a, b, limit=0)
 
 
-def test_difference_picture_and_shared_strip(runs):
-    from spg_app.compare import shared_strip
-    from spg_app.pictures import difference_picture, map_gaps, strip_names
+def test_difference_picture(runs):
+    from spg_app.pictures import difference_picture, map_gaps
     from spg_core.localize import Localizer
 
     image = Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8))
@@ -151,5 +144,3 @@ def test_difference_picture_and_shared_strip(runs):
     mean, largest = gaps["attention"]
     assert mean == pytest.approx(np.abs(spg.maps["attention"] - plain.maps["attention"]).mean(), rel=1e-5)
     assert 0 < mean <= largest <= 1 and map_gaps(spg, spg) == {"attention": (0.0, 0.0), "fused": (0.0, 0.0)}
-    names = [strip_names(maps) for maps in (plain, spg)]
-    assert [title for _, title in shared_strip(*names)] == list(SPG_TILES)  # the paper's order, whichever first

@@ -1,7 +1,7 @@
 """The explore page's "grow the guidance with these thresholds" section, driven headless with
 AppTest on tiny untrained runs (tests/app_runs.py): fresh heads grown at the sliders' δ values on
 a dataset image and on a batch of the run's validation images, shown next to the trained run's.
-SPG_APP_GUIDANCE_SECONDS keeps each growth to a fraction of a second."""
+SPG_APP_GUIDANCE_STEPS keeps each growth to two steps."""
 from __future__ import annotations
 
 import pytest
@@ -10,7 +10,7 @@ pytest.importorskip("streamlit")
 pytestmark = pytest.mark.slow  # each test trains fresh heads for seconds
 
 from app_runs import write_tiny_run  # noqa: E402
-from test_app import images, start, texts  # noqa: E402
+from test_app import drawn_maps, images, release, start, texts  # noqa: E402
 
 COMPARED = ("B2", "Mask-B2 (seeds for B1)", "B1", "Fused guidance (B1+B2)/2", "Mask-fuse (seeds for SPG-C)")
 
@@ -24,7 +24,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def short_budget(monkeypatch):
-    monkeypatch.setenv("SPG_APP_GUIDANCE_SECONDS", "0.4")
+    monkeypatch.setenv("SPG_APP_GUIDANCE_STEPS", "2")
 
 
 def tables(at, column: str):
@@ -35,7 +35,7 @@ def test_grow_on_a_dataset_image_at_the_slider_thresholds(runs):
     at = start(runs["spg"])
     assert "Grow the guidance with these thresholds (beyond the paper)" in [h.value for h in at.subheader]
     assert not any(alt.startswith("Grown here") for alt in images(at))  # nothing grown until asked
-    at.slider(key="delta_mask_a").set_value((0.2, 0.8)).run()
+    release(at, mask_a=(0.2, 0.8))
     at.button(key="grow_here_button").click().run()
     assert not at.exception, [e.message for e in at.exception]
     pictures = images(at)
@@ -52,9 +52,9 @@ def test_grow_on_a_dataset_image_at_the_slider_thresholds(runs):
                    "object covered · grown"):
         assert table[column].str.endswith("%").all(), column
     assert table.loc[0, "fg precision · trained"] == table.loc[0, "fg precision · grown"]  # one classifier
-    # The main strip still shows the trained run's maps; a later slider move is flagged.
-    assert images(at)["B2"] == pictures["B2"]
-    at.slider(key="delta_mask_a").set_value((0.3, 0.8)).run()
+    # The pipeline view still shows the trained run's maps; a later release is flagged.
+    assert drawn_maps(at) == {"attention", "b2", "b1", "fused", "c"}
+    release(at, mask_a=(0.3, 0.8))
     assert not at.exception and "The sliders have moved since" in texts(at)
     at.checkbox(key="grow_here_c").check().run()
     at.button(key="grow_here_button").click().run()
@@ -79,7 +79,7 @@ def test_grow_on_a_batch_of_validation_images(runs):
     assert len(table) == 3 and table["fg precision · trained"].str.endswith("%").all()
     assert table["object covered · grown"].str.endswith("%").all()
     assert len(at.get("plotly_chart")) == 1  # the summary figure (the page's histograms are off)
-    at.slider(key="delta_mask_b2").set_value((0.2, 0.9)).run()
+    release(at, mask_b2=(0.2, 0.9))
     assert not at.exception and "press the button to grow at the new values" in texts(at)
 
 

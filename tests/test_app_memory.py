@@ -16,6 +16,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_runs import write_tiny_run  # noqa: E402
+from test_app import release  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 WARM_UP = 30
@@ -52,7 +53,7 @@ def test_slider_moves_keep_memory_flat(tmp_path):
 
     def move(step: int) -> None:
         low = 0.05 + 0.01 * (step % 30)  # 30 distinct masks, revisited: a cache keyed per move would grow
-        at.slider(key="delta_mask_a").set_value((round(low, 2), 0.7)).run()
+        release(at, mask_a=(round(low, 2), 0.7))
         assert not at.exception, [e.message for e in at.exception]
 
     growth = growth_over_moves(move)

@@ -15,6 +15,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_runs import IMAGES, write_tiny_run  # noqa: E402
+from test_app import link_values  # noqa: E402
 from spg_app.computations import evaluate_first, seed_statistics_first  # noqa: E402
 from spg_app.precomputed import EVALUATION_FILE, read_stored, write_evaluation  # noqa: E402
 from spg_core.metrics import FAILURE_TYPES  # noqa: E402
@@ -49,6 +50,7 @@ def start(run: Path, page: str, **state) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["model_choice"] = "__run_dir__"
     at.session_state["run_dir"] = str(run)
+    link_values(at, state)
     for key, value in state.items():
         at.session_state[key] = value
     at.session_state["page_request"] = page

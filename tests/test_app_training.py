@@ -1,4 +1,6 @@
 """The app's Training page over a run's replay, driven headless with AppTest."""
+import json
+
 import pytest
 
 pytest.importorskip("streamlit")
@@ -52,10 +54,18 @@ def test_the_training_page_replays_the_stage_strip(replay_run):
 
 def test_play_runs_through_every_record(replay_run, monkeypatch):
     monkeypatch.setattr(training, "PLAY_SECONDS", 0.0)
+    last = len(load_replay(replay_run)) - 1
     at = open_training(replay_run)
+    at.select_slider(key="replay_record").set_value(0).run()
     at.button(key="replay_play").click().run()
     assert not at.exception
     assert "end of epoch 2" in texts(at)  # it ends on the last record
+    # the slider and the chart's marker followed the strip to the end, and Play is offered again
+    assert at.select_slider(key="replay_record").value == last
+    marked = {shape["x0"] for chart in at.get("plotly_chart")
+              for shape in json.loads(chart.proto.spec)["layout"].get("shapes", [])}
+    assert marked == {float(load_replay(replay_run).epochs[last])}
+    assert at.button(key="replay_play").label == "▶ Play"
 
 
 def test_a_run_without_replay_says_how_to_get_one(tmp_path):

@@ -58,6 +58,33 @@ def test_synth_writes_wsol_layout(tmp_path):
     assert len(ids) == 3
 
 
+
+def test_what_synth_writes_evaluates_as_written(tmp_path, capsys):
+    """Issue 32 item 11: ``synth --out D`` then ``evaluate --format wsol --data-root D/images
+    --metadata-root D/metadata`` failed on the masks (they are in D/masks, beside images/)."""
+    import shutil
+
+    bench = tmp_path / "D"
+    assert main(["synth", "--synthetic-train", "2", "--synthetic-val", "3", "--synthetic-test", "3",
+                 "--out", str(bench)]) == 0
+    data = ["--format", "wsol", "--metadata-root", str(bench / "metadata")]
+    common = ["evaluate", "--run", "synthetic-spg", "--device", "cpu", "--batch-size", "4"]
+    capsys.readouterr()
+    assert main([*common, *data, "--data-root", str(bench / "images"), "--out", str(tmp_path / "e1")]) == 0
+    first = json.loads((tmp_path / "e1" / "metrics.json").read_text())
+    assert first["num_images"] == 3 and "pxap" in first  # the masks were read
+    # The masks moved elsewhere: --mask-root says where; without it the error names the flag.
+    shutil.move(str(bench / "masks"), str(tmp_path / "elsewhere"))
+    capsys.readouterr()
+    assert main([*common, *data, "--data-root", str(bench / "images"), "--out", str(tmp_path / "e2")]) != 0
+    assert "--mask-root" in capsys.readouterr().err
+    assert main([*common, *data, "--data-root", str(bench / "images"), "--mask-root", str(tmp_path / "elsewhere"),
+                 "--out", str(tmp_path / "e3")]) == 0
+    again = json.loads((tmp_path / "e3" / "metrics.json").read_text())
+    assert again["pxap"] == pytest.approx(first["pxap"]) and again["gt_known_loc"] == first["gt_known_loc"]
+    with pytest.raises(SystemExit):  # a run's config keeps no mask root: train has no such flag
+        build_parser().parse_args(["train", "--mask-root", str(tmp_path), "--out", str(tmp_path / "run")])
+
 def test_train_then_localize_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--backbone", "tiny", "--image-size", "64", "--synthetic-classes", "2",

@@ -290,6 +290,32 @@ def test_wsol_mask_form_with_ignore(tmp_path):
     assert len(build_dataset("wsol", "test", data_root=data, metadata_root=meta, need_images=False)) == 1
 
 
+
+def test_wsol_finds_the_masks_that_synth_writes_or_takes_mask_root(tmp_path):
+    from spg_core.data import SyntheticConfig, write_wsol
+    from spg_core.data.settings import DataSettings
+
+    root = write_wsol(tmp_path / "D", SyntheticConfig(image_size=64, num_classes=2, num_train=0, num_val=0, num_test=2),
+                      splits=("test",), progress=False)
+    reference = build_dataset("wsol", "test", data_root=root)
+    masks = [quiet_sample(reference, index).mask for index in range(2)]
+    # data_root = the images folder: the masks are in the masks/ beside it.
+    beside = build_dataset("wsol", "test", data_root=root / "images", metadata_root=root / "metadata")
+    for index in range(2):
+        np.testing.assert_array_equal(quiet_sample(beside, index).mask, masks[index])
+    # Masks moved elsewhere: the error names --mask-root and where it looked; mask_root reads them.
+    (root / "masks").rename(tmp_path / "kept")
+    with pytest.raises(FileNotFoundError, match="--mask-root"):
+        build_dataset("wsol", "test", data_root=root / "images", metadata_root=root / "metadata")
+    settings = DataSettings.from_flags(format="wsol", data_root=str(root / "images"),
+                                       metadata_root=str(root / "metadata"), mask_root=str(tmp_path / "kept"))
+    moved = settings.dataset("test")
+    np.testing.assert_array_equal(quiet_sample(moved, 1).mask, masks[1])
+    assert DataSettings.from_key(settings.key("test")) == (settings, "test")
+    assert "mask_root" not in DataSettings.from_flags(format="wsol", data_root="x").key("test")  # keys as before
+    with pytest.raises(ValueError, match="wsol"):
+        DataSettings.from_flags(format="synthetic", mask_root=str(tmp_path))
+
 # ----------------------------------------------------------------------------- folder
 def test_folder_with_split_column(tmp_path):
     for name in ("a.png", "b.png", "c.png", "d.png"):

@@ -146,3 +146,106 @@ def test_failure_types_by_hand():
     assert M.failure_type([25, 25, 44, 44], gt, True) == "wrong-place"  # 25 px overlap of 400
     assert M.failure_type([0, 0, 3, 3], [[0, 0, 1, 1], [50, 50, 60, 60]], True) == "too-large"
     assert set(M.FAILURE_TYPES) == {"ok", "wrong-class", "part-only", "too-large", "wrong-place"}
+
+
+# ----------------------------------------------------------------------------- failure types (issue 32, item 10)
+def _bird():
+    """A 100×100 object as the teaching benchmark draws it: a body (ellipse) with a head (disc)
+    on its top rim. Returns (1/0 mask, its tight GT box)."""
+    ys, xs = np.mgrid[0:100, 0:100]
+    body = ((xs - 50) / 30.0) ** 2 + ((ys - 60) / 15.0) ** 2 <= 1
+    head = (xs - 50) ** 2 + (ys - 42) ** 2 <= 7 ** 2
+    mask = (body | head).astype(np.uint8)
+    rows, cols = np.nonzero(mask)
+    return mask, [[int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())]]
+
+
+def _old_failure_type(pred, gt):
+    """The rule before issue 32 (boxes only: 80 % of the box inside a GT box -> part-only)."""
+    from spg_core.boxes import box_areas, intersection_areas
+
+    pred, gt = np.asarray(pred)[None], np.atleast_2d(gt)
+    inter = intersection_areas(pred, gt)[0]
+    if (inter / box_areas(pred[0]) >= 0.8).any():
+        return "part-only"
+    return "too-large" if (inter / box_areas(gt) >= 0.8).any() else "wrong-place"
+
+
+def test_failure_types_match_what_a_person_sees_with_a_mask():
+    mask, gt = _bird()
+    assert gt == [[20, 35, 80, 75]]
+    cases = {
+        # The classic CAM box: around the head on the object's rim, hanging over the background
+        # above it (a quarter of it outside the GT box, about half of it off the object).
+        "head": ([36, 28, 64, 56], "part-only"),
+        # Around the whole object plus much background.
+        "everything": ([0, 0, 99, 99], "too-large"),
+        # 1.8 times the object's box, shifted down: holds 84 % of the object, 72 % background.
+        "big-shifted": ([10, 50, 99, 99], "too-large"),
+        # On the background beside the object.
+        "off": ([82, 5, 97, 30], "wrong-place"),
+        # Inside the GT box but in its empty corner: no object pixel under it.
+        "empty-corner": ([20, 35, 30, 45], "wrong-place"),
+        "exact": (gt[0], "ok"),
+    }
+    for name, (box, expected) in cases.items():
+        assert M.failure_type(box, gt, True, mask=mask) == expected, name
+        overlap = M.object_overlap([box], mask, gt)[0]
+        assert M.failure_type(box, gt, True, overlap=overlap) == expected, name
+    assert M.failure_type(gt[0], gt, False, mask=mask) == "wrong-class"
+    assert M.failure_type(cases["head"][0], gt, False, mask=mask) == "wrong-class"
+    # The old box-only rule called the head box wrong-place and the empty corner part-only.
+    assert _old_failure_type(cases["head"][0], gt) == "wrong-place"
+    assert _old_failure_type(cases["big-shifted"][0], gt) == "wrong-place"
+    assert _old_failure_type(cases["empty-corner"][0], gt) == "part-only"
+    # Without the mask the GT box is the object: its corner is then a part of it.
+    assert M.failure_type(cases["empty-corner"][0], gt, True) == "part-only"
+
+
+def test_failure_types_without_a_mask_use_the_gt_boxes():
+    gt = [[20, 20, 59, 59]]  # 40×40
+    assert M.failure_type([20, 20, 59, 59], gt, True) == "ok"
+    assert M.failure_type([20, 20, 59, 59], gt, False) == "wrong-class"
+    assert M.failure_type([30, 30, 39, 39], gt, True) == "part-only"  # inside, 6 % of the object
+    # On the rim, half outside the object: still on a part of it (the old rule: wrong-place).
+    assert M.failure_type([10, 30, 29, 49], gt, True) == "part-only"
+    assert _old_failure_type([10, 30, 29, 49], gt) == "wrong-place"
+    assert M.failure_type([0, 0, 99, 99], gt, True) == "too-large"
+    # 3600 px holding 56 % of the object, 75 % background (the old rule: wrong-place).
+    assert M.failure_type([30, 30, 89, 89], gt, True) == "too-large"
+    assert _old_failure_type([30, 30, 89, 89], gt) == "wrong-place"
+    assert M.failure_type([70, 70, 89, 89], gt, True) == "wrong-place"  # off the object
+    assert M.failure_type([50, 50, 79, 79], gt, True) == "wrong-place"  # 11 % of it on the object
+
+
+def test_failure_type_fractions_and_ignored_pixels():
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:30, 10:30] = 1
+    gt = [[10, 10, 29, 29]]
+    # [object in box, labelled in box, object in box ∩ GT box, object in GT box]
+    assert M.object_overlap([[0, 0, 19, 19]], mask, gt).tolist() == [[100, 400, 100, 400]]
+    assert M.object_overlap([[35, 35, 39, 39]], mask, gt).tolist() == [[0, 25, 0, 400]]
+    # A fifth of the box on the object is the line between part-only and wrong-place.
+    assert M.failure_type([6, 10, 10, 29], gt, True, mask=mask) == "part-only"  # 1 of 5 columns
+    assert M.failure_type([5, 10, 10, 29], gt, True, mask=mask) == "wrong-place"  # 1 of 6 columns
+    assert M.failure_type([0, 0, 39, 11], gt, True, mask=mask) == "wrong-place"  # 40 of 480 px
+    # Ignored pixels (255) are neither object nor background.
+    ignored = mask.copy()
+    ignored[0:10, 0:40] = 255
+    assert M.failure_type([0, 0, 39, 11], gt, True, mask=ignored) == "part-only"  # 40 of 80 labelled px
+    # Several instances: "too large" is judged against the instance the box matches best.
+    two = [[0, 0, 1, 1], [50, 50, 60, 60]]
+    assert M.failure_type([0, 0, 3, 3], two, True) == "too-large"
+
+
+def test_evaluator_rows_use_the_mask_for_the_failure_type():
+    from spg_core.evaluate import evaluate_maps
+
+    mask, gt = _bird()
+    score = np.zeros((100, 100))
+    score[35:46, 20:31] = 1.0  # a blob in the GT box's empty corner
+    for with_mask, expected in ((True, "wrong-place"), (False, "part-only")):
+        entry = (np.array(gt, float), (100, 100), mask) if with_mask else (np.array(gt, float), (100, 100))
+        _, rows, _ = evaluate_maps([("a", score)], {"a": entry}, protocol="paper", tau=0.5)
+        assert rows[0]["pred_box"] == [20, 35, 30, 45]
+        assert rows[0]["failure"] == expected, with_mask

@@ -94,6 +94,22 @@ def metrics_table(results: list[tuple[str, dict]]) -> pd.DataFrame:
     return table
 
 
+# The metrics table's columns in two views of the same DataFrame (one row per model): all fifteen
+# side by side are ~1300 px wide and the grid cut the last five off in the page's 940 px at a 1400-px
+# window. The first view: the box at the sidebar's τ and the class (Top-k Loc needs both); the
+# second: the measures that take the best τ, and PxAP. The model column is pinned: on a window
+# narrower than ~1250 px the first view scrolls under it.
+AT_TAU_COLUMNS = ("model", "images", "protocol", "τ", "GT-known Loc", "Top-1 Loc", "Top-5 Loc", "Top-1 cls",
+                  "Top-5 cls")
+
+
+def table_views(table: pd.DataFrame) -> list[list[str]]:
+    """The columns of each view of :func:`metrics_table`'s ``table``: every column in one view,
+    "model" first in each."""
+    first = [column for column in AT_TAU_COLUMNS if column in table.columns]
+    return [first, ["model", *(column for column in table.columns if column not in first)]]
+
+
 def accuracy_tab(ctx: Context) -> None:
     models = compare_models(ctx)
     if not models:
@@ -139,7 +155,10 @@ def accuracy_tab(ctx: Context) -> None:
     if protocol == "paper":
         st.caption("MaxBoxAccV2 needs the wsolevaluation protocol (its contour boxes).")
     st.plotly_chart(accuracy_figure(results, chosen, ctx.tau), width="stretch", key="accuracy_curves")
-    st.dataframe(metrics_table(results), hide_index=True, width="stretch")
+    table = metrics_table(results)
+    for view, columns in enumerate(table_views(table)):  # one DataFrame, shown in views that fit the page
+        st.dataframe(table, hide_index=True, width="stretch", column_order=columns, key=f"metrics_table_{view}",
+                     column_config={"model": st.column_config.TextColumn(pinned=True)})
     st.caption(f"Loc metrics at the sidebar's τ = {ctx.tau:.2f} (chosen by you, on this split: an oracle if tuned "
                "here). MaxBoxAcc/V2 and PxAP take the best τ by definition. Percentages.")
     st.plotly_chart(iou_histogram(results), width="stretch", key="iou_histogram")
@@ -186,7 +205,7 @@ def sweep_tab(ctx: Context) -> None:
         return
     kind = st.radio("Seeds", ["foreground", "background"], horizontal=True, key="sweep_kind")
     marks = {name: (p.stage(stage).delta_low, p.stage(stage).delta_high) for name, p in PRESETS.items()}
-    marks["current"] = current_thresholds(model.config.preset)[stage]
+    marks["current"] = current_thresholds()[stage]
     charts = st.columns([3, 1])
     charts[0].plotly_chart(sweep_figure(result, kind, marks), width="stretch", key="sweep_heatmap")
     charts[1].plotly_chart(fallback_figure(result), width="stretch", key="sweep_fallback")

@@ -1,5 +1,7 @@
-"""Page 1, *Explore one image*: every stage of the paper's Fig. 2 for one image, the Eq. 1
-thresholds of each stage and the box threshold τ live on sliders."""
+"""Page 1, *Explore one image*: every stage of the paper's Fig. 2 for one image in the pipeline
+view (:mod:`spg_app.pipeline_view`), whose Eq. 1 thresholds and box threshold τ are applied in
+the browser while a thumb moves; below it, what a release changes (numbers, histograms, the box
+panel and downloads, the comparison, the growth)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,22 +9,22 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from spg_app.compare import side_by_side
+from spg_app.compare import choose_second_run, second_maps, side_by_side
 from spg_app.downloads import boxes_json, maps_npz
 from spg_app.figures import growth_figure, histogram_figure
 from spg_app.growth import grow_guidance
-from spg_app.loaders import (dataset_sample, final_tile, growth_tile, load_map, map_tile, predict_maps,
+from spg_app.loaders import (dataset_sample, final_tile, growth_tile, load_map, predict_maps,
                              predict_upload_maps, short_hash)
-from spg_app.picker import pick_dataset_image, pick_upload
-from spg_app import live
+from spg_app.picker import image_index_input, pick_dataset_image, pick_upload
+from spg_app.pipeline_view import PipelineRun, pipeline_view, read_value
+from spg_app import links, live
 from spg_app.live import LiveChoices
-from spg_app.pictures import (STRIP_SIDE, data_url, encode_picture, final_picture, maps_picture, png_bytes,
-                              seed_picture, strip_names)
-from spg_app.stages import STAGE_NOTES, map_stage_label
-from spg_app.state import Context, ModelContext, Picked
+from spg_app.pictures import data_url, encode_picture, final_picture, maps_picture, png_bytes
+from spg_app.stages import map_stage_label
+from spg_app.state import Context, ModelContext, Picked, bind, preset_thresholds, view
 from spg_app.threshold_growth import grow_with_thresholds
 from spg_app.thresholds import box_view, clean_thresholds, stage_seeds, threshold_view
-from spg_app.widgets import classes_table, need, numbers_table, percent
+from spg_app.widgets import classes_table, need, numbers_table, percent, scroll_target
 from spg_core import viz
 from spg_core.boxes import iou as box_iou
 from spg_core.boxes import largest_component_box
@@ -32,83 +34,47 @@ from spg_core.guidance import MAP_STAGES, PRESETS, STAGE_NAMES, STAGE_TITLES, gu
 from spg_core.sweeps import object_mask
 
 
+PIPELINE_KEY = "pipeline"  # the pipeline view's widget key
+RELEASE_SEEN = "pipeline_release_seen"  # session state: the nonce of the last release applied
+
+
 def apply_preset(stages=STAGE_NAMES) -> None:
-    preset = PRESETS[st.session_state.get("preset", "paper")]
+    """The chosen preset's thresholds for ``stages`` (the preset box's and the Reset buttons' callback)."""
+    current = view()
+    name = st.session_state.get("preset", current.preset)
+    current.preset = name if name in PRESETS else current.preset
+    defaults = preset_thresholds(current.preset)
     for stage in stages:
-        thresholds = preset.stage(stage)
-        st.session_state[f"delta_{stage}"] = (thresholds.delta_low, thresholds.delta_high)
+        current.thresholds[stage] = defaults[stage]
+    links.write_url()
 
 
-def preset_controls(model: ModelContext) -> str:
-    """The preset choice and "Reset all" (both move every stage's sliders): the preset's name."""
-    if st.session_state.get("preset") not in PRESETS:
-        st.session_state["preset"] = model.config.preset if model.config.preset in PRESETS else "paper"
-    if any(f"delta_{stage}" not in st.session_state for stage in STAGE_NAMES):
-        apply_preset([s for s in STAGE_NAMES if f"delta_{s}" not in st.session_state])
-    top = st.columns([2, 1, 3])
-    preset_name = top[0].selectbox("Threshold preset", list(PRESETS), key="preset", on_change=apply_preset,
-                                   help="Named (δ_l, δ_h) sets of guidance.PRESETS; choosing one resets the sliders.")
-    top[1].button("Reset all", key="reset_all", on_click=apply_preset, help="Back to the preset's values.",
-                  width="stretch")
+def preset_controls(model: ModelContext, slots) -> str:
+    """The preset choice and "Reset all" (both move every stage's thresholds), in two ``slots``:
+    the preset's name."""
+    current = view()
+    bind("preset", current.preset)
     trained = ("Grown guidance trains with" if model.uploads_only else "This run was trained with")
-    top[2].caption(f"**{preset_name}** — {PRESETS[preset_name].description}. "
-                   f"{trained} **{model.config.preset}**.")
+    preset_name = slots[0].selectbox(
+        "Threshold preset", list(PRESETS), key="preset", on_change=apply_preset,
+        help=f"Named (δ_l, δ_h) sets of guidance.PRESETS; choosing one resets the thresholds. "
+             f"{trained} **{model.config.preset}**. "
+             + " ".join(f"**{name}**: {preset.description}." for name, preset in PRESETS.items()))
+    slots[1].button("Reset all", key="reset_all", on_click=apply_preset, help="Back to the preset's values.",
+                    width="stretch")
     return preset_name
 
 
 def live_choices(preset_name: str, tau: float) -> LiveChoices:
-    """The δ values of every stage as the sliders hold them (cleaned for Eq. 1) and τ; kept in the
-    session (``current_thresholds``: the other pages start from them)."""
-    thresholds = {stage: clean_thresholds(*st.session_state[f"delta_{stage}"])[:2] for stage in STAGE_NAMES}
-    st.session_state["current_thresholds"] = thresholds  # the same dict the seed panels update
-    return LiveChoices(preset_name, thresholds, tau)
+    """The session view's δ values of every stage (the dict the controls write to) and τ."""
+    return LiveChoices(preset_name, view().thresholds, tau)
 
 
 def current_tau(ctx: Context) -> float:
-    """τ as the sidebar's slider holds it now: a fragment rerun after a τ move sees the new value,
+    """τ as the session's view holds it now: a fragment rerun after a τ move sees the new value,
     ``ctx`` (drawn by the last full run) the old one."""
-    ctx.tau = float(st.session_state.get("tau", ctx.tau))
+    ctx.tau = float(view().tau)
     return ctx.tau
-
-
-@st.fragment(key=live.SEEDS)
-def seed_panel(picked: Picked, maps_key: str, maps, stage: str, region, choices: LiveChoices) -> None:
-    """One guided stage: its δ slider, its Eq. 1 seeds and their numbers. A fragment: moving the
-    slider reruns this panel alone (:mod:`spg_app.live`)."""
-    key = f"delta_{stage}"
-    info = guided_stage(stage)
-    exists = info.source in maps.maps
-    st.slider(f"{info.title}: δ_l, δ_h on the {info.source_title}", 0.0, 1.0, step=0.01, key=key, format="%.2f",
-              disabled=not exists, on_change=live.delta_moved,
-              help=f"Eq. 1 on the {info.source_title}: below δ_l background, above δ_h foreground, "
-                   f"between ignored ({info.role}). All presets: "
-                   + "; ".join(f"{name} {p.stage(stage).delta_low:.2f}/{p.stage(stage).delta_high:.2f}"
-                               for name, p in PRESETS.items()))
-    low, high, adjusted = clean_thresholds(*st.session_state[key])
-    choices.thresholds[stage] = (low, high)
-    reference = PRESETS[choices.preset_name].stage(stage)
-    changed = (low, high) != (reference.delta_low, reference.delta_high)
-    st.caption(f"{choices.preset_name} preset: δ_l = {reference.delta_low:.2f}, δ_h = {reference.delta_high:.2f}"
-               + (" · **changed**" if changed else "") + ("" if exists else " · no such map in this model"))
-    if adjusted:
-        st.caption(f":orange[Eq. 1 needs δ_l < δ_h: using δ_l = {low:.2f}, δ_h = {high:.2f}.]")
-    st.button("Reset", key=f"reset_{stage}", on_click=apply_preset, args=((stage,),))
-    if not exists:
-        return
-    seeds = stage_seeds(maps, choices.preset(), stage, region)
-    stats = seeds.stats
-    st.image(data_url(*encode_picture(seed_picture(seeds.mask), exact=True)), alt=STAGE_TITLES[stage], width=STRIP_SIDE,
-             caption=f"{STAGE_TITLES[stage]} — fg {percent(stats['foreground'])} · bg {percent(stats['background'])}"
-                     + (" · fallback fired" if seeds.fallback else ""))
-    # A row per number (three stages side by side), as Markdown: an st.table's DataFrame and
-    # Arrow conversion were ~40 % of a δ move's server time (py-spy, benchmarks/bench_load.py).
-    numbers = {"δ_l": f"{low:.2f}", "δ_h": f"{high:.2f}",
-               "foreground": percent(stats["foreground"]), "background": percent(stats["background"]),
-               "ignored": percent(stats["ignored"]),
-               "fg precision": percent(stats.get("foreground_precision")),
-               "bg precision": percent(stats.get("background_precision")),
-               "fallback": "fired" if seeds.fallback else "no"}
-    st.markdown(numbers_table(info.title, numbers))
 
 
 def class_choice(ctx: Context, picked: Picked, predicted: int) -> int:
@@ -151,74 +117,49 @@ def explain_spg() -> None:
             "Move the sliders: the maps stay, only the seeds, the box and the numbers change.")
 
 
-def choose_image(ctx: Context) -> Picked | None:
-    """The image source radio, then a dataset image or an uploaded photo."""
+def choose_image(ctx: Context, row) -> Picked | None:
+    """The image source radio, then a dataset image or an uploaded photo, in the first three
+    columns of the header ``row``."""
     model = ctx.model
-    picker = st.columns([1, 1, 2.4])
     if model.uploads_only:
         st.session_state["image_source"] = "upload"
-    source = picker[0].radio("Image", ["dataset", "upload"], key="image_source", disabled=model.uploads_only,
-                             format_func={"dataset": "from the dataset", "upload": "upload a photo"}.get)
+    source = row[0].radio("Image", ["dataset", "upload"], key="image_source", disabled=model.uploads_only,
+                          format_func={"dataset": "from the dataset", "upload": "upload a photo"}.get)
     if model.uploads_only:
-        picker[1].caption(f"{model.label}: uploaded photos only (no dataset with this model).")
+        row[0].caption(f"{model.label}: uploaded photos only.")
     if source == "dataset":
         if ctx.dataset is None:
             st.info("Pick a dataset in the sidebar, or upload a photo.")
             return None
-        return pick_dataset_image(ctx, picker[1], picker[2])
-    with picker[2]:
+        return pick_dataset_image(ctx, row[1], row[2])
+    with row[2]:
         return pick_upload()
 
 
-def class_and_maps(ctx: Context, picked: Picked):
-    """The class and box-map choices next to the top-5 table: (maps of the chosen class, class, box stage)."""
+def class_and_maps(ctx: Context, picked: Picked, slots):
+    """The class and box-map choices (in ``slots``: two columns of the header row): (maps of the
+    chosen class, class, box stage, the maps of the predicted class)."""
     model = ctx.model
     localizer = model.localizer
     predict = predict_upload_maps if picked.image_key.startswith("upload:") else predict_maps
     base = predict(model.key, picked.image_key, None, localizer, picked.image)
-    head = st.columns([1, 2])
-    with head[0]:
+    with slots[0]:
         class_index = class_choice(ctx, picked, base.predicted)
+    with slots[1]:
         box_stage = box_stage_choice(base)
     maps = base if class_index == base.predicted else predict(model.key, picked.image_key, class_index,
                                                                localizer, picked.image)
-    with head[1]:
-        # Markdown, not st.dataframe / st.table: no interactive data-grid code for the browser on a
-        # first visit (≈ 1.3 MB of JavaScript) and no DataFrame or Arrow conversion per image change.
-        st.markdown(classes_table([(name, p) for _, name, p in base.top_k(5)]))
+    return maps, class_index, box_stage, base
+
+
+def classes_section(ctx: Context, picked: Picked, base) -> None:
+    """The top-5 classes and whether top-1 is right, below the pipeline view."""
+    # Markdown, not st.dataframe / st.table: no interactive data-grid code for the browser on a
+    # first visit (≈ 1.3 MB of JavaScript) and no DataFrame or Arrow conversion per image change.
+    st.markdown(classes_table([(name, p) for _, name, p in base.top_k(5)]))
     if picked.label is not None and ctx.gt_usable:
         verdict = "right" if base.predicted == picked.label else "wrong"
-        head[0].caption(f"Top-1 is **{verdict}** (ground truth: {localizer.class_names[picked.label]}).")
-    return maps, class_index, box_stage
-
-
-def stage_strip(ctx: Context, picked: Picked, maps_key: str, maps) -> None:
-    """The score maps in the paper's order (Fig. 2): the image, then each map the model has. They
-    depend on the image, class and opacity only and are cached; δ and τ change the panels below."""
-    st.subheader("Stages")
-    names = [(name, title) for name, title in strip_names(maps) if name not in STAGE_NAMES and name != "final"]
-    pictures = []
-    for name, _ in names:
-        pictures.append(data_url(*map_tile(maps_key, picked.image_key, maps.class_index, name, ctx.alpha, maps)))
-    titles = [title for _, title in names]
-    st.image(pictures, caption=titles, alt=titles, width=STRIP_SIDE)
-    notes = [f"**{title}**: {STAGE_NOTES[name]}" for name, title in strip_names(maps) if STAGE_NOTES.get(name)]
-    if notes:
-        with st.expander("What each stage is", expanded=False):
-            st.markdown("\n".join(f"- {note}" for note in notes))
-
-
-def seeds_section(picked: Picked, maps_key: str, maps, region, choices: LiveChoices) -> None:
-    """Eq. 1 on each guided stage, side by side: slider, seeds and their numbers."""
-    st.subheader("Seeds (Eq. 1)")
-    for column, stage in zip(st.columns(len(STAGE_NAMES)), STAGE_NAMES):
-        with column:
-            seed_panel(picked, maps_key, maps, stage, region, choices)
-    has_gt = picked.label is not None
-    reference = ("the GT mask" if picked.mask is not None else "the GT box area (no mask)") if has_gt else None
-    st.caption("Coverage: share of the image's pixels in each seed class. "
-               + (f"Precision: share of foreground seeds inside the object and of background seeds outside it, "
-                  f"against {reference}." if reference else "Precision needs ground truth (a dataset image)."))
+        st.caption(f"Top-1 is **{verdict}** (ground truth: {ctx.model.localizer.class_names[picked.label]}).")
 
 
 def growth_section(maps_key: str, grown) -> None:
@@ -232,6 +173,7 @@ def growth_section(maps_key: str, grown) -> None:
 
 @st.fragment(key=live.HISTOGRAMS)
 def histograms(maps, choices: LiveChoices) -> None:
+    scroll_target("histograms")
     if st.toggle("Show where the thresholds cut each map (score histograms)", key="show_histograms"):
         st.plotly_chart(histogram_figure(maps.maps, choices.thresholds), width="stretch", key="histograms")
 
@@ -289,13 +231,6 @@ def downloads(ctx: Context, picked: Picked, maps, box_stage: str, region, gt_box
                "`<image_id>.npy` for a maps folder.")
 
 
-@st.fragment(key=live.COMPARE)
-def compare_section(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str, region, gt_boxes,
-                    gt_key: str, choices: LiveChoices) -> None:
-    side_by_side(ctx, picked, maps_key, maps, choices.preset(), current_tau(ctx), box_stage, region, gt_boxes,
-                 gt_key)
-
-
 @st.fragment(key=live.GROW)
 def grow_section(ctx: Context, picked: Picked, maps, region, choices: LiveChoices) -> None:
     current_tau(ctx)
@@ -308,10 +243,7 @@ def maps_page(ctx: Context) -> None:
     and the GT boxes. No model runs, so no stage strip."""
     model = ctx.model
     st.info("The δ/seed strip does not apply to a maps folder: it holds one final map per image, no SPG branches.")
-    total = len(ctx.dataset)
-    if st.session_state.get("explore_index", 0) >= total:
-        st.session_state["explore_index"] = 0
-    index = int(st.number_input(f"Image index (0–{total - 1})", 0, total - 1, key="explore_index"))
+    index = image_index_input(len(ctx.dataset))
     sample = (dataset_sample(ctx.data_key, index, ctx.dataset) if ctx.has_images
               else ctx.dataset.load_sample(index, image=False))
     if sample is None:
@@ -356,8 +288,8 @@ def page(ctx: Context) -> None:
             return
         maps_page(ctx)
         return
-    explain_spg()
     image_view(ctx)
+    explain_spg()
 
 
 @st.fragment
@@ -366,11 +298,11 @@ def image_view(ctx: Context) -> None:
     box map reruns this part of the page, not the sidebar (:mod:`spg_app.live`)."""
     model = ctx.model
     st.session_state[live.ON_SCREEN] = False  # until the fragments of δ and τ are drawn again
-    picked = choose_image(ctx)
+    row = st.columns([1.1, 1, 1.3, 1.6, 1.4], vertical_alignment="bottom")
+    picked = choose_image(ctx, row)
     if picked is None:
         return
-    st.markdown(f"**{picked.title}**")
-    maps, _, box_stage = class_and_maps(ctx, picked)
+    maps, _, box_stage, base = class_and_maps(ctx, picked, row[3:])
 
     # Beyond the paper: SPG-B grown on this uploaded photo replaces the maps of the strip (same code path).
     grown = grow_guidance(model, picked, maps.class_index) if picked.image_key.startswith("upload:") else None
@@ -381,34 +313,106 @@ def image_view(ctx: Context) -> None:
             box_stage = "attention"
 
     thresholded_sections(ctx, picked, maps_key, maps, box_stage, grown is not None)
+    classes_section(ctx, picked, base)
 
 
 @st.fragment
 def thresholded_sections(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str, grown: bool) -> None:
-    """Everything δ and τ change, from the preset down: a fragment (a preset change reruns it, not
-    the sidebar, the image choice or the model), holding one fragment per δ slider's seeds, one
-    for the box at τ and one per view that shows them (:mod:`spg_app.live`). The maps are
-    cached; the fragments re-threshold them."""
+    """Everything δ and τ change, from the preset down: a fragment (a preset change or a release in
+    the pipeline view reruns it, not the sidebar, the image choice or the model). The pipeline
+    view applies δ and τ in the browser while a thumb moves; a release lands in the session's
+    view, and the numbers, histograms, box panel and downloads below follow it."""
     model = ctx.model
-    if model.uploads_only and not grown:
-        st.info("This pretrained classifier has no B1, B2 or SPG-C branches: the strip shows the attention map "
-                "and the seeds Eq. 1 makes from it (Mask-A). Grow the guidance above to see the other stages.")
-    elif model.variant == "plain" and not grown:
-        st.info("SPG-plain has no B1, B2 or SPG-C branches: the strip shows the attention map and the seeds "
-                "Eq. 1 would make from it (Mask-A); the other stages exist only in SPG models.")
-    choices = live_choices(preset_controls(model), current_tau(ctx))
+    top = st.columns([1.3, 0.7, 1.6, 2.4], vertical_alignment="bottom")
+    preset_name = preset_controls(model, top[:2])
+    with top[2]:
+        second = choose_second_run(ctx, st.container())
+    top[3].caption(f"**{picked.title}**")
+    choices = live_choices(preset_name, current_tau(ctx))
     st.session_state[live.ON_SCREEN] = True
 
     has_gt = picked.label is not None
     gt_boxes = picked.boxes if has_gt else None
     region = object_mask(picked.mask, picked.boxes, (picked.image.height, picked.image.width)) if has_gt else None
     gt_key = short_hash(str(np.asarray(picked.boxes).tolist())) if has_gt else ""
+    maps_b = second_maps(second, picked, maps) if second is not None else None
 
-    stage_strip(ctx, picked, maps_key, maps)
-    seeds_section(picked, maps_key, maps, region, choices)
+    if pipeline_section(ctx, picked, maps, box_stage, region, second, maps_b):
+        choices = live_choices(preset_name, current_tau(ctx))
+    if model.uploads_only and not grown:
+        st.caption("This pretrained classifier has no B1, B2 or SPG-C branches: the view shows the attention map "
+                   "and the seeds Eq. 1 makes from it (Mask-A). Grow the guidance above to see the other stages.")
+    elif model.variant == "plain" and not grown:
+        st.caption("SPG-plain has no B1, B2 or SPG-C branches: the view shows the attention map and the seeds "
+                   "Eq. 1 would make from it (Mask-A); the other stages exist only in SPG models.")
+    seed_numbers(maps, region, choices, picked)
     histograms(maps, choices)
     box_panel(ctx, picked, maps_key, maps, box_stage, region, gt_key, gt_boxes, choices)
     if grown:
         growth_section(maps_key, maps)
-    compare_section(ctx, picked, maps_key, maps, box_stage, region, gt_boxes, gt_key, choices)
+    if second is not None:
+        side_by_side(ctx, picked, maps_key, maps, second, maps_b, choices.preset(), choices.tau, box_stage, region,
+                     gt_boxes)
     grow_section(ctx, picked, maps, region, choices)
+
+
+def pipeline_section(ctx: Context, picked: Picked, maps, box_stage: str, region, second=None, maps_b=None) -> bool:
+    """The pipeline view (:mod:`spg_app.pipeline_view`) of the run, and of the second run when one
+    is compared, at the session view's values. Returns True when a release changed them."""
+    # The release that caused this run is the view's value already: applied first, then drawn.
+    changed = apply_release(read_value(st.session_state.get(PIPELINE_KEY)))
+    current = view()
+    mask = None if picked.mask is None else np.asarray(picked.mask) == 1
+    boxes = picked.boxes if region is not None else None
+    precedence = current.guidance().precedence
+    runs = [PipelineRun(ctx.model.label, picked.image, maps.maps, precedence, boxes, region, mask)]
+    if second is not None:
+        runs.append(PipelineRun(second.label, picked.image, maps_b.maps, precedence, boxes, region, mask))
+    pipeline_view(runs, current.thresholds, current.tau, current.alpha, box_stage=box_stage, key=PIPELINE_KEY)
+    return changed
+
+
+def apply_release(released: dict | None) -> bool:
+    """A release of the pipeline view into the session's view (once per release: its nonce);
+    the URL follows, and the sidebar too when τ or the opacity moved (a full rerun)."""
+    if released is None or released["nonce"] == st.session_state.get(RELEASE_SEEN):
+        return False
+    st.session_state[RELEASE_SEEN] = released["nonce"]
+    current = view()
+    # What the browser sends is checked as any input: clipped to [0, 1], δ_l < δ_h (Eq. 1).
+    tau, alpha = (round(min(max(float(value), 0.0), top), 4) for value, top in ((released["tau"], 0.99),
+                                                                                (released["alpha"], 1.0)))
+    sidebar_moved = (tau, alpha) != (current.tau, current.alpha)
+    for stage, (low, high) in released["thresholds"].items():
+        current.thresholds[stage] = clean_thresholds(min(max(low, 0.0), 1.0), min(max(high, 0.0), 1.0))[:2]
+    current.tau, current.alpha = tau, alpha
+    links.write_url()
+    if sidebar_moved:
+        st.rerun()  # the sidebar's τ and opacity sliders show the new values
+    return True
+
+
+def seed_numbers(maps, region, choices: LiveChoices, picked: Picked) -> None:
+    """Each guided stage's numbers at the view's thresholds, one table (what the view draws)."""
+    rows = {}
+    preset = choices.preset()
+    for stage in STAGE_NAMES:
+        if guided_stage(stage).source not in maps.maps:
+            continue
+        seeds = stage_seeds(maps, preset, stage, region)
+        low, high = choices.thresholds[stage]
+        stats = seeds.stats
+        rows[guided_stage(stage).title] = {
+            "δ_l": f"{low:.2f}", "δ_h": f"{high:.2f}", "foreground": percent(stats["foreground"]),
+            "background": percent(stats["background"]), "ignored": percent(stats["ignored"]),
+            "fg precision": percent(stats.get("foreground_precision")),
+            "bg precision": percent(stats.get("background_precision")),
+            "fallback": "fired" if seeds.fallback else "no"}
+    with st.expander("Seed numbers (Eq. 1) at the released thresholds", expanded=False):
+        for title, numbers in rows.items():
+            st.markdown(numbers_table(title, numbers))
+        has_gt = picked.label is not None
+        reference = ("the GT mask" if picked.mask is not None else "the GT box area (no mask)") if has_gt else None
+        st.caption("Coverage: share of the image's pixels in each seed class. "
+                   + (f"Precision: share of foreground seeds inside the object and of background seeds outside it, "
+                      f"against {reference}." if reference else "Precision needs ground truth (a dataset image)."))

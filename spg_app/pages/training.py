@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 from PIL import Image
 
 from spg_app.figures import loss_figure, map_curves_figure, seed_quality_figure
@@ -22,6 +23,8 @@ from spg_core.localize import StageMaps
 from spg_core.replay import STAGE_NAMES, STAT_NAMES, Replay
 
 PLAY_SECONDS = 0.5  # pause between two records while playing
+PLAYING = "replay_playing"  # session state: Play is on
+NEXT_RECORD = "replay_next"  # session state: the record the next playing step shows
 
 
 def record_label(replay: Replay, record: int) -> str:
@@ -77,28 +80,47 @@ def page(ctx: Context) -> None:
         st.info(f"{model.label} was trained without a replay. Train with `--replay-images 16` (the default) "
                 "to record the stage maps of 16 validation images every epoch.")
         return
-    preset = get_preset(replay.preset)
-    names = model.localizer.class_names
+    try:
+        preset = replay.seed_preset()
+    except ValueError as error:  # an older replay naming a modified preset: the run's configured one instead
+        preset = get_preset(model.config.preset)
+        st.caption(f":orange[{error}; its seeds are drawn here at the run's configured preset *{preset.name}*.]")
     st.caption(f"{len(replay.image_ids)} fixed validation images, {len(replay)} records. Seeds at the run's own "
                f"thresholds (preset *{preset.name}*), the map of the ground-truth class, box at τ = {ctx.tau:.2f}.")
+    replay_view(ctx, model, replay, preset)
+
+
+def toggle_play(last: int) -> None:
+    """▶ Play / ⏸ Pause: playing starts over from the first record when the last one is shown."""
+    state = st.session_state
+    state[PLAYING] = not state.get(PLAYING, False)
+    if state[PLAYING] and state.get("replay_record", last) >= last:
+        state[NEXT_RECORD] = 0
+
+
+@st.fragment
+def replay_view(ctx: Context, model, replay: Replay, preset) -> None:
+    """The moment slider, Play, the strip and the charts' marker: one fragment, so that playing
+    reruns it record by record and every part shows the same moment."""
+    state = st.session_state
+    names = model.localizer.class_names
+    last = len(replay) - 1
     columns = st.columns([2, 3, 1], vertical_alignment="bottom")
     image = columns[0].selectbox(
         "Image", range(len(replay.image_ids)), key="replay_image",
         format_func=lambda k: f"#{k} · {replay.image_ids[k]} · {names[int(replay.labels[k])]}"
         if int(replay.labels[k]) < len(names) else f"#{k} · {replay.image_ids[k]}")
-    st.session_state.setdefault("replay_record", len(replay) - 1)
-    if st.session_state["replay_record"] >= len(replay):
-        st.session_state["replay_record"] = len(replay) - 1
+    if NEXT_RECORD in state:  # set by the last playing step, before the slider is drawn
+        state["replay_record"] = state.pop(NEXT_RECORD)
+    state.setdefault("replay_record", last)
+    if state["replay_record"] > last:
+        state["replay_record"] = last
     record = columns[1].select_slider("Moment of training", options=list(range(len(replay))), key="replay_record",
                                       format_func=lambda r: f"{float(replay.epochs[r]):g}")
-    play = columns[2].button("▶ Play", key="replay_play", width="stretch")
-    slot = st.empty()
-    if play:
-        for moment in range(len(replay)):
-            draw_strip(slot, ctx, replay, moment, image, preset)
-            time.sleep(PLAY_SECONDS)
-    else:
-        draw_strip(slot, ctx, replay, record, image, preset)
+    playing = bool(state.get(PLAYING))
+    columns[2].button("⏸ Pause" if playing else "▶ Play", key="replay_play", width="stretch",
+                      on_click=toggle_play, args=(last,))
+    draw_strip(st.empty(), ctx, replay, record, image, preset)
     left, right = st.columns(2)
     history = model.info.get("history") or []
     if history:
@@ -108,6 +130,20 @@ def page(ctx: Context) -> None:
         mean_stats = np.nanmean(replay.stats, axis=1)  # over the images
     right.plotly_chart(seed_quality_figure(replay.epochs, mean_stats, STAGE_NAMES, STAT_NAMES,
                                            current=float(replay.epochs[record])), key="replay_seeds")
+    map_curves(model, replay, record)
+    if playing:
+        if record >= last:
+            state[PLAYING] = False
+        else:
+            time.sleep(PLAY_SECONDS)
+            state[NEXT_RECORD] = record + 1
+        try:
+            st.rerun(scope="fragment")
+        except StreamlitAPIException:  # drawn by a full run of the app (the click's): rerun it all
+            st.rerun()
+
+
+def map_curves(model, replay: Replay, record: int) -> None:
     if st.toggle("Every map over training: the images it boxes, object against background", key="replay_curves",
                  help="When the guidance grew, and whether it later turned inside out (background above "
                       "object). Boxes every recorded map at every τ: a few seconds, once per run."):

@@ -9,7 +9,7 @@ from spg_app.analyses import FAILURE_NOTES, evaluation, evaluation_note, guidanc
 from spg_app.datasets import positions_by_image_id
 from spg_app.loaders import dataset_image_key, dataset_sample, load_map, predict_maps
 from spg_app.pictures import encode_picture, maps_picture
-from spg_app.state import PAGE_REQUEST, Context, current_thresholds
+from spg_app.state import PAGE_REQUEST, Context, current_thresholds, view
 from spg_app.widgets import count_slider, need
 from spg_core import viz
 from spg_core.evaluate import resize_box
@@ -18,7 +18,8 @@ from spg_core.metrics import FAILURE_TYPES
 
 
 def open_in_explore(index: int) -> None:
-    st.session_state.update(image_source="dataset", browse_mode="index", explore_index=int(index), view_class=-2)
+    st.session_state.update(image_source="dataset", browse_mode="index", view_class=-2)
+    view().image = int(index)
     st.session_state[PAGE_REQUEST] = "explore"
 
 
@@ -106,7 +107,7 @@ def page(ctx: Context) -> None:
             result = evaluation(ctx, model, n, "paper", compute=True)
         seeds = {"indices": [], "per_image": {"fallback": np.zeros((0, 1, 1), bool)}}
     else:
-        thresholds = current_thresholds(model.config.preset)["mask_a"]
+        thresholds = current_thresholds()["mask_a"]
         st.caption(f"Rows of `spg_core.evaluate` (paper protocol, ground-truth class map, τ = {ctx.tau:.2f}); Mask-A "
                    f"fallback at your explore-page thresholds δ_l = {thresholds[0]:.2f}, δ_h = {thresholds[1]:.2f}.")
         result = evaluation(ctx, model, n, "paper", compute=False)

@@ -85,17 +85,30 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: str | Path, max_side: int | None = None, max_pixels: int | None = None) -> tuple[Image.Image, float]:
+def load_image(path: str | Path, max_side: int | None = None, max_pixels: int | None = None,
+               max_decoded_pixels: int | None = None) -> tuple[Image.Image, float]:
     """Decode ``path`` into an RGB image in its displayed orientation.
 
-    Returns ``(image, scale)`` where ``scale`` (<= 1) is the factor applied to fit ``max_side``
-    (default ``MAX_SIDE``); boxes in the file's pixel coordinates must be multiplied by it.
-    Raises :class:`BadImageError` for anything that is not a decodable image, including files
-    above ``max_pixels`` (default ``MAX_PIXELS``).
+    Args:
+        path: the image file.
+        max_side: the longest side of the returned image (default ``MAX_SIDE``).
+        max_pixels: files whose header claims more pixels are refused (default ``MAX_PIXELS``).
+        max_decoded_pixels: the most pixels decoded into memory (a JPEG is decoded at 1/2, 1/4
+            or 1/8 of its size when that fits ``max_side``; other formats decode whole), checked
+            from the header before anything is decoded; None: ``max_pixels``. What bounds the
+            memory a small compressed file can cost (a 1 MB PNG may hold 16384² pixels).
+
+    Returns:
+        ``(image, scale)`` where ``scale`` (<= 1) is the factor applied to fit ``max_side``;
+        boxes in the file's pixel coordinates must be multiplied by it.
+
+    Raises:
+        BadImageError: anything that is not a decodable image, or is too large.
     """
     path = Path(path)
     max_side = MAX_SIDE if max_side is None else int(max_side)
     max_pixels = MAX_PIXELS if max_pixels is None else int(max_pixels)
+    max_decoded = max_pixels if max_decoded_pixels is None else int(max_decoded_pixels)
     try:
         with _pixel_limit(max_pixels):
             image = Image.open(path)  # reads the header only; Pillow's size check happens here
@@ -110,6 +123,12 @@ def load_image(path: str | Path, max_side: int | None = None, max_pixels: int | 
             if longest > max_side and image.format == "JPEG":
                 # DCT-domain downscaling: decodes a 1/2, 1/4 or 1/8 image directly.
                 image.draft("RGB", (max(1, width * max_side // longest), max(1, height * max_side // longest)))
+            decoded = image.size[0] * image.size[1]  # after draft(): what load() will allocate
+            if decoded > max_decoded:
+                raise BadImageError(
+                    f"{path}: {width}x{height} px would decode to {decoded / 1e6:.0f} Mpx, above the limit of "
+                    f"{max_decoded / 1e6:.0f} Mpx; downscale it (e.g. to 2048 px on its longest side) or save it as JPEG"
+                )
             image.load()
             image = ImageOps.exif_transpose(image)
             image = _to_rgb(image)

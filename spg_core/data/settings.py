@@ -8,6 +8,11 @@ scripts all build their datasets here.
 
 The rule for flags not given: a run's own setting when the run uses the same format, then the
 defaults (96 px for the synthetic benchmark, 224 px for real data).
+
+``mask_root`` (``--mask-root``, the wsol format only) is the folder the mask paths of
+localization.txt are relative to. It is a reading option, not part of a run's config: when it is
+not given the wsol loader looks for the masks itself (see :mod:`spg_core.data.wsol`), which finds
+them in every layout ``python -m spg_core synth`` writes.
 """
 from __future__ import annotations
 
@@ -21,19 +26,25 @@ from spg_core.data.synthetic import SYNTHETIC_FLAGS, SyntheticConfig, add_synthe
 
 # The registered formats, the default (the generated teaching benchmark) first.
 FORMATS = ("synthetic", *sorted(set(REGISTERED_FORMATS) - {"synthetic"}))
-DATA_FLAGS = ("format", "data_root", "metadata_root", "image_size", *SYNTHETIC_FLAGS)
+DATA_FLAGS = ("format", "data_root", "metadata_root", "mask_root", "image_size", *SYNTHETIC_FLAGS)
 DEFAULT_IMAGE_SIZES = {"synthetic": 96}
 REAL_IMAGE_SIZE = 224
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """The data flags of every subcommand that reads a dataset (None = not given)."""
+def add_data_arguments(parser: argparse.ArgumentParser, mask_root: bool = True) -> None:
+    """The data flags of every subcommand that reads a dataset (None = not given).
+    ``mask_root=False`` leaves out ``--mask-root`` (train: a run's config does not keep it)."""
     group = parser.add_argument_group("data")
     group.add_argument("--format", choices=FORMATS, default=None,
                        help="dataset format (default: the run's own format, else synthetic)")
     group.add_argument("--data-root", default=None, help="dataset folder (images, native annotation files)")
     group.add_argument("--metadata-root", default=None,
                        help="wsolevaluation metadata folder holding <split>/{image_ids,class_labels,...}.txt")
+    if mask_root:
+        group.add_argument("--mask-root", default=None,
+                           help="--format wsol: the folder the mask paths in <split>/localization.txt are relative "
+                                "to (default: the first that holds them of --data-root, <data-root>/masks, "
+                                "a masks/ folder beside an images/ data root, the image folder)")
     group.add_argument("--image-size", type=int, default=None,
                        help="network input size in pixels (default: the run's, else 96 synthetic / 224 real data)")
     add_synthetic_arguments(parser)
@@ -53,6 +64,7 @@ class DataSettings:
     metadata_root: str | None = None
     image_size: int = DEFAULT_IMAGE_SIZES["synthetic"]
     synthetic: dict = field(default_factory=dict)  # SyntheticConfig.options() for the synthetic format
+    mask_root: str | None = None  # wsol only: where the mask paths point (None = the loader finds them)
 
     @classmethod
     def from_flags(cls, fallback=None, **flags) -> DataSettings:
@@ -69,6 +81,9 @@ class DataSettings:
         same = fallback is not None and fallback.format == fmt
         image_size = given["image_size"] or (fallback.image_size if fallback is not None
                                              else DEFAULT_IMAGE_SIZES.get(fmt, REAL_IMAGE_SIZE))
+        mask_root = given["mask_root"] or (getattr(fallback, "mask_root", None) if same else None)
+        if mask_root is not None and fmt != "wsol":
+            raise ValueError(f"mask_root (--mask-root) applies to format 'wsol' only, not {fmt!r}")
         synthetic = {}
         if fmt == "synthetic":
             synthetic = SyntheticConfig().options()
@@ -78,7 +93,8 @@ class DataSettings:
             synthetic = SyntheticConfig(image_size=image_size, **synthetic).options()  # validates
         return cls(format=fmt, data_root=given["data_root"] or (fallback.data_root if same else None),
                    metadata_root=given["metadata_root"] or (fallback.metadata_root if same else None),
-                   image_size=int(image_size), synthetic=synthetic)
+                   image_size=int(image_size), synthetic=synthetic,
+                   mask_root=None if mask_root is None else str(mask_root))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, fallback=None) -> DataSettings:
@@ -98,16 +114,18 @@ class DataSettings:
             raise ValueError(f"generator options {sorted(options)} apply to format 'synthetic', not {self.format!r}")
         merged = {**self.synthetic, **options}
         SyntheticConfig(image_size=self.image_size, **{**SyntheticConfig().options(), **merged})  # validates
-        return DataSettings(self.format, self.data_root, self.metadata_root, self.image_size, merged)
+        return DataSettings(self.format, self.data_root, self.metadata_root, self.image_size, merged, self.mask_root)
 
     def config_fields(self) -> dict:
-        """The data fields of a TrainConfig."""
+        """The data fields of a TrainConfig (``mask_root`` is not one: see the module docstring)."""
         return {"format": self.format, "data_root": self.data_root, "metadata_root": self.metadata_root,
                 "image_size": self.image_size, "synthetic": dict(self.synthetic)}
 
     def key(self, split: str) -> str:
-        """A stable text key for (settings, split): what caches are keyed on; ``from_key`` reads it."""
-        return json.dumps({"split": split, **self.config_fields()}, sort_keys=True, default=str)
+        """A stable text key for (settings, split): what caches are keyed on; ``from_key`` reads it.
+        ``mask_root`` appears only when set, so keys of settings without it are as before."""
+        extra = {} if self.mask_root is None else {"mask_root": self.mask_root}
+        return json.dumps({"split": split, **self.config_fields(), **extra}, sort_keys=True, default=str)
 
     @classmethod
     def from_key(cls, key: str) -> tuple[DataSettings, str]:
@@ -118,5 +136,8 @@ class DataSettings:
     def dataset(self, split: str, train: bool = False, need_images: bool = True):
         """The split as a WSOL dataset (``train=True``: with the training augmentation;
         ``need_images=False``: for its annotations only, the images may be absent)."""
+        options = dict(self.synthetic)
+        if self.mask_root is not None:
+            options["mask_root"] = self.mask_root
         return build_dataset(self.format, split, data_root=self.data_root, metadata_root=self.metadata_root,
-                             image_size=self.image_size, train=train, need_images=need_images, **self.synthetic)
+                             image_size=self.image_size, train=train, need_images=need_images, **options)

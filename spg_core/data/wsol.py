@@ -16,8 +16,10 @@ do not resolve under ``data_root`` but do under ``<data_root>/images`` (the layo
 :func:`spg_core.data.synthetic.write_wsol` writes), that folder is the image root.
 
 Boxes are taken as 0-based inclusive pixel coordinates as written (wsolevaluation's own IoU
-treats them so). Mask paths are relative to ``mask_root`` (default: the first of data_root,
-<data_root>/masks, the image root that holds them); a mask pixel > 127 is object, an ignore-mask
+treats them so). Mask paths are relative to ``mask_root`` (``--mask-root``; default: the first
+of data_root, <data_root>/masks, a ``masks`` folder beside data_root, the image root that holds
+them — so both ``data_root=D`` and ``data_root=D/images`` read what ``synth --out D`` writes, its
+masks in ``D/masks``); a mask pixel > 127 is object, an ignore-mask
 pixel > 127 that is not object becomes 255 (excluded from PxAP, as in wsolevaluation). Mask-form
 images get one GT box per instance mask (its tight box). Class names come from
 ``class_names.txt`` next to the split folders when present, otherwise the label numbers.
@@ -146,14 +148,17 @@ def build_wsol(
                              "(--data-root) the folder holding them (the images may be absent), or mask_root=")
     elif ids and not (data_root / ids[0][1]).is_file() and (data_root / "images" / ids[0][1]).is_file():
         image_root = data_root / "images"
+    mask_candidates: tuple = ()
     if mask_root is not None:
-        mask_base = Path(mask_root)
+        mask_base = Path(mask_root).expanduser()
     elif data_root is None:
         mask_base = None
     else:
         first_mask = next(iter(masks.values()), [None])[0]
         mask_base = data_root
-        for candidate in (data_root, data_root / "masks", image_root):
+        # data_root/../masks: the masks/ beside images/ that synth writes, when data_root is images/.
+        mask_candidates = (data_root, data_root / "masks", data_root.parent / "masks", image_root)
+        for candidate in mask_candidates:
             if first_mask is not None and (candidate / first_mask).is_file():
                 mask_base = candidate
                 break
@@ -180,6 +185,10 @@ def build_wsol(
     if not records:
         raise ValueError(f"{split_dir / 'image_ids.txt'} lists no images")
     if check_files_exist:
+        looked = ", ".join(dict.fromkeys(str(c) for c in mask_candidates)) if masks and mask_candidates else ""
         check_files(records, f"fix: data_root={data_root} must be the folder the paths in {split_dir}/image_ids.txt "
-                             "are relative to (and mask_root= for the mask paths)", images=need_images)
+                             "are relative to, and mask_root= (--mask-root) the folder the mask paths in "
+                             f"localization.txt are relative to"
+                             + (f" (not given: looked in {looked})" if looked else f" (mask_root={mask_base})"),
+                    images=need_images)
     return WSOLDataset(records, class_names, image_size, train, format="wsol", split=split, root=image_root)
