@@ -4,7 +4,7 @@
     python benchmarks/bench_load.py --sessions 1 3 --moves 5 --pace 0.2  # a quick self-check
     python benchmarks/bench_load.py --server-option runner.postScriptGC=true  # a server configured otherwise
 
-What a student does on the explore page now (issue 33): the pipeline view
+What a student does on the explore page: the pipeline view
 (``spg_app/pipeline_view``, a custom component, widget key ``pipeline``) applies δ_l/δ_h and τ in
 the browser while a thumb is dragged, which costs the server nothing, and sends its values once,
 on release; the server applies them to the session's view and reruns the page's thresholded part.
@@ -371,17 +371,20 @@ def view_values(json_args: str) -> dict | None:
 
 
 def slim(msg: ForwardMsg) -> ForwardMsg:
-    """What the session keeps of a cached element: the view's arguments reduced to their values,
-    pictures sent inline (data URLs) without their bytes."""
-    kept = ForwardMsg()
-    kept.CopyFrom(msg)
-    element = kept.delta.new_element
+    """What the session keeps of a cached element: of the pipeline view, its id and the values of
+    its arguments (not the image and maps); of pictures sent inline (data URLs), not their bytes."""
+    element = msg.delta.new_element
     kind = element.WhichOneof("type")
+    kept = ForwardMsg()
     if kind == "component_instance":
-        element.component_instance.json_args = json.dumps(
-            {"values": view_values(element.component_instance.json_args)})
-    elif kind == "imgs":
-        for image in element.imgs.imgs:
+        kept.delta.fragment_id = msg.delta.fragment_id
+        view = kept.delta.new_element.component_instance
+        view.id = element.component_instance.id
+        view.json_args = json.dumps({"values": view_values(element.component_instance.json_args)})
+        return kept
+    kept.CopyFrom(msg)
+    if kind == "imgs":
+        for image in kept.delta.new_element.imgs.imgs:
             if not image.url.startswith("/media/"):
                 image.url = ""
     return kept
@@ -1040,7 +1043,7 @@ def markdown_report(rounds: list[dict], args, command: str, started: str, machin
             f"| {cell(r.get('server_cpu_cores_busy'), '{:.2f}')} "
             f"| {cell(r.get('rendered_rss_mb'), '{:.0f}')} / {cell(r.get('peak_rss_mb'), '{:.0f}')} "
             f"| {cell(r.get('models_loaded'), '{}')} | {iso['checks']} / {iso['violations']} |")
-    lines += ["", "## Targets (issue 33)", "",
+    lines += ["", "## Targets", "",
               "| target | " + " | ".join(f"N = {r['sessions']}" for r in rounds) + " |",
               "|---|" + "---|" * len(rounds)]
     for name, figure, bound, text in TARGETS:

@@ -529,7 +529,8 @@ def test_maps_folder_explore_shows_its_map_and_box_without_images(maps_folder):
     assert not at.exception, [e.message for e in at.exception]
     assert "Map and box" in images(at)
     assert metric(at, "IoU of the box with GT") != "—"
-    assert "does not apply to a maps folder" in texts(at)
+    assert "holds one final map per image" in texts(at)
+    assert drawn_maps(at) == {"attention"}  # the folder's map in the pipeline view, over a grey image
     before = metric(at, "Predicted box (x0, y0, x1, y1)")
     at.sidebar.slider(key="tau").set_value(0.9).run()
     assert not at.exception

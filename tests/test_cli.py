@@ -60,7 +60,7 @@ def test_synth_writes_wsol_layout(tmp_path):
 
 
 def test_what_synth_writes_evaluates_as_written(tmp_path, capsys):
-    """Issue 32 item 11: ``synth --out D`` then ``evaluate --format wsol --data-root D/images
+    """``synth --out D`` then ``evaluate --format wsol --data-root D/images
     --metadata-root D/metadata`` failed on the masks (they are in D/masks, beside images/)."""
     import shutil
 

@@ -1,5 +1,6 @@
 """benchmarks/gpu_check.sh and its report writer benchmarks/gpu_report.py: the report
-from fake step outputs (fast), and the whole script at toy sizes on the CPU (slow)."""
+from fake step outputs (fast), and the whole script at toy sizes on the CPU (minutes: only with
+SPG_GPU_CHECK_TOY=1)."""
 from __future__ import annotations
 
 import importlib.util
@@ -127,6 +128,8 @@ def test_junit_counts(gpu_report, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("SPG_GPU_CHECK_TOY") != "1",
+                    reason="the whole script at toy sizes takes minutes of CPU: SPG_GPU_CHECK_TOY=1 to run it")
 def test_toy_run_end_to_end(tmp_path):
     """GPU_CHECK_TOY=1 bash benchmarks/gpu_check.sh runs every step at toy sizes (2-core CPU: ~3 min
     idle, ~7 min under other load)."""

@@ -148,7 +148,7 @@ def test_failure_types_by_hand():
     assert set(M.FAILURE_TYPES) == {"ok", "wrong-class", "part-only", "too-large", "wrong-place"}
 
 
-# ----------------------------------------------------------------------------- failure types (issue 32, item 10)
+# ----------------------------------------------------------------------------- failure types
 def _bird():
     """A 100×100 object as the teaching benchmark draws it: a body (ellipse) with a head (disc)
     on its top rim. Returns (1/0 mask, its tight GT box)."""
@@ -161,7 +161,7 @@ def _bird():
 
 
 def _old_failure_type(pred, gt):
-    """The rule before issue 32 (boxes only: 80 % of the box inside a GT box -> part-only)."""
+    """The earlier rule (boxes only: 80 % of the box inside a GT box -> part-only)."""
     from spg_core.boxes import box_areas, intersection_areas
 
     pred, gt = np.asarray(pred)[None], np.atleast_2d(gt)

@@ -1,4 +1,4 @@
-"""The pipeline view's browser code agrees with spg_core bit for bit (issue 33).
+"""The pipeline view's browser code agrees with spg_core bit for bit.
 
 1. ``spg_app/pipeline_view/frontend/spg_compute.js`` loaded in headless Chromium is run on the
    float32 maps of 54 images of the shipped runs (9 of each run's own test split, maps from

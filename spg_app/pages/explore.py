@@ -5,9 +5,11 @@ panel and downloads, the comparison, the growth)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from spg_app.compare import choose_second_run, second_maps, side_by_side
 from spg_app.downloads import boxes_json, maps_npz
@@ -16,6 +18,7 @@ from spg_app.growth import grow_guidance
 from spg_app.loaders import (dataset_sample, final_tile, growth_tile, load_map, predict_maps,
                              predict_upload_maps, short_hash)
 from spg_app.picker import image_index_input, pick_dataset_image, pick_upload
+from spg_app.pipeline_view import MAX_SIDE as PIPELINE_MAX_SIDE
 from spg_app.pipeline_view import PipelineRun, pipeline_view, read_value
 from spg_app import links, live
 from spg_app.live import LiveChoices
@@ -36,6 +39,7 @@ from spg_core.sweeps import object_mask
 
 PIPELINE_KEY = "pipeline"  # the pipeline view's widget key
 RELEASE_SEEN = "pipeline_release_seen"  # session state: the nonce of the last release applied
+SENT = "pipeline_sent"  # session state: the values the pipeline view was last given
 
 
 def apply_preset(stages=STAGE_NAMES) -> None:
@@ -238,11 +242,13 @@ def grow_section(ctx: Context, picked: Picked, maps, region, choices: LiveChoice
 
 
 def maps_page(ctx: Context) -> None:
-    """A maps folder's image: its map (over the image when the data root has it, else alone), the
-    box at the sidebar's τ (the paper's rule, on the original image's pixels as ``evaluate-maps``)
-    and the GT boxes. No model runs, so no stage strip."""
+    """A maps folder's image: its map (over the image when the data root has it, else alone) in
+    the pipeline view as the map the box comes from, with the seeds Eq. 1 would draw from it; the
+    box at τ (the paper's rule, on the original image's pixels as ``evaluate-maps``) and the GT
+    boxes. No model runs, so no B2, B1, fused map or SPG-C."""
     model = ctx.model
-    st.info("The δ/seed strip does not apply to a maps folder: it holds one final map per image, no SPG branches.")
+    st.caption("A maps folder holds one final map per image, no SPG branches: the view shows it in the attention "
+               "map's place, the seeds Eq. 1 would draw from it (Mask-A) and its box.")
     index = image_index_input(len(ctx.dataset))
     sample = (dataset_sample(ctx.data_key, index, ctx.dataset) if ctx.has_images
               else ctx.dataset.load_sample(index, image=False))
@@ -260,6 +266,13 @@ def maps_page(ctx: Context) -> None:
     iou = float(np.max(box_iou(box, gt))) if len(gt) else None
     names = ctx.dataset.class_names
     st.markdown(f"**#{index} · `{sample.image_id}` · {names[sample.label]}**")
+    if max(sample.size) <= PIPELINE_MAX_SIDE:
+        width, height = sample.size
+        image = sample.image if sample.image is not None else Image.new("RGB", (width, height), (128, 128, 128))
+        picked = Picked(f"maps:{index}", image, str(sample.image_id), int(sample.label), gt, sample.mask)
+        region = object_mask(sample.mask, gt, (height, width))
+        maps = SimpleNamespace(maps={"attention": normalized.astype(np.float32)})
+        pipeline_section(ctx, picked, maps, "attention", region)
     picture = viz.draw_boxes(maps_picture(sample, normalized, ctx.alpha), [box], gt)
     data, fmt = encode_picture(picture, 448)
     columns = st.columns([2, 1])
@@ -356,6 +369,13 @@ def thresholded_sections(ctx: Context, picked: Picked, maps_key: str, maps, box_
     grow_section(ctx, picked, maps, region, choices)
 
 
+def view_values() -> dict:
+    """The session view's values as the pipeline view takes and sends them."""
+    current = view()
+    return {"thresholds": {stage: tuple(pair) for stage, pair in current.thresholds.items()}, "tau": current.tau,
+            "alpha": current.alpha}
+
+
 def pipeline_section(ctx: Context, picked: Picked, maps, box_stage: str, region, second=None, maps_b=None) -> bool:
     """The pipeline view (:mod:`spg_app.pipeline_view`) of the run, and of the second run when one
     is compared, at the session view's values. Returns True when a release changed them."""
@@ -368,13 +388,16 @@ def pipeline_section(ctx: Context, picked: Picked, maps, box_stage: str, region,
     runs = [PipelineRun(ctx.model.label, picked.image, maps.maps, precedence, boxes, region, mask)]
     if second is not None:
         runs.append(PipelineRun(second.label, picked.image, maps_b.maps, precedence, boxes, region, mask))
-    pipeline_view(runs, current.thresholds, current.tau, current.alpha, box_stage=box_stage, key=PIPELINE_KEY)
+    values = st.session_state[SENT] = view_values()
+    pipeline_view(runs, values["thresholds"], values["tau"], values["alpha"], box_stage=box_stage, key=PIPELINE_KEY)
     return changed
 
 
 def apply_release(released: dict | None) -> bool:
-    """A release of the pipeline view into the session's view (once per release: its nonce);
-    the URL follows, and the sidebar too when τ or the opacity moved (a full rerun)."""
+    """A release of the pipeline view into the session's view (once per release: its nonce): the
+    values the user moved there — those that differ from the ones the view was last given — replace
+    the session's; a value changed elsewhere since (the sidebar's τ) is kept. The URL follows, and
+    the sidebar too when τ or the opacity moved (a full rerun)."""
     if released is None or released["nonce"] == st.session_state.get(RELEASE_SEEN):
         return False
     st.session_state[RELEASE_SEEN] = released["nonce"]
@@ -382,10 +405,17 @@ def apply_release(released: dict | None) -> bool:
     # What the browser sends is checked as any input: clipped to [0, 1], δ_l < δ_h (Eq. 1).
     tau, alpha = (round(min(max(float(value), 0.0), top), 4) for value, top in ((released["tau"], 0.99),
                                                                                 (released["alpha"], 1.0)))
-    sidebar_moved = (tau, alpha) != (current.tau, current.alpha)
-    for stage, (low, high) in released["thresholds"].items():
-        current.thresholds[stage] = clean_thresholds(min(max(low, 0.0), 1.0), min(max(high, 0.0), 1.0))[:2]
-    current.tau, current.alpha = tau, alpha
+    cleaned = {stage: clean_thresholds(min(max(low, 0.0), 1.0), min(max(high, 0.0), 1.0))[:2]
+               for stage, (low, high) in released["thresholds"].items()}
+    before = st.session_state.get(SENT) or {"thresholds": {}, "tau": None, "alpha": None}
+    sidebar_moved = False
+    for stage, pair in cleaned.items():
+        if pair != before["thresholds"].get(stage):
+            current.thresholds[stage] = pair
+    if tau != before["tau"] and tau != current.tau:
+        current.tau, sidebar_moved = tau, True
+    if alpha != before["alpha"] and alpha != current.alpha:
+        current.alpha, sidebar_moved = alpha, True
     links.write_url()
     if sidebar_moved:
         st.rerun()  # the sidebar's τ and opacity sliders show the new values

@@ -1,4 +1,4 @@
-"""The whole SPG pipeline of one image in one panel, thresholded in the browser (issue 33).
+"""The whole SPG pipeline of one image in one panel, thresholded in the browser.
 
 A Streamlit custom component (plain HTML/CSS/JS in ``frontend/``, no build step, no network):
 Python sends the image and its float32 maps once; the browser applies δ_l/δ_h (Eq. 1, with the
