@@ -133,15 +133,17 @@ def test_an_older_replay_of_a_modified_preset_opens_at_the_run_preset(tmp_path):
     assert "before replays stored them" in texts(at)
 
 
-def test_a_release_keeps_a_tau_moved_in_the_sidebar_meanwhile(runs):
-    """The sidebar's τ reruns the box panel alone, so the view still holds the old τ; its next
-    release (a δ moved) must not put that old τ back."""
+def test_the_sidebar_tau_reaches_the_pipeline_view(runs):
+    """The sidebar's τ is shown by the pipeline view at once (the view's next release carries
+    it), and a release of thresholds then keeps it."""
+    from test_app import pipeline
+
     at = start(runs["spg"])
-    old_tau = at.session_state["view"].tau
     at.sidebar.slider(key="tau").set_value(0.55).run()
+    assert pipeline(at)["values"]["tau"] == pytest.approx(0.55)
     released = {stage: list(pair) for stage, pair in at.session_state["view"].thresholds.items()}
     released["mask_a"] = [0.25, 0.7]
-    at.session_state["pipeline"] = {"thresholds": released, "tau": old_tau, "alpha": 0.5, "nonce": 991}
+    at.session_state["pipeline"] = {"thresholds": released, "tau": 0.55, "alpha": 0.5, "nonce": 991}
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.session_state["view"].tau == pytest.approx(0.55)

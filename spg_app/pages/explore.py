@@ -329,7 +329,7 @@ def image_view(ctx: Context) -> None:
     classes_section(ctx, picked, base)
 
 
-@st.fragment
+@st.fragment(key=live.THRESHOLDED)
 def thresholded_sections(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str, grown: bool) -> None:
     """Everything δ and τ change, from the preset down: a fragment (a preset change or a release in
     the pipeline view reruns it, not the sidebar, the image choice or the model). The pipeline
@@ -364,9 +364,15 @@ def thresholded_sections(ctx: Context, picked: Picked, maps_key: str, maps, box_
     if grown:
         growth_section(maps_key, maps)
     if second is not None:
-        side_by_side(ctx, picked, maps_key, maps, second, maps_b, choices.preset(), choices.tau, box_stage, region,
-                     gt_boxes)
+        compare_section(ctx, picked, maps_key, maps, second, maps_b, box_stage, region, gt_boxes, choices)
     grow_section(ctx, picked, maps, region, choices)
+
+
+@st.fragment(key=live.COMPARE)
+def compare_section(ctx: Context, picked: Picked, maps_key: str, maps, second, maps_b, box_stage: str, region,
+                    gt_boxes, choices: LiveChoices) -> None:
+    side_by_side(ctx, picked, maps_key, maps, second, maps_b, choices.preset(), current_tau(ctx), box_stage, region,
+                 gt_boxes)
 
 
 def view_values() -> dict:
@@ -379,8 +385,10 @@ def view_values() -> dict:
 def pipeline_section(ctx: Context, picked: Picked, maps, box_stage: str, region, second=None, maps_b=None) -> bool:
     """The pipeline view (:mod:`spg_app.pipeline_view`) of the run, and of the second run when one
     is compared, at the session view's values. Returns True when a release changed them."""
-    # The release that caused this run is the view's value already: applied first, then drawn.
-    changed = apply_release(read_value(st.session_state.get(PIPELINE_KEY)))
+    # A release its callback left for this run (τ or the opacity moved) is applied first, then drawn.
+    moved = apply_release()
+    if moved & {"tau", "alpha"}:
+        st.rerun()  # the sidebar's τ and opacity sliders show the new values
     current = view()
     mask = None if picked.mask is None else np.asarray(picked.mask) == 1
     boxes = picked.boxes if region is not None else None
@@ -389,41 +397,67 @@ def pipeline_section(ctx: Context, picked: Picked, maps, box_stage: str, region,
     if second is not None:
         runs.append(PipelineRun(second.label, picked.image, maps_b.maps, precedence, boxes, region, mask))
     values = st.session_state[SENT] = view_values()
-    pipeline_view(runs, values["thresholds"], values["tau"], values["alpha"], box_stage=box_stage, key=PIPELINE_KEY)
-    return changed
+    pipeline_view(runs, values["thresholds"], values["tau"], values["alpha"], box_stage=box_stage, key=PIPELINE_KEY,
+                  on_change=pipeline_released)
+    return bool(moved)
 
 
-def apply_release(released: dict | None) -> bool:
-    """A release of the pipeline view into the session's view (once per release: its nonce): the
-    values the user moved there — those that differ from the ones the view was last given — replace
-    the session's; a value changed elsewhere since (the sidebar's τ) is kept. The URL follows, and
-    the sidebar too when τ or the opacity moved (a full rerun)."""
+def release_changes(released: dict | None) -> dict:
+    """What a release of the pipeline view changes in the session's view (once per release: its
+    nonce): the values the user moved there — those that differ from the ones the view was last
+    given — cleaned as any input (clipped to [0, 1], δ_l < δ_h); a value changed elsewhere since
+    (the sidebar's τ) is kept. {"thresholds": {stage: pair}, "tau": τ, "alpha": α}, the moved only."""
     if released is None or released["nonce"] == st.session_state.get(RELEASE_SEEN):
-        return False
-    st.session_state[RELEASE_SEEN] = released["nonce"]
+        return {}
     current = view()
-    # What the browser sends is checked as any input: clipped to [0, 1], δ_l < δ_h (Eq. 1).
+    before = st.session_state.get(SENT) or {"thresholds": {}, "tau": None, "alpha": None}
     tau, alpha = (round(min(max(float(value), 0.0), top), 4) for value, top in ((released["tau"], 0.99),
                                                                                 (released["alpha"], 1.0)))
-    cleaned = {stage: clean_thresholds(min(max(low, 0.0), 1.0), min(max(high, 0.0), 1.0))[:2]
-               for stage, (low, high) in released["thresholds"].items()}
-    before = st.session_state.get(SENT) or {"thresholds": {}, "tau": None, "alpha": None}
-    sidebar_moved = False
-    for stage, pair in cleaned.items():
+    changes: dict = {"thresholds": {}}
+    for stage, (low, high) in released["thresholds"].items():
+        pair = clean_thresholds(min(max(low, 0.0), 1.0), min(max(high, 0.0), 1.0))[:2]
         if pair != before["thresholds"].get(stage):
-            current.thresholds[stage] = pair
+            changes["thresholds"][stage] = pair
     if tau != before["tau"] and tau != current.tau:
-        current.tau, sidebar_moved = tau, True
+        changes["tau"] = tau
     if alpha != before["alpha"] and alpha != current.alpha:
-        current.alpha, sidebar_moved = alpha, True
+        changes["alpha"] = alpha
+    return changes
+
+
+def apply_release(changes: dict | None = None) -> set[str]:
+    """The pipeline view's last release into the session's view (:func:`release_changes`), and the
+    URL; returns the names of what moved ("thresholds", "tau", "alpha")."""
+    released = read_value(st.session_state.get(PIPELINE_KEY))
+    if changes is None:
+        changes = release_changes(released)
+    if released is None or released["nonce"] == st.session_state.get(RELEASE_SEEN):
+        return set()
+    st.session_state[RELEASE_SEEN] = released["nonce"]
+    current = view()
+    current.thresholds.update(changes.get("thresholds", {}))
+    current.tau = changes.get("tau", current.tau)
+    current.alpha = changes.get("alpha", current.alpha)
     links.write_url()
-    if sidebar_moved:
-        st.rerun()  # the sidebar's τ and opacity sliders show the new values
-    return True
+    return {name for name, value in changes.items() if name != "thresholds" or value}
 
 
+def pipeline_released() -> None:
+    """``on_change`` of the pipeline view. A release that moved thresholds only is applied here,
+    and only the parts that show them rerun (:func:`spg_app.live.after_thresholds`): the view
+    already shows its own values, so it is not redrawn. Anything else (τ, the opacity) is left to
+    the rerun of the page's thresholded part, which also redraws the sidebar."""
+    changes = release_changes(read_value(st.session_state.get(PIPELINE_KEY)))
+    if set(changes) - {"thresholds"} or not st.session_state.get(live.ON_SCREEN):
+        return
+    apply_release(changes)
+    live.rerun(live.after_thresholds())
+
+
+@st.fragment(key=live.NUMBERS)
 def seed_numbers(maps, region, choices: LiveChoices, picked: Picked) -> None:
-    """Each guided stage's numbers at the view's thresholds, one table (what the view draws)."""
+    """Each guided stage's numbers at the view's thresholds, one table (what the view draws). A
+    fragment: a release that moved thresholds reruns it alone (:mod:`spg_app.live`)."""
     rows = {}
     preset = choices.preset()
     for stage in STAGE_NAMES:

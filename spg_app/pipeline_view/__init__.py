@@ -224,7 +224,7 @@ def _declare():
 
 
 def pipeline_view(runs: list[PipelineRun], thresholds: dict[str, tuple[float, float]], tau: float, alpha: float,
-                  *, box_stage: str = "attention", key: str = "pipeline") -> dict | None:
+                  *, box_stage: str = "attention", key: str = "pipeline", on_change=None) -> dict | None:
     """Draw the pipeline of ``runs`` (one, or several side by side: one drag moves them all) at
     ``thresholds`` ({"mask_a" | "mask_b2" | "mask_fuse": (δ_l, δ_h)}), box threshold ``tau`` and
     map opacity ``alpha``; the box comes from the ``box_stage`` map.
@@ -233,7 +233,8 @@ def pipeline_view(runs: list[PipelineRun], thresholds: dict[str, tuple[float, fl
     "alpha": α, "nonce": n}`` (thresholds already through ``clean_thresholds``), or None before
     the first release. The value stays the same on later reruns: apply it when its ``nonce``
     (new at each release) differs from the one applied last. Values passed in that differ from
-    those of the previous call (a preset reset, a deep link) are shown."""
+    those of the previous call (a preset reset, a deep link) are shown. ``on_change``: a callback
+    run on each release before the script reruns (it may choose which parts rerun)."""
     args = build_args(runs, thresholds, tau, alpha, box_stage)
-    raw = _declare()(**args, key=key, default=None)
+    raw = _declare()(**args, key=key, default=None, on_change=on_change)
     return read_value(raw)
