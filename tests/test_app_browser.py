@@ -6,7 +6,6 @@ The docs' screenshots are made by scripts/screenshots.py.
 """
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -109,6 +108,16 @@ def test_dragging_a_threshold_redraws_the_seeds_while_the_button_is_held(server,
     while "mask_a=" not in page.url and time.time() < deadline:
         page.wait_for_timeout(200)
     assert f"mask_a=0.05-{value:.2f}" in page.url, page.url  # the release reached the server's view
+    # Back to the preset's δ_h: a second release that only undoes the first reaches the server too
+    # (the URL then names no Mask-A thresholds: they are the preset's again).
+    slider.focus()
+    for _ in range(round((0.7 - value) / 0.01)):
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(30)
+    deadline = time.time() + 30
+    while "mask_a=" in page.url and time.time() < deadline:
+        page.wait_for_timeout(200)
+    assert float(slider.input_value()) == 0.7 and "mask_a=" not in page.url, page.url
     assert save(page, "explore", tmp_path).stat().st_size > 0
     page.close()
 
@@ -123,12 +132,7 @@ def test_dragging_the_replay_slider_changes_the_strip(server, browser):
     if not runs:
         pytest.skip("no shipped run carries a training replay")
     page = browser.new_page(viewport={"width": 1440, "height": 1900})
-    page.goto(server)
-    page.locator(PIPELINE).wait_for(timeout=180_000)
-    model = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
-    model.click()
-    page.get_by_role("option", name=re.compile(rf"^{re.escape(runs[0])}\b")).click()
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Training").click()
+    page.goto(f"{server}/training?run={runs[0]}")  # the page and the run, by their deep link
     page.get_by_text("Moment of training").wait_for(timeout=180_000)
     page.locator(MASK_A).wait_for(timeout=180_000)
     before = page.locator(MASK_A).get_attribute("src")

@@ -39,7 +39,7 @@ from spg_core.sweeps import object_mask
 
 PIPELINE_KEY = "pipeline"  # the pipeline view's widget key
 RELEASE_SEEN = "pipeline_release_seen"  # session state: the nonce of the last release applied
-SENT = "pipeline_sent"  # session state: the values the pipeline view was last given
+SHOWN = "pipeline_shown"  # session state: the values the pipeline view shows (given, or released since)
 
 
 def apply_preset(stages=STAGE_NAMES) -> None:
@@ -396,32 +396,37 @@ def pipeline_section(ctx: Context, picked: Picked, maps, box_stage: str, region,
     runs = [PipelineRun(ctx.model.label, picked.image, maps.maps, precedence, boxes, region, mask)]
     if second is not None:
         runs.append(PipelineRun(second.label, picked.image, maps_b.maps, precedence, boxes, region, mask))
-    values = st.session_state[SENT] = view_values()
+    values = st.session_state[SHOWN] = view_values()
     pipeline_view(runs, values["thresholds"], values["tau"], values["alpha"], box_stage=box_stage, key=PIPELINE_KEY,
                   on_change=pipeline_released)
     return bool(moved)
 
 
+def release_values(released: dict) -> dict:
+    """A release's values cleaned as any input: clipped to [0, 1] (τ to 0.99), δ_l < δ_h (Eq. 1)."""
+    tau, alpha = (round(min(max(float(value), 0.0), top), 4) for value, top in ((released["tau"], 0.99),
+                                                                                (released["alpha"], 1.0)))
+    thresholds = {stage: clean_thresholds(min(max(low, 0.0), 1.0), min(max(high, 0.0), 1.0))[:2]
+                  for stage, (low, high) in released["thresholds"].items()}
+    return {"thresholds": thresholds, "tau": tau, "alpha": alpha}
+
+
 def release_changes(released: dict | None) -> dict:
     """What a release of the pipeline view changes in the session's view (once per release: its
-    nonce): the values the user moved there — those that differ from the ones the view was last
-    given — cleaned as any input (clipped to [0, 1], δ_l < δ_h); a value changed elsewhere since
-    (the sidebar's τ) is kept. {"thresholds": {stage: pair}, "tau": τ, "alpha": α}, the moved only."""
+    nonce): the values the user moved there — those that differ from what the view showed before
+    (:data:`SHOWN`) —; a value changed elsewhere since (the sidebar's τ) is kept.
+    {"thresholds": {stage: pair}, "tau": τ, "alpha": α}, the moved only."""
     if released is None or released["nonce"] == st.session_state.get(RELEASE_SEEN):
         return {}
     current = view()
-    before = st.session_state.get(SENT) or {"thresholds": {}, "tau": None, "alpha": None}
-    tau, alpha = (round(min(max(float(value), 0.0), top), 4) for value, top in ((released["tau"], 0.99),
-                                                                                (released["alpha"], 1.0)))
-    changes: dict = {"thresholds": {}}
-    for stage, (low, high) in released["thresholds"].items():
-        pair = clean_thresholds(min(max(low, 0.0), 1.0), min(max(high, 0.0), 1.0))[:2]
-        if pair != before["thresholds"].get(stage):
-            changes["thresholds"][stage] = pair
-    if tau != before["tau"] and tau != current.tau:
-        changes["tau"] = tau
-    if alpha != before["alpha"] and alpha != current.alpha:
-        changes["alpha"] = alpha
+    before = st.session_state.get(SHOWN) or {"thresholds": {}, "tau": None, "alpha": None}
+    values = release_values(released)
+    changes: dict = {"thresholds": {stage: pair for stage, pair in values["thresholds"].items()
+                                    if pair != before["thresholds"].get(stage)}}
+    if values["tau"] != before["tau"] and values["tau"] != current.tau:
+        changes["tau"] = values["tau"]
+    if values["alpha"] != before["alpha"] and values["alpha"] != current.alpha:
+        changes["alpha"] = values["alpha"]
     return changes
 
 
@@ -434,6 +439,7 @@ def apply_release(changes: dict | None = None) -> set[str]:
     if released is None or released["nonce"] == st.session_state.get(RELEASE_SEEN):
         return set()
     st.session_state[RELEASE_SEEN] = released["nonce"]
+    st.session_state[SHOWN] = release_values(released)  # the view shows what it released
     current = view()
     current.thresholds.update(changes.get("thresholds", {}))
     current.tau = changes.get("tau", current.tau)
