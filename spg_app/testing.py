@@ -28,12 +28,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(launcher: str = "streamlit", timeout: float = 180, env: dict | None = None, log=None):
+def app_server(launcher: str = "streamlit", timeout: float = 180, env: dict | None = None, log=None,
+               script: str | Path | None = None):
     """Serve ``app.py`` on a free port until the block ends; yields its URL.
 
     Args:
         launcher: "streamlit" (``streamlit run app.py``) or "serve" (``python -m spg_app.serve``,
             what ``make app`` runs: the default run's outputs computed ahead first).
+        script: another Streamlit script to ``streamlit run`` instead of ``app.py`` (a test harness).
         timeout: seconds to wait for ``/_stcore/health``.
         env: extra environment variables for the server.
         log: a file object for the server's output (default: discarded).
@@ -43,7 +45,8 @@ def app_server(launcher: str = "streamlit", timeout: float = 180, env: dict | No
         or does not answer in time.
     """
     port = free_port()
-    start = ["-m", "spg_app.serve"] if launcher == "serve" else ["-m", "streamlit", "run", str(ROOT / "app.py")]
+    start = (["-m", "spg_app.serve"] if launcher == "serve" and script is None
+             else ["-m", "streamlit", "run", str(script or ROOT / "app.py")])
     process = subprocess.Popen([sys.executable, *start, "--server.headless", "true", "--server.port", str(port),
                                 "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
                                cwd=ROOT, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,

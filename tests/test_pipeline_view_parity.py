@@ -25,25 +25,18 @@ import base64
 import dataclasses
 import inspect
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from spg_app.testing import CHROMIUM, app_server, launch_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPUTE_JS = ROOT / "spg_app" / "pipeline_view" / "frontend" / "spg_compute.js"
 HARNESS = ROOT / "tests" / "pipeline_view_harness.py"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"]
 IMAGES_PER_RUN = 9
 STAGE_SOURCES = {"mask_a": "attention", "mask_b2": "b2", "mask_fuse": "fused"}
 
@@ -313,7 +306,7 @@ def total(count: dict) -> int:
 def browser():
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
 
@@ -467,43 +460,11 @@ def test_a_changed_spg_core_rule_is_caught(browser, cases, monkeypatch, mutation
 
 
 # ----------------------------------------------------------------------------- the real component
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def harness():
     """`streamlit run tests/pipeline_view_harness.py` on a free port (as tests/test_app_browser.py)."""
-    port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(HARNESS), "--server.headless", "true", "--server.port",
-               str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited with {process.returncode}:\n{process.stdout.read()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail("streamlit did not answer its health check within 120 s")
-            time.sleep(0.5)
+    with app_server(script=HARNESS, timeout=120) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the group of the one server process started above
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 READ_COMPONENT = """
