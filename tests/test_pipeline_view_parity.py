@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spg_app.testing import CHROMIUM, app_server, launch_chromium
+from spg_app.testing import CHROMIUM, app_server
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPUTE_JS = ROOT / "spg_app" / "pipeline_view" / "frontend" / "spg_compute.js"
@@ -302,16 +302,10 @@ def total(count: dict) -> int:
 
 
 # ----------------------------------------------------------------------------- the browser
-@pytest.fixture(scope="module")
-def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+from test_app_browser import browser  # noqa: E402,F401,F811  (the module-scoped Chromium fixture)
 
 
-def compute_page(browser, source: str):
+def compute_page(browser, source: str):  # noqa: F811
     page = browser.new_page()
     page.set_content("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body></body></html>")
     page.add_script_tag(content=source)
@@ -356,7 +350,7 @@ def compare(page, cases: list[Case], python=python_reference, js=js_reference, s
     return count
 
 
-def test_js_rules_agree_with_spg_core_bit_for_bit(browser, cases):
+def test_js_rules_agree_with_spg_core_bit_for_bit(browser, cases):  # noqa: F811
     started = time.perf_counter()
     page = compute_page(browser, COMPUTE_JS.read_text(encoding="utf-8"))
     count = compare(page, cases)
@@ -415,7 +409,7 @@ def edge_cases(cases: list[Case]) -> list[Case]:
 
 
 @pytest.mark.parametrize("mutation", sorted(JS_MUTATIONS))
-def test_a_changed_js_rule_is_caught(browser, cases, mutation):
+def test_a_changed_js_rule_is_caught(browser, cases, mutation):  # noqa: F811
     old, new = JS_MUTATIONS[mutation]
     source = COMPUTE_JS.read_text(encoding="utf-8")
     assert source.count(old) == 1, f"the mutation's target {old!r} is not in spg_compute.js exactly once"
@@ -445,7 +439,7 @@ PY_MUTATIONS = {
 
 
 @pytest.mark.parametrize("mutation", sorted(PY_MUTATIONS))
-def test_a_changed_spg_core_rule_is_caught(browser, cases, monkeypatch, mutation):
+def test_a_changed_spg_core_rule_is_caught(browser, cases, monkeypatch, mutation):  # noqa: F811
     import spg_core.boxes
     import spg_core.guidance
 
@@ -523,7 +517,7 @@ def released_values(page, expected: dict, timeout: float = 30) -> dict:
     return seen
 
 
-def test_the_component_draws_spg_core_seeds_and_box(harness, browser):
+def test_the_component_draws_spg_core_seeds_and_box(harness, browser):  # noqa: F811
     """Keyboard moves of δ and τ: each seed canvas equals spg_core's mask, the box equals
     box_view's, on the float32 maps the component holds, and the A4 colours are viz.colorize's;
     the released values reach Python; values the caller passes (a preset reset) are shown."""
