@@ -64,6 +64,7 @@ def main() -> None:
     if request in pages:
         st.switch_page(pages[request])
     # The sidebar is shared by every page: it is drawn before the page runs.
+    context.page = navigation.url_path
     sidebar.draw(context)
     links.show_errors()
     navigation.run()

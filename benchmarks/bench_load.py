@@ -1,6 +1,7 @@
 """Classroom load test of the app: N students on the explore page at once, over loopback.
 
-    python benchmarks/bench_load.py --sessions 1 10 30 100               # the issue's curve
+    python benchmarks/bench_load.py --sessions 1 10 30 100               # a class, one release per ~3 s each
+    python benchmarks/bench_load.py --sessions 100 --pace 1 --report benchmarks/reports/load-pace1.md  # stress
     python benchmarks/bench_load.py --sessions 1 3 --moves 5 --pace 0.2  # a quick self-check
     python benchmarks/bench_load.py --server-option runner.postScriptGC=true  # a server configured otherwise
 
@@ -8,8 +9,9 @@ What a student does on the explore page: the pipeline view
 (``spg_app/pipeline_view``, a custom component, widget key ``pipeline``) applies δ_l/δ_h and τ in
 the browser while a thumb is dragged, which costs the server nothing, and sends its values once,
 on release; the server applies them to the session's view and reruns the page's thresholded part.
-So a session's "move" is mostly a **release** of the view, sometimes a move of the sidebar's τ
-slider (``tau``) or another image (the number input ``explore_index``).
+On this page τ and the map opacity are controls of the view too (the sidebar only names them).
+So a session's "move" is mostly a **release** of the view, sometimes another image (the number
+input ``explore_index``).
 
 For each N of ``--sessions`` the script starts ``python -m spg_app.serve --server.headless true
 --server.address 127.0.0.1 --server.port PORT --browser.gatherUsageStats false`` (as ``make app``
@@ -28,8 +30,8 @@ A session is not a browser but a websocket client speaking Streamlit's own proto
   Frames are binary protobufs: ``BackMsg`` up, ``ForwardMsg`` down;
 * it asks for the page with a ``BackMsg.rerun_script`` (a ``ClientState``) and reads ForwardMsgs
   until ``script_finished``. A run that a widget callback or the app replaces with another
-  (``st.rerun``: the sidebar's τ reruns the box panel alone, a release that moves τ reruns the
-  whole app) ends ``FINISHED_EARLY_FOR_RERUN``; the run that follows ends the move;
+  (``st.rerun``: a release's callback reruns only the parts that show what moved) ends
+  ``FINISHED_EARLY_FOR_RERUN``; the run that follows ends the move;
 * like the browser it keeps the large elements it received (``metadata.cacheable``, by their
   ``hash``) and lists them in ``cached_message_hashes``, so the server sends an unchanged one
   as a ``ref_hash``; entries age as the browser's do (``maxCachedMessageAge`` finished runs of
@@ -54,13 +56,12 @@ A session is not a browser but a websocket client speaking Streamlit's own proto
 At a person's pace (``--pace`` seconds ± 50 % between a session's moves: the drag before a
 release happens in the browser, so this is the time from one release to the next; all N render
 the page first), ``--moves`` times, a session releases the view (one δ thumb of a stage, or τ
-in ``--view-tau-share`` of the releases), or moves the sidebar's τ (``--tau-share``), or picks
-another image among the first ``--image-pool`` (``--image-share``). Measured per N:
+in ``--view-tau-share`` of the releases), or picks another image among the first ``--image-pool`` (``--image-share``). Measured per N:
 
 * server time per move: from sending the BackMsg to receiving the ``script_finished`` that ends
   it (the run and the transfer of its deltas; ``/media/...`` pictures in the deltas are then
   fetched as a browser does — new URLs only — and timed apart; ``--no-media`` skips them).
-  Releases are reported apart from the sidebar's τ and image changes; the target is for them
+  Releases are reported apart from image changes; the target is for them
   (p95 ≤ ``--target-ms``, 100 ms);
 * server CPU per move (``/proc/PID/stat`` over the moves / their number): unlike the times, it
   holds on a busy machine; one Python process runs the scripts under one interpreter lock, so
@@ -75,8 +76,8 @@ another image among the first ``--image-pool`` (``--image-share``). Measured per
   its own (0.00–0.09, 0.10–0.19 or 0.20–0.29 for k div 66), so no two sessions ever send the same
   pair; the other stages and τ are drawn at random. After every run it checks what the server
   sent back for its session against what it sent itself: the values in the view's ``json_args``
-  (every stage's thresholds and τ), δ_l and δ_h in Mask-A's row of the seed numbers table, τ
-  where the sidebar's slider is drawn again, and the image number in the image's title and
+  (every stage's thresholds and τ), δ_l and δ_h in Mask-A's row of the seed numbers table, and
+  the image number in the image's title and
   number input. A value that is not the session's own is a violation, named as another
   session's when it is one of theirs;
 * server memory: RSS of the server and its children (``/proc/PID/status`` VmRSS) every 0.5 s:
@@ -146,8 +147,8 @@ MODEL_CACHES = ("spg_app.loaders.load_model", "spg_app.loaders.load_imagenet")
 TOLERANCE = 1e-9
 CLEANUP_SECONDS = 5.0  # of --max-seconds, kept for closing the sessions and stopping the server
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-MOVE_KINDS = ("release", "tau", "image")
-PACE = 1.0  # default --pace
+MOVE_KINDS = ("release", "image")
+PACE = 3.0  # default --pace: a drag (in the browser, free for the server), a look, a release
 
 
 def signature(k: int) -> tuple[int, float]:
@@ -468,7 +469,7 @@ class RunReply:
 
 @dataclass
 class Move:
-    kind: str  # "release", "tau" (the sidebar's) or "image"
+    kind: str  # "release" or "image"
     ms: float
     media_ms: float = 0.0
     control: str = ""  # a release: the stage whose thumb moved, or "tau" (the view's τ)
@@ -492,7 +493,6 @@ class Session:
         self.shown: dict | None = None  # the pipeline view's values as its controls hold them (browser side)
         self.own: dict[str, object] = {}  # what this session set last: "thresholds", "tau", "explore_index"
         self.releases = 0
-        self.tau_undone = 0  # releases that sent back a τ older than the sidebar's (the view was not redrawn)
         self.seen_media: set[str] = set()
         self.moves: list[Move] = []
         self.first_render_ms: float | None = None
@@ -628,13 +628,11 @@ class Session:
 
     # -- what a student does
     def choose(self, step: int) -> tuple[str, str]:
-        """(kind, control) of the next move: ("release", stage or "tau"), ("tau", "") for the
-        sidebar's τ, ("image", ""). The first is a release of Mask-A: it sets the signature."""
+        """(kind, control) of the next move: ("release", stage or "tau"), ("image", ""). The first
+        is a release of Mask-A: it sets the signature."""
         roll = self.rng.random()
         if step > 0 and roll < self.args.image_share and "explore_index" in self.ids:
             return "image", ""
-        if step > 0 and roll < self.args.image_share + self.args.tau_share and "tau" in self.ids:
-            return "tau", ""
         if step > 0 and self.rng.random() < self.args.view_tau_share:
             return "release", "tau"
         return "release", SIGNATURE_STAGE if step == 0 else self.rng.choice(STAGES)
@@ -675,24 +673,18 @@ class Session:
         back; returns the fragment the move reruns ("" = the whole app)."""
         if kind == "release":
             value = self.release_value(control)
-            if "tau" in self.own and control != "tau" and not same(value["tau"], self.own["tau"]):
-                self.tau_undone += 1  # the view still shows the τ it had before the sidebar's last move
             widget_id = self.ids[VIEW_KEY]
             self.values[widget_id] = ("json_value", value)
             self.shown = {"thresholds": value["thresholds"], "tau": value["tau"], "alpha": value["alpha"]}
             self.own["thresholds"] = value["thresholds"]
             self.own["tau"] = value["tau"]
             return self.fragment_of.get(widget_id, "")
-        key = "tau" if kind == "tau" else "explore_index"
+        key = "explore_index"
         widget_id = self.ids[key]
         field_name, current = self.values[widget_id]
-        if kind == "tau":
-            value = [self.new_tau(current[0] if current else None)]
-            self.own["tau"] = value[0]
-        else:
-            pool = min(self.args.image_pool, self.limits.get(key, self.args.image_pool))
-            value = self.rng.choice([i for i in range(pool) if i != current])
-            self.own["explore_index"] = value
+        pool = min(self.args.image_pool, self.limits.get(key, self.args.image_pool))
+        value = self.rng.choice([i for i in range(pool) if i != current])
+        self.own["explore_index"] = value
         self.values[widget_id] = (field_name, value)
         return self.fragment_of.get(widget_id, "")
 
@@ -726,8 +718,6 @@ class Session:
                 self.observed_signatures.add(tuple(reply.mask_a_row))
         if own_tau is not None:
             verify("the view's τ", None if reply.view is None else reply.view.get("tau"), own_tau, view_drawn)
-            echo = reply.echoes.get("tau")
-            verify("the sidebar's τ", None if echo is None else echo[0], own_tau, drawn("tau"))
         own_index = self.own.get("explore_index")
         if own_index is not None:
             verify("the image number input", reply.echoes.get("explore_index"), own_index, False)
@@ -741,7 +731,7 @@ class Session:
         self.first_render_ms = reply.ms
         self.model = reply.echoes.get("model_choice")
         self.failures += reply.problems
-        for key in (VIEW_KEY, "tau", "explore_index"):
+        for key in (VIEW_KEY, "explore_index"):
             if key not in self.ids:
                 self.failures.append(f"the first render has no {key!r} widget")
         if self.shown is None:
@@ -769,7 +759,6 @@ class Session:
                 "moves": len(self.moves), "first_render_ms": self.first_render_ms, "failures": self.failures[:20],
                 "failure_count": len(self.failures), "isolation_checks": self.checks,
                 "isolation_unverified": self.unverified, "isolation_violations": self.violations[:20],
-                "releases_that_undid_the_sidebar_tau": self.tau_undone,
                 "mask_a_pairs_seen": sorted(self.observed_signatures)[:50]}
 
 
@@ -928,9 +917,7 @@ def run_round(n: int, args, deadline: float, log_dir: Path) -> dict:
         release_delta=stats([m.ms for m in releases if m.control in STAGES]),
         release_tau=stats([m.ms for m in releases if m.control == "tau"]),
         releases_whole_app=sum(m.whole_app for m in releases),
-        releases_that_undid_the_sidebar_tau=sum(s.tau_undone for s in sessions),
         release_received_kb=round(statistics.mean([m.received_kb for m in releases]), 1) if releases else None,
-        sidebar_tau=stats([m.ms for m in moves if m.kind == "tau"]),
         image_change=stats([m.ms for m in moves if m.kind == "image"]),
         first_render=stats([s.first_render_ms for s in sessions if s.first_render_ms is not None]),
         media_fetch=stats([m.media_ms for m in moves if m.media_ms]),
@@ -954,15 +941,15 @@ def pair(figures: dict, keys=("median_ms", "p95_ms")) -> str:
 
 def print_table(rounds: list[dict], target_ms: float) -> None:
     header = (f"{'N':>3} {'moves':>5} {'failed':>6} | {'release ms p50':>14} {'p95':>6} {'max':>6} | "
-              f"{'image ms p50':>12} {'p95':>6} | {'sidebar τ p50':>13} {'p95':>6} | {'CPU ms/move':>11} | "
+              f"{'image ms p50':>12} {'p95':>6} | {'CPU ms/move':>11} | "
               f"{'RSS MB on page':>14} {'peak':>6} | {'models':>6} | {'isolation ok/bad':>16}")
     print(header)
     print("-" * len(header))
     for r in rounds:
-        s, i, t, iso = r["release"], r["image_change"], r["sidebar_tau"], r["isolation"]
+        s, i, iso = r["release"], r["image_change"], r["isolation"]
         print(f"{r['sessions']:>3} {r['moves']:>5} {r['failed_sessions']:>6} | {cell(s['median_ms']):>14} "
               f"{cell(s['p95_ms']):>6} {cell(s['max_ms']):>6} | {cell(i['median_ms']):>12} {cell(i['p95_ms']):>6} | "
-              f"{cell(t['median_ms']):>13} {cell(t['p95_ms']):>6} | {cell(r.get('server_cpu_ms_per_move')):>11} | "
+              f"{cell(r.get('server_cpu_ms_per_move')):>11} | "
               f"{cell(r.get('rendered_rss_mb')):>14} {cell(r.get('peak_rss_mb')):>6} | "
               f"{cell(r.get('models_loaded'), '{}'):>6} | "
               f"{str(iso['checks'] - iso['violations']) + '/' + str(iso['violations']):>16}")
@@ -1020,25 +1007,25 @@ def markdown_report(rounds: list[dict], args, command: str, started: str, machin
              f"- command: `{command}`" + (f" (niceness {niceness}: the server and the sessions ran at that "
                                           "priority)" if niceness else ""),
              f"- each session: {args.moves} moves {args.pace:g} s ± 50 % apart; "
-             f"{100 * (1 - args.image_share - args.tau_share):.0f} % releases of the pipeline view "
+             f"{100 * (1 - args.image_share):.0f} % releases of the pipeline view "
              f"({100 * args.view_tau_share:.0f} % of them move τ, the others one δ thumb), "
-             f"{100 * args.tau_share:.0f} % sidebar τ moves, {100 * args.image_share:.0f} % image changes "
+             f"{100 * args.image_share:.0f} % image changes "
              f"(among the first {args.image_pool}); server as `make app` starts it"
              + (f", with {' '.join(args.server_option)}" if args.server_option else "")]
     if interrupted:
         lines.append("- **interrupted**: the figures are those measured until then")
-    lines += ["", "| N | moves (releases / sidebar τ / images) | failed sessions | release p50 / p95 / max (ms) "
-                  "| δ release p50 / p95 | τ release p50 / p95 | sidebar τ p50 / p95 | image change p50 / p95 (ms) "
+    lines += ["", "| N | moves (releases / images) | failed sessions | release p50 / p95 / max (ms) "
+                  "| δ release p50 / p95 | τ release p50 / p95 | image change p50 / p95 (ms) "
                   "| server CPU per move (ms) | server cores busy | RSS on page / peak (MB) | models loaded "
                   "| isolation checks / violations |",
-              "|---:|---|---:|---|---|---|---|---|---:|---:|---|---:|---|"]
+              "|---:|---|---:|---|---|---|---|---:|---:|---|---:|---|"]
     for r in rounds:
         kinds = r["moves_by_kind"]
         iso = r["isolation"]
         lines.append(
-            f"| {r['sessions']} | {r['moves']} ({kinds['release']} / {kinds['tau']} / {kinds['image']}) "
+            f"| {r['sessions']} | {r['moves']} ({kinds['release']} / {kinds['image']}) "
             f"| {r['failed_sessions']} | {pair(r['release'], ('median_ms', 'p95_ms', 'max_ms'))} "
-            f"| {pair(r['release_delta'])} | {pair(r['release_tau'])} | {pair(r['sidebar_tau'])} "
+            f"| {pair(r['release_delta'])} | {pair(r['release_tau'])} "
             f"| {pair(r['image_change'])} | {cell(r.get('server_cpu_ms_per_move'))} "
             f"| {cell(r.get('server_cpu_cores_busy'), '{:.2f}')} "
             f"| {cell(r.get('rendered_rss_mb'), '{:.0f}')} / {cell(r.get('peak_rss_mb'), '{:.0f}')} "
@@ -1057,10 +1044,7 @@ def markdown_report(rounds: list[dict], args, command: str, started: str, machin
     for r in rounds:
         notes = [f"server ready in {cell(r.get('server_ready_s'))} s",
                  f"first render p50 / max {pair(r['first_render'], ('median_ms', 'max_ms'))} ms",
-                 f"{r['releases_whole_app']} of {r['moves_by_kind']['release']} releases reran the whole app "
-                 "(a release that moves τ: the sidebar shows it)",
-                 f"{r['releases_that_undid_the_sidebar_tau']} δ releases sent back a τ older than the session's "
-                 "last sidebar τ (the view is not redrawn when the sidebar's τ reruns the box panel alone)",
+                 f"{r['releases_whole_app']} of {r['moves_by_kind']['release']} releases reran the whole app",
                  f"{cell(r.get('release_received_kb'), '{:.0f}')} kB received per release",
                  f"isolation checks not possible (an element expected but not sent): {r['isolation']['unverified']}",
                  f"this client used {cell(r.get('client_cpu_cores_busy'), '{:.2f}')} cores of the same machine "
@@ -1091,7 +1075,6 @@ def parse_args(argv=None):
     parser.add_argument("--pace", type=float, default=PACE, help="mean seconds between a session's moves (±50%%)")
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which the N sessions open the page")
     parser.add_argument("--image-share", type=float, default=0.15, help="share of moves that pick another image")
-    parser.add_argument("--tau-share", type=float, default=0.10, help="share of moves of the sidebar's τ")
     parser.add_argument("--view-tau-share", type=float, default=0.15,
                         help="share of the releases that move the view's τ (the others move a δ thumb)")
     parser.add_argument("--image-pool", type=int, default=200, help="images picked among the first N of the split")
@@ -1118,8 +1101,8 @@ def parse_args(argv=None):
         parser.error(f"--moves must be between 1 and {MAX_MOVES}")
     if args.pace < 0.01 or args.max_seconds <= 0 or args.move_timeout <= 0 or args.image_pool < 2:
         parser.error("--pace ≥ 0.01, --max-seconds > 0, --move-timeout > 0 and --image-pool ≥ 2 are required")
-    if args.image_share + args.tau_share > 1 or not 0 <= args.view_tau_share <= 1:
-        parser.error("--image-share + --tau-share must not exceed 1; --view-tau-share lies in [0, 1]")
+    if not 0 <= args.image_share <= 1 or not 0 <= args.view_tau_share <= 1:
+        parser.error("--image-share and --view-tau-share lie in [0, 1]")
     return args
 
 

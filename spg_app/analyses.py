@@ -12,6 +12,7 @@ from spg_app import precomputed
 from spg_app.computations import evaluate_first, evaluate_maps_first, seed_statistics_first
 from spg_app.loaders import load_dataset, result_cache
 from spg_app.state import Context, ModelContext
+from spg_app.text import message, plain
 from spg_core.data.settings import DataSettings
 
 # spg_core.metrics.failure_type; "the object" is the GT mask when the data has one, else the GT box.
@@ -68,28 +69,28 @@ def evaluation(ctx: Context, model: ModelContext, n: int, protocol: str, compute
     if not model.is_maps and ctx.model is not None and ctx.model.is_maps:
         # A run compared with the sidebar's maps folder: the same images at the run's own input size.
         if not ctx.has_images:
-            st.warning(f"{model.label} needs the images: give the data root of the images in the sidebar.")
+            st.warning(plain(f"{model.label} needs the images: give the data root of the images in the sidebar."))
             return None
         data_key = with_image_size(ctx.data_key, model.config.image_size)
         dataset = load_dataset(data_key)
         if dataset.num_classes != model.localizer.model.num_classes:
-            st.warning(f"{model.label} has {model.localizer.model.num_classes} classes, these images "
-                       f"{dataset.num_classes}: it cannot be scored on them.")
+            st.warning(plain(f"{model.label} has {model.localizer.model.num_classes} classes, these images "
+                             f"{dataset.num_classes}: it cannot be scored on them."))
             return None
     key = ("evaluate", model.key, data_key, int(n), protocol, tau, map_stage)
     result = cached_or_stored(key, model.folder, settings)
     if result is not None or not compute:
         return result
-    bar = st.progress(0.0, text=f"Evaluating {model.label}…")
+    bar = st.progress(0.0, text=plain(f"Evaluating {model.label}…"))
     try:
         if model.is_maps:
             result = evaluate_maps_first(model.maps_dir, dataset, n, protocol, tau)
         else:
             result = evaluate_first(model.localizer.model, dataset, n, protocol, tau, map_stage,
-                                    progress_callback(bar, f"Evaluating {model.label}"))
+                                    progress_callback(bar, plain(f"Evaluating {model.label}")))
     except (ValueError, KeyError, IndexError, RuntimeError, OSError) as error:
         bar.empty()
-        st.error(f"Evaluation of {model.label} failed: {error}")
+        st.error(message(f"Evaluation of {model.label} failed: {error}"))
         return None
     bar.empty()
     result_cache().put(key, result)
@@ -116,7 +117,7 @@ def stored_note(model: ModelContext, settings: dict, result: dict | None) -> str
 def show_notes(notes: list[str | None]) -> None:
     """Each distinct note as a caption line, in order."""
     for note in dict.fromkeys(n for n in notes if n):
-        st.caption(note)
+        st.caption(message(note))
 
 
 def guidance_statistics(ctx: Context, model: ModelContext, n: int, stage: str, lows, highs, compute: bool,
@@ -135,7 +136,7 @@ def guidance_statistics(ctx: Context, model: ModelContext, n: int, stage: str, l
                                        progress_callback(bar, text))
     except (ValueError, KeyError, IndexError, RuntimeError) as error:
         bar.empty()
-        st.error(f"Computing the seeds of {model.label} failed: {error}")
+        st.error(message(f"Computing the seeds of {model.label} failed: {error}"))
         return None
     bar.empty()
     result_cache().put(key, result)

@@ -14,6 +14,7 @@ from spg_app.pictures import DIFFERENCE_MAPS, map_gaps
 from spg_app.sidebar import run_label
 from spg_app.state import OTHER_RUN, Context, ModelContext, Picked
 from spg_app.thresholds import threshold_view
+from spg_app.text import message, plain
 from spg_app.widgets import percent, scroll_target
 from spg_core.guidance import STAGE_ORDER, STAGE_TITLES
 from spg_core.runs import shipped_runs
@@ -48,11 +49,11 @@ def choose_second_run(ctx: Context, slot) -> ModelContext | None:
             run = str(allowed_path(run))  # typed paths only under SPG_APP_ROOTS
         second = open_model(run, run_label(run) if choice != OTHER_RUN else None)
     except Exception as error:  # a typed path can fail in many ways; show why, never a traceback
-        st.error(f"Could not load the run {run!r} to compare with: {error}")
+        st.error(message(f"Could not load the run {run!r} to compare with: {error}"))
         return None
     classes_a, classes_b = ctx.model.localizer.model.num_classes, second.localizer.model.num_classes
     if classes_a != classes_b:
-        st.warning(f"Cannot compare: {second.label} has {classes_b} classes and {ctx.model.label} {classes_a}. "
+        st.warning(f"Cannot compare: {plain(second.label)} has {classes_b} classes and {plain(ctx.model.label)} {classes_a}. "
                    "The two runs' maps of one class (and their ground-truth class maps) only exist for runs "
                    "trained on the same classes; pick such a run.")
         return None
@@ -104,13 +105,13 @@ def side_by_side(ctx: Context, picked: Picked, maps_key: str, maps, second: Mode
     view_b = threshold_view(maps_b, preset, tau, region, gt_boxes, box_b)
     runs = [("A", first.label, maps_key, maps, view, box_stage), ("B", second.label, second.key, maps_b, view_b, box_b)]
     class_name = first.localizer.class_names[maps.class_index]
-    st.caption(f"The maps of **{class_name}** in both runs, at the same τ = {tau:.2f} and δ values"
+    st.caption(f"The maps of **{plain(class_name)}** in both runs, at the same τ = {tau:.2f} and δ values"
                + ("" if box_b == box_stage else f"; B has no {STAGE_TITLES[box_stage]}, its box is from the "
                   "attention map") + ".")
     columns = st.columns(3)
     for column, (letter, label, _, _, run_view, _) in zip(columns, runs):
         column.metric(f"IoU · {letter}", "—" if run_view.iou is None else f"{run_view.iou:.3f}",
-                      help=f"{label}: best IoU of its box {tuple(run_view.box)} with any GT box.")
+                      help=f"{plain(label)}: best IoU of its box {tuple(run_view.box)} with any GT box.")
     if view.iou is not None and view_b.iou is not None:
         columns[2].metric("IoU · A − B", f"{view.iou - view_b.iou:+.3f}")
     st.markdown("**Difference of the maps (A − B)**")

@@ -9,7 +9,10 @@ from collections.abc import Callable
 import numpy as np
 
 from spg_app.datasets import DatasetView
-from spg_core.evaluate import evaluate, evaluate_maps, map_folder_inputs
+from spg_app.paths import inside_roots
+from spg_core.data.arrays import read_map
+from spg_core.evaluate import evaluate, evaluate_maps
+from spg_core.exports import map_path
 from spg_core.guidance import PRESETS, guided_stage
 from spg_core.sweeps import guidance_batches, seed_sweep, summarize_sweep
 
@@ -28,14 +31,42 @@ def evaluate_first(model, dataset, n: int, protocol: str, tau: float, map_stage:
     return {"metrics": metrics, "rows": rows, "curves": curves, "tau": tau, "n": int(n), "protocol": protocol}
 
 
+def read_folder_map(folder, image_id: str) -> np.ndarray:
+    """One image's map of a maps folder (``<folder>/<image_id>.npy``, ``spg_core.exports.map_path``),
+    read only when the file lies under the app's roots (links followed) and its header passes
+    ``spg_core.data.arrays.read_map``.
+
+    Args:
+        folder: the maps folder.
+        image_id: the image's id in the dataset's annotations.
+
+    Returns:
+        The 2-D map as stored.
+
+    Raises:
+        FileNotFoundError: no map for that image; PathRefused / MapFileError (ValueError): refused.
+    """
+    path = map_path(folder, image_id)
+    real = inside_roots(path, "map")
+    if not real.is_file():
+        raise FileNotFoundError(f"no map for image {image_id!r}: expected {path}")
+    return read_map(real)
+
+
 def evaluate_maps_first(folder, dataset, n: int, protocol: str, tau: float) -> dict:
     """What :func:`evaluate_first` returns, for a folder of ``<image_id>.npy`` maps scored against
-    the first ``n`` images' annotations by the functions ``evaluate-maps`` uses
-    (``spg_core.evaluate.map_folder_inputs`` + ``evaluate_maps``; no image is read). A maps folder
-    has no classifier: no classification numbers, no Top-1/Top-5 Loc. The paper protocol boxes
-    on the original image's pixels, as ``evaluate-maps`` does. Raises what they raise (a missing
-    map: FileNotFoundError)."""
-    gt, stream = map_folder_inputs(folder, dataset, n)
+    the first ``n`` images' annotations by the function ``evaluate-maps`` uses
+    (``spg_core.evaluate.evaluate_maps``; no image is read), each map read by
+    :func:`read_folder_map`. A maps folder has no classifier: no classification numbers, no
+    Top-1/Top-5 Loc. The paper protocol boxes on the original image's pixels, as
+    ``evaluate-maps`` does. Raises what they raise (a missing map: FileNotFoundError)."""
+    gt, stream = {}, []
+    for index in range(min(int(n), len(dataset))):
+        sample = dataset.load_sample(index, image=False)  # the annotation: no image is decoded
+        if sample is None:
+            continue
+        gt[sample.image_id] = (sample.boxes, sample.size, sample.mask, sample.label)
+        stream.append((sample.image_id, read_folder_map(folder, sample.image_id)))
     metrics, rows, curves = evaluate_maps(stream, gt, protocol, CAM_CURVE_INTERVAL,
                                           split=str(getattr(dataset, "split", None) or "report"), tau=tau)
     return {"metrics": metrics, "rows": rows, "curves": curves, "tau": tau, "n": int(n), "protocol": protocol}

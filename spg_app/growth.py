@@ -6,6 +6,7 @@ import os
 import streamlit as st
 
 from spg_app.state import ModelContext, Picked
+from spg_app.text import message
 from spg_core.single_image import single_image_guidance
 
 # Growth runs a fixed number of optimisation steps (seeded), never a time budget: the same click
@@ -58,7 +59,7 @@ def grow_guidance(model: ModelContext, picked: Picked, class_index: int):
                 progress=lambda fraction, info: bar.progress(fraction, text=f"step {info['step']} of {guidance_steps()}"))
         except (ValueError, TypeError, RuntimeError) as error:
             bar.empty()
-            st.error(f"Growing the guidance failed: {error}")
+            st.error(message(f"Growing the guidance failed: {error}"))
             return None
         bar.empty()
         keep_grown(store, photo, f"{model.key}|grown", result, GUIDANCE_KEPT)

@@ -20,6 +20,7 @@ import streamlit as st
 
 from spg_app.paths import allowed_path
 from spg_app.state import IMAGENET, MAPS_FOLDER, OTHER_RUN, preset_thresholds, view
+from spg_app.text import message
 from spg_core.guidance import PRESETS, STAGE_NAMES
 from spg_core.runs import shipped_runs
 
@@ -154,4 +155,4 @@ def write_url() -> None:
 def show_errors() -> None:
     """The link's bad values, one warning line each, on the first page drawn."""
     for line in st.session_state.pop(ERRORS, []):
-        st.warning(line, icon=":material/link_off:")
+        st.warning(message(line), icon=":material/link_off:")

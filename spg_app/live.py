@@ -1,10 +1,10 @@
 """What reruns when a value moves on the explore page.
 
-δ and τ move in the pipeline view in the browser, with no rerun while a thumb moves. A release
-that moved thresholds only reruns the parts that show them (the seed numbers, and the histograms,
-grown heads and second run while open: :func:`after_thresholds`), not the view, which already
-shows them; a release that moved τ or the opacity reruns the page's thresholded part and the
-sidebar. The sidebar's τ slider reruns the page's thresholded part (the view shows τ too).
+δ, τ and the map opacity move in the pipeline view in the browser, with no rerun while a thumb
+moves. A release reruns only the parts that show what moved (the seed numbers and histograms for
+δ, the box panel for τ and the opacity, the grown heads and second run while open:
+:func:`after_release`), not the view, which already shows them. On the other pages τ and the
+opacity are sidebar sliders.
 :class:`LiveChoices` holds the values on screen for what reads them later (the downloads, when
 pressed).
 """
@@ -48,21 +48,19 @@ def rerun(views: list[str]) -> None:
         pass
 
 
-def after_thresholds() -> list[str]:
-    """The parts of the explore page a release of thresholds reruns: those that show them and are open."""
+def after_release(moved: set[str]) -> list[str]:
+    """The parts of the explore page a release of the pipeline view reruns: those that show
+    what moved (``moved``: "thresholds", "tau", "alpha") and are open."""
     state = st.session_state
-    views = [NUMBERS]
-    if state.get("show_histograms"):
-        views.append(HISTOGRAMS)
+    views = []
+    if "thresholds" in moved:
+        views.append(NUMBERS)
+        if state.get("show_histograms"):
+            views.append(HISTOGRAMS)
+    if moved & {"tau", "alpha"}:
+        views.append(BOX)
     if state.get("grown_here") or state.get("grown_batch"):
         views.append(GROW)
     if state.get("compare_with", NO_RUN) != NO_RUN:
         views.append(COMPARE)
     return views
-
-
-def tau_moved() -> None:
-    """``on_change`` of the sidebar's τ: on the explore page its thresholded part reruns (the
-    pipeline view, the box and what shows τ), not the image choice; elsewhere the whole app."""
-    if st.session_state.get(ON_SCREEN):
-        rerun([THRESHOLDED])

@@ -19,16 +19,19 @@ import streamlit as st
 import torch
 
 from spg_app import pictures
+from spg_app.computations import read_folder_map
 from spg_app.growth import GUIDANCE_KEPT
+from spg_app.paths import inside_roots
+from spg_app.precomputed import EVALUATION_FILE
 from spg_app.runs import run_stamp, variant_label
 from spg_app.state import MapsContext, ModelContext
 from spg_app.uploads import read_upload
 from spg_core.config import load_config_file
-from spg_core.exports import map_path
 from spg_core.localize import Localizer
 from spg_core.replay import load_replay
 from spg_core.runs import load_run, resolve_run
 from spg_core.single_image import growth_strip
+from spg_core.data.dataset import files_checked
 from spg_core.data.settings import DataSettings
 
 
@@ -167,7 +170,8 @@ def load_dataset(key: str, need_images: bool = True):
     """The dataset of a ``DataSettings.key``; ``need_images=False``: its annotations only (the
     images may be absent), what a maps folder is scored against."""
     settings, split = DataSettings.from_key(key)
-    return settings.dataset(split, need_images=need_images)
+    with files_checked(lambda path: inside_roots(path, "dataset file")):  # no file outside the roots
+        return settings.dataset(split, need_images=need_images)
 
 
 @st.cache_resource(show_spinner="Loading the ImageNet EfficientNet-Lite0…")
@@ -271,8 +275,27 @@ def short_hash(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+# The files the app reads from a run folder: each must lie under a root, links followed.
+RUN_FILES = ("checkpoint.pt", "config.yaml", "metrics.json", "replay.npz", EVALUATION_FILE)
+
+
+def check_run_files(folder: Path) -> None:
+    """Refuse a run folder one of whose :data:`RUN_FILES` leads outside the roots.
+
+    Args:
+        folder: the run folder.
+
+    Raises:
+        PathRefused: naming the file and where it leads.
+    """
+    for name in RUN_FILES:
+        if os.path.lexists(folder / name):
+            inside_roots(folder / name, "run file")
+
+
 def open_model(run: str, label: str | None = None) -> ModelContext:
     folder = resolve_run(run)
+    check_run_files(folder)
     localizer, config, info = load_model(str(folder), run_stamp(folder))
     variant = variant_label(config.variant)
     return ModelContext(localizer, config, info, f"{folder}@{run_stamp(folder)}",
@@ -304,14 +327,15 @@ def open_maps(folder, label: str | None = None) -> MapsContext:
     """A maps folder (``<image_id>.npy``) as a model-like context; ValueError when it holds no map."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
+        raise FileNotFoundError(f"{folder.name} is not a folder")
     if next(folder.rglob("*.npy"), None) is None:
-        raise ValueError(f"{folder} holds no .npy map (expected <image_id>.npy, e.g. test/00000.png.npy)")
+        raise ValueError(f"{folder.name} holds no .npy map (expected <image_id>.npy, e.g. test/00000.png.npy)")
     name = (label or "").strip() or folder.name
     return MapsContext(folder, f"maps:{folder}@{maps_stamp(folder)}", f"{name} (maps folder)")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def load_map(maps_key: str, folder: str, image_id: str) -> np.ndarray:
-    """One image's map of a maps folder (``spg_core.exports.map_path``), as ``evaluate-maps`` reads it."""
-    return np.load(map_path(folder, image_id))
+    """One image's map of a maps folder (``spg_core.exports.map_path``), checked as
+    :func:`spg_app.computations.read_folder_map` checks it."""
+    return read_folder_map(folder, image_id)

@@ -13,6 +13,7 @@ from spg_app.loaders import dataset_image_key, dataset_sample, decode_upload
 from spg_app.state import Context, Picked, bind, view
 from spg_app.uploads import MAX_UPLOAD_BYTES, UploadError
 from spg_app.widgets import count_slider
+from spg_app.text import message
 
 
 def remember_upload() -> None:
@@ -38,7 +39,7 @@ def pick_upload() -> Picked | None:
     try:
         image, scale = decode_upload(file_id, name, data)
     except UploadError as error:
-        st.error(str(error))
+        st.error(message(error))
         return None
     note = f" (downscaled ×{scale:.2f} from the file)" if scale < 1 else ""
     return Picked(f"upload:{file_id}", image, f"{name} · {image.width}×{image.height}{note}", scale=scale,

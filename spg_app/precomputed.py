@@ -23,6 +23,8 @@ import functools
 import gzip
 import json
 import os
+import re
+import zlib
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +40,12 @@ from spg_core.runs import SHIPPED_DIR, shipped_runs
 
 EVALUATION_FILE = "evaluation.json.gz"
 FORMAT = 1
+# The most bytes the file may inflate to: the shipped runs' inflate to 0.6 MB (200 images), so
+# this holds ~10000 images, and a 2 MB file that would inflate to gigabytes stops here.
+MAX_INFLATED_BYTES = 32 * 2**20
+# How write_stored begins the file: the checkpoint's digest is read from the first bytes, so a
+# stale file is set aside without inflating the rest.
+HEAD = re.compile(rb'^\{"format": (\d+), "checkpoint_sha256": "([0-9a-f]{64})"')
 PAGE_PROTOCOLS = ("paper", "wsolevaluation")  # triage and the worst-IoU ranking; the Dataset page
 SEED_STAGE = "mask_a"  # triage's "Mask-A fallback" filter
 
@@ -157,19 +165,45 @@ def write_stored(folder, digest: str, entries: list[tuple[dict, dict]], command:
 
 def read_stored(folder) -> dict | None:
     """The parsed file of a run folder ({"created", "checkpoint_sha256", "entries": {settings_key:
-    (settings, result)}}), None without one; ValueError when it cannot be read."""
+    (settings, result)}}), None without one; ValueError when it cannot be read (remembered per
+    version of the file: a page drawn again does not read it again)."""
     path = Path(folder) / EVALUATION_FILE
     try:
         stat = path.stat()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return _read(str(path), stat.st_mtime_ns, stat.st_size)
+    outcome = _read(str(path), stat.st_mtime_ns, stat.st_size)
+    if isinstance(outcome, str):
+        raise ValueError(outcome)
+    return outcome
+
+
+def inflate(path, limit: int = MAX_INFLATED_BYTES) -> bytes:
+    """The decompressed content of a gzip file, inflated as a stream and refused past ``limit`` bytes
+    (no more memory than that is spent finding out).
+
+    Args:
+        path: the ``.gz`` file.
+        limit: the most bytes it may inflate to.
+
+    Returns:
+        The inflated bytes.
+
+    Raises:
+        ValueError: naming the limit; OSError / EOFError / zlib.error: not gzip, or truncated.
+    """
+    with gzip.open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"it inflates to more than {limit // 2**20} MB, the limit")
+    return data
 
 
 @functools.lru_cache(maxsize=16)  # per file version; the results are shared read-only, like the result cache's
-def _read(path: str, mtime_ns: int, size: int) -> dict:
+def _read(path: str, mtime_ns: int, size: int) -> dict | str:
+    """The parsed file, or why it cannot be read (a text: failures are remembered too)."""
     try:
-        stored = json.loads(gzip.decompress(Path(path).read_bytes()))
+        stored = json.loads(inflate(path))
         if stored.get("format") != FORMAT:
             raise ValueError(f"format {stored.get('format')!r}, this app reads {FORMAT}")
         entries = {}
@@ -179,20 +213,41 @@ def _read(path: str, mtime_ns: int, size: int) -> dict:
             result["precomputed"] = stored["created"]
             entries[settings_key(settings)] = (settings, result)
         return {"created": stored["created"], "checkpoint_sha256": stored["checkpoint_sha256"], "entries": entries}
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"{Path(path).name} cannot be read: {error}") from error
+    except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return f"{EVALUATION_FILE} cannot be read ({reason})"
+
+
+@functools.lru_cache(maxsize=16)
+def _named_digest(path: str, mtime_ns: int, size: int) -> str | None:
+    """The checkpoint digest the file's first bytes name, when it begins as :func:`write_stored`
+    writes it; else None (the whole file is then read to find out)."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            match = HEAD.match(handle.read(256))
+    except (OSError, EOFError, zlib.error):
+        return None
+    return match.group(2).decode("ascii") if match else None
 
 
 def _usable(folder) -> tuple[dict | None, str | None]:
-    """(the stored file, None) when it is for this checkpoint; else (None, why not; None if no file)."""
+    """(the stored file, None) when it is for this checkpoint; else (None, why not; None if no file).
+    A file naming another checkpoint in its first bytes is not inflated."""
+    path = Path(folder) / EVALUATION_FILE
     try:
-        stored = read_stored(folder)
-    except ValueError as error:
-        return None, f"{error}: ignored."
-    if stored is None:
+        stat = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
         return None, None
-    if stored["checkpoint_sha256"] != checkpoint_digest(folder):
-        return None, f"{EVALUATION_FILE} was computed with another checkpoint.pt: ignored as stale."
+    stale = f"{EVALUATION_FILE} was computed with another checkpoint.pt: ignored as stale."
+    digest = checkpoint_digest(folder)
+    version = (str(path), stat.st_mtime_ns, stat.st_size)
+    if _named_digest(*version) not in (None, digest):
+        return None, stale
+    stored = _read(*version)
+    if isinstance(stored, str):
+        return None, f"{stored}: ignored; rewrite it with python scripts/ship_run.py --evaluation-only RUN_DIR."
+    if stored["checkpoint_sha256"] != digest:
+        return None, stale
     return stored, None
 
 

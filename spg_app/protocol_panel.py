@@ -16,6 +16,7 @@ from spg_app.datasets import DatasetView
 from spg_app.figures import protocol_figure
 from spg_app.loaders import load_dataset, result_cache
 from spg_app.state import Context, ModelContext
+from spg_app.text import message, plain
 from spg_core.data.settings import DataSettings
 from spg_core.protocol_options import (
     BOX_RULES,
@@ -76,12 +77,12 @@ def protocol_maps(ctx: Context, model: ModelContext, n: int, map_stage: str, com
             if dataset is None:
                 result[name] = None
                 continue
-            text = f"{model.label}: maps of the {getattr(dataset, 'split', name)} split"
+            text = plain(f"{model.label}: maps of the {getattr(dataset, 'split', name)} split")
             view = DatasetView(dataset, n, progress_callback(bar, text))
             result[name] = collect_maps(model.localizer.model, view, map_stage=map_stage)
     except (ValueError, KeyError, IndexError, RuntimeError) as error:
         bar.empty()
-        st.error(f"Collecting the maps of {model.label} failed: {error}")
+        st.error(message(f"Collecting the maps of {model.label} failed: {error}"))
         return None
     bar.empty()
     cache.put(key, result)
@@ -165,7 +166,7 @@ def protocol_panel(ctx: Context, models: list[ModelContext], n: int, map_stage: 
                 try:
                     results.append((model.label, score_protocol(collected["report"], options, collected["held_out"])))
                 except ValueError as error:
-                    st.error(f"{model.label}: {error}")
+                    st.error(message(f"{model.label}: {error}"))
         if not results:
             return
         if label.oracle and not label.published:

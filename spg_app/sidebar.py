@@ -9,6 +9,7 @@ from spg_app.paths import allowed_path
 from spg_app.loaders import load_dataset, open_imagenet, open_maps, open_model, run_variant
 from spg_app.runs import DEFAULT_TAU, default_tau, run_metrics, run_stamp, variant_label
 from spg_app.state import IMAGENET, MAPS_FOLDER, OTHER_RUN, Context, MapsContext, ModelContext, bind, view
+from spg_app.text import message, plain
 from spg_core.data import SPLITS
 from spg_core.data.synthetic import PART_LOOKS, PART_POSITIONS
 from spg_core.runs import resolve_run, shipped_runs
@@ -50,7 +51,7 @@ def sidebar_model() -> ModelContext | None:
         try:
             model = open_imagenet()
         except Exception as error:  # e.g. the weights package is not installed: say so, no traceback
-            bar.error(f"Could not load the ImageNet model: {error}")
+            bar.error(message(f"Could not load the ImageNet model: {error}"))
             return None
         bar.caption("EfficientNet-Lite0 classifier pretrained on ImageNet-1k (weights shipped with its package, "
                     "nothing downloaded) · 1000 classes · 224 px input · no SPG heads (they can be grown on a photo).")
@@ -71,12 +72,12 @@ def sidebar_model() -> ModelContext | None:
             run = str(allowed_path(run))
         model = open_model(run, run_label(run) if choice != OTHER_RUN else None)
     except Exception as error:  # a typed path can fail in many ways; show why, never a traceback
-        bar.error(f"Could not load the run {run!r}: {error}")
+        bar.error(message(f"Could not load the run {run!r}: {error}"))
         return None
     config = model.config
-    bar.caption(f"{config.backbone} backbone · {variant_label(config.variant)} · "
-                f"{model.localizer.model.num_classes} classes · {config.image_size} px input · "
-                f"epoch {model.info['epoch']} · trained with the `{config.preset}` preset")
+    bar.caption(plain(f"{config.backbone} backbone · {variant_label(config.variant)} · "
+                      f"{model.localizer.model.num_classes} classes · {config.image_size} px input · "
+                      f"epoch {model.info['epoch']} · trained with the {config.preset} preset"))
     return model
 
 
@@ -93,7 +94,7 @@ def sidebar_maps() -> MapsContext | None:
     try:
         model = open_maps(allowed_path(folder), label)
     except (ValueError, OSError) as error:
-        bar.error(f"Could not open the maps folder {folder!r}: {error}")
+        bar.error(message(f"Could not open the maps folder {folder!r}: {error}"))
         return None
     bar.caption("A maps folder has no classifier: classification and Top-1 Loc are not available; GT-known Loc, "
                 "MaxBoxAcc/V2 and PxAP are, scored as `evaluate-maps` scores them.")
@@ -121,7 +122,7 @@ def sidebar_maps_data(ctx: Context) -> None:
         key = settings.key(split)
         dataset = load_dataset(key, need_images=False)
     except (ValueError, TypeError, FileNotFoundError, OSError) as error:
-        bar.error(f"Could not open the metadata: {error}")
+        bar.error(message(f"Could not open the metadata: {error}"))
         return
     if len(dataset) == 0:
         bar.error(f"The {split} split is empty; pick another split.")
@@ -189,7 +190,7 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
         key = settings.key(split)
         dataset = load_dataset(key)
     except (ValueError, TypeError, FileNotFoundError, OSError) as error:
-        bar.error(f"Could not open the dataset: {error}")
+        bar.error(message(f"Could not open the dataset: {error}"))
         return
     if len(dataset) == 0:
         bar.error(f"The {split} split is empty; pick another split.")
@@ -197,10 +198,17 @@ def sidebar_data(model: ModelContext, ctx: Context) -> None:
     ctx.dataset, ctx.data_key = dataset, key
     ctx.data_label = f"{settings.format} · {split} · {len(dataset)} images"
     bar.caption(ctx.data_label)
+    skipped = getattr(dataset, "skipped_annotations", None) or {}  # detection formats: one class per image
+    if any(skipped.values()):
+        bar.caption(f"Skipped: {skipped['several_classes']} image(s) with several classes, {skipped['no_object']} "
+                    f"without objects, {skipped['unreadable']} unreadable (WSOL needs one class per image).")
     ctx.gt_usable = dataset.num_classes == model.localizer.model.num_classes
     if not ctx.gt_usable:
         bar.warning(f"The dataset has {dataset.num_classes} classes but the model {model.localizer.model.num_classes}: "
                     "ground-truth class maps and the evaluation pages need the model's own classes.")
+
+
+EXPLORE_PAGE = ""  # the explore page's URL path: the app's default page, served at the root
 
 
 def suggested_tau(model: ModelContext | MapsContext | None) -> float:
@@ -219,7 +227,6 @@ def adopt_model(model: ModelContext | MapsContext | None) -> None:
 
 def tau_changed() -> None:
     view().tau = float(st.session_state["tau"])
-    live.tau_moved()
 
 
 def alpha_changed() -> None:
@@ -227,19 +234,29 @@ def alpha_changed() -> None:
 
 
 def sidebar_display(model: ModelContext | None, ctx: Context) -> None:
+    """τ and the map opacity. On the explore page they are the pipeline view's own controls (one
+    place per value: a release there reruns only what shows them), so the sidebar names them."""
     bar = st.sidebar
     bar.header("Box and display")
     current = view()
     st.session_state[live.ON_SCREEN] = False  # until the explore page draws its fragments (spg_app.live)
+    suggestion = None
+    if model is not None and model.folder is not None:
+        note = ("τ chosen on the held-out split by the run's metrics.json" if run_metrics(model.folder)
+                else f"default {DEFAULT_TAU} (CAM's)")
+        suggestion = f"Suggested: {suggested_tau(model):.2f} — {note}"
+    if ctx.page == EXPLORE_PAGE:
+        ctx.tau, ctx.alpha = float(current.tau), float(current.alpha)
+        bar.caption("Box threshold τ and map opacity: on this page they are controls of the pipeline view."
+                    + (f" {suggestion}." if suggestion else ""))
+        return
     bind("tau", current.tau)
     ctx.tau = bar.slider("Box threshold τ", 0.0, 0.99, step=0.01, key="tau", format="%.2f", on_change=tau_changed,
                          help="The localisation map is min-max normalised and kept where ≥ τ; the box is the "
                               "tight box of the largest connected component (paper §4, after CAM).")
     current.tau = float(ctx.tau)
-    if model is not None and model.folder is not None:
-        note = ("τ chosen on the held-out split by the run's metrics.json" if run_metrics(model.folder)
-                else f"default {DEFAULT_TAU} (CAM's)")
-        bar.caption(f"Suggested: {suggested_tau(model):.2f} — {note}")
+    if suggestion:
+        bar.caption(suggestion)
     bind("alpha", current.alpha)
     ctx.alpha = bar.slider("Map opacity", 0.0, 1.0, step=0.05, key="alpha", on_change=alpha_changed)
     current.alpha = float(ctx.alpha)

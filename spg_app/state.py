@@ -86,6 +86,7 @@ class Context:
     has_images: bool = True  # False: annotations only (a maps folder's image-less metadata)
     tau: float = DEFAULT_TAU
     alpha: float = 0.5
+    page: str = ""  # the page that runs (its URL path; the explore page is the root, "")
 
 
 VIEW = "view"  # session state: the one View

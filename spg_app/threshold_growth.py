@@ -19,6 +19,7 @@ from spg_app.pictures import encode_picture, mask_picture
 from spg_app.state import Context, Picked
 from spg_app.thresholds import threshold_view
 from spg_app.widgets import percent, scroll_target
+from spg_app.text import message, plain
 from spg_core.data.settings import DataSettings
 from spg_core.guidance import FOREGROUND, STAGE_TITLES, STAGES, GuidancePreset
 from spg_core.localize import StageMaps, stage_masks
@@ -115,7 +116,7 @@ def grow_image(ctx: Context, picked: Picked, maps: StageMaps, preset: GuidancePr
                 progress=lambda fraction, info: bar.progress(fraction, text=f"step {info['step']} of {guidance_steps()}"))
         except (ValueError, TypeError, RuntimeError) as error:
             bar.empty()
-            st.error(f"Growing the guidance failed: {error}")
+            st.error(message(f"Growing the guidance failed: {error}"))
             return
         bar.empty()
         keep_grown(store, image, f"{model.key}|grown-here", result, IMAGE_KEPT)
@@ -123,7 +124,7 @@ def grow_image(ctx: Context, picked: Picked, maps: StageMaps, preset: GuidancePr
     if entry is None:
         st.caption(f"Trains {guidance_steps()} steps (seeded: the same picture on any machine) on augmented views "
                    f"of this image, for the class "
-                   f"shown ({model.localizer.class_names[maps.class_index]}).")
+                   f"shown ({plain(model.localizer.class_names[maps.class_index])}).")
         return
     grown_key, result = entry
     grown_at = result.preset
@@ -173,7 +174,7 @@ def grow_batch(ctx: Context, preset: GuidancePreset, train_c: bool) -> None:
                     0.1 + 0.9 * fraction, text=f"step {info['step']} on {len(batch)} images"))
         except (ValueError, TypeError, RuntimeError) as error:
             bar.empty()
-            st.error(f"Growing the guidance failed: {error}")
+            st.error(message(f"Growing the guidance failed: {error}"))
             return
         bar.empty()
         st.session_state["grown_batch"] = (key, result)  # one batch kept: its maps are N full-size sets

@@ -7,6 +7,8 @@ a slider move triggers (``GuidancePreset.seeds``, ``seed_statistics``, ``localiz
 """
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +61,38 @@ def stage_seeds(stage_maps: StageMaps, preset: GuidancePreset, stage: str, objec
                          f"its maps are {sorted(stage_maps.maps)}")
     mask, fired = preset.seeds(stage, stage_maps.maps[source], return_fallback=True)
     return StageSeeds(mask, bool(fired), seed_statistics(mask, object_region))
+
+
+_NUMBERS: dict[tuple, tuple[bool, dict]] = {}  # content key -> (fallback, stats): shared by every session
+_NUMBERS_LOCK = threading.Lock()
+NUMBERS_CACHE_SIZE = 4096
+
+
+def _digest(array) -> str | None:
+    if array is None:
+        return None
+    array = np.ascontiguousarray(array)
+    return hashlib.sha1(repr((array.dtype.str, array.shape)).encode() + array.tobytes()).hexdigest()
+
+
+def stage_numbers(stage_maps: StageMaps, preset: GuidancePreset, stage: str, object_region=None) -> tuple[bool, dict]:
+    """:func:`stage_seeds`' fallback flag and statistics, remembered by content (the map's and
+    the region's bytes, the stage's thresholds and precedence), so a release that moved one
+    stage recomputes that stage only. Returns (fallback fired, ``seed_statistics``)."""
+    source = guided_stage(stage).source
+    if source not in stage_maps.maps:
+        stage_seeds(stage_maps, preset, stage, object_region)  # its error names the maps there are
+    key = (_digest(stage_maps.maps[source]), _digest(object_region), stage, preset.stage(stage),
+           preset.precedence)
+    found = _NUMBERS.get(key)
+    if found is None:
+        seeds = stage_seeds(stage_maps, preset, stage, object_region)
+        found = (seeds.fallback, seeds.stats)
+        with _NUMBERS_LOCK:
+            if len(_NUMBERS) >= NUMBERS_CACHE_SIZE:
+                _NUMBERS.pop(next(iter(_NUMBERS)))
+            _NUMBERS[key] = found
+    return found
 
 
 def box_view(stage_maps: StageMaps, tau: float, gt_boxes=None,

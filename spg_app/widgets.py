@@ -8,6 +8,7 @@ import streamlit as st
 
 from spg_app.datasets import DEFAULT_COUNT
 from spg_app.state import Context
+from spg_app.text import plain
 
 
 def count_slider(label: str, total: int, key: str, default: int = DEFAULT_COUNT, help: str | None = None) -> int:
@@ -44,7 +45,7 @@ def need(ctx: Context, dataset: bool = True, gt: bool = False) -> bool:
         return False
     if dataset and ctx.dataset is None:
         if ctx.model.uploads_only:
-            st.info(f"{ctx.model.label} has no dataset here: it is for uploaded photos on the Explore page. "
+            st.info(f"{plain(ctx.model.label)} has no dataset here: it is for uploaded photos on the Explore page. "
                     "Pick a trained run in the sidebar for this page.")
             return False
         st.info("Pick a dataset in the sidebar.")

@@ -34,6 +34,7 @@ __all__ = [
     "resize_boxes",
     "minmax_numpy",
     "max_numpy",
+    "fill_nonfinite",
     "NORMALIZATIONS",
     "normalize_numpy",
     "component_boxes",
@@ -176,6 +177,29 @@ def max_numpy(score_map) -> np.ndarray:
         return np.zeros_like(array)
     array /= array.max()
     return np.clip(array, 0.0, 1.0, out=array)
+
+
+def fill_nonfinite(score_map) -> tuple[np.ndarray, int]:
+    """A 2-D map with its NaN and ±inf pixels set to the map's finite minimum, and their count.
+
+    The rule of the localiser (:func:`spg_core.localize.localization_box`): a few broken pixels
+    never sink at τ > 0 and never zero the rest of the map. A map with no finite pixel becomes
+    zeros. :func:`minmax_numpy` keeps WE's rule (any NaN zeroes the map) for the protocols.
+
+    Args:
+        score_map: a 2-D array.
+
+    Returns:
+        (float64 copy of the map, number of pixels replaced).
+    """
+    array = np.array(score_map, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"score map must be 2-D (H×W); got shape {array.shape}")
+    bad = ~np.isfinite(array)
+    count = int(bad.sum())
+    if count:
+        array[bad] = array[~bad].min() if count < array.size else 0.0
+    return array, count
 
 
 NORMALIZATIONS = {"minmax": minmax_numpy, "max": max_numpy}

@@ -40,6 +40,10 @@ from spg_core.stages import MAP_STAGES
 __all__ = [
     "PROTOCOLS",
     "WSOL_SIZE",
+    "BOX_RULES",
+    "RULE_PROTOCOL",
+    "check_box_rule",
+    "check_iou_thresholds",
     "resize_box",
     "prepare_wsol_map",
     "scoring_grid",
@@ -56,6 +60,10 @@ __all__ = [
 
 PROTOCOLS = ("paper", "wsolevaluation")
 WSOL_SIZE = 224  # WE's _RESIZE_LENGTH
+# Box rules a split can be scored with (``box_rule``): the paper's largest component, WE's largest
+# contour (its --multi_contour_eval false) or best of all contours (true); each is its protocol's.
+BOX_RULES = tau_sweep.BOX_RULES
+RULE_PROTOCOL = {"largest_component": "paper", "largest_contour": "wsolevaluation", "all_contours": "wsolevaluation"}
 
 
 # ----------------------------------------------------------------------------- shared preprocessing
@@ -63,6 +71,48 @@ def _check_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol={protocol!r} is unknown; choose one of {PROTOCOLS}")
     return protocol
+
+
+def check_box_rule(protocol: str, box_rule: str | None) -> str | None:
+    """The box rule in its underscore spelling, checked against ``protocol``.
+
+    Args:
+        protocol: one of ``PROTOCOLS``.
+        box_rule: one of ``BOX_RULES`` (hyphens allowed, as on the command line), or None for the
+            protocol's own rules.
+
+    Returns:
+        The rule, or None when none was given.
+    """
+    if box_rule is None:
+        return None
+    rule = str(box_rule).replace("-", "_")
+    if rule not in BOX_RULES:
+        names = ", ".join(name.replace("_", "-") for name in BOX_RULES)
+        raise ValueError(f"box rule {box_rule!r} is unknown; choose one of {names}")
+    if RULE_PROTOCOL[rule] != _check_protocol(protocol):
+        raise ValueError(f"box rule {rule.replace('_', '-')} belongs to the {RULE_PROTOCOL[rule]} protocol, not "
+                         f"{protocol}; pass --protocol {RULE_PROTOCOL[rule]} (or leave --protocol out)")
+    return rule
+
+
+def check_iou_thresholds(thresholds) -> tuple[int, ...]:
+    """IoU thresholds in whole percent (WE's ``--iou_threshold_list``), checked.
+
+    Args:
+        thresholds: integers in 1..100 without repeats, or None for WE's default (30, 50, 70).
+
+    Returns:
+        The thresholds as a tuple, in the order given.
+    """
+    if thresholds is None:
+        return tuple(M.IOU_THRESHOLDS)
+    values = tuple(thresholds)
+    good = all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 1 <= t <= 100 for t in values)
+    if not values or not good or len(set(values)) != len(values):
+        raise ValueError(f"IoU thresholds {list(values)} must be whole percents in 1..100 without repeats, "
+                         f"e.g. --iou-thresholds 30 50 70")
+    return tuple(int(t) for t in values)
 
 
 def resize_box(box, image_size, new_size) -> tuple[int, int, int, int]:
@@ -113,12 +163,15 @@ def prepare_map(protocol: str, score_map, size, paper_size: int | None = None,
     return _prepare_paper_map(score_map, scoring_grid(protocol, size, paper_size), normalization)
 
 
-def gt_on_grid(protocol: str, boxes, size, paper_size: int | None = None) -> np.ndarray:
+def gt_on_grid(protocol: str, boxes, size, paper_size: int | None = None, image_id=None) -> np.ndarray:
     """GT boxes (N×4, original pixels of an image of ``size``) on the protocol's scoring grid,
-    each coordinate ``int()``-truncated as WE's ``resize_bbox``."""
+    each coordinate ``int()``-truncated as WE's ``resize_bbox``. ``image_id`` names the image in
+    the error when it has no box."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if len(boxes) == 0:
-        raise ValueError("an image has no GT box; localisation metrics need at least one per image")
+        which = "an image" if image_id is None else f"image {str(image_id)!r}"
+        raise ValueError(f"{which} has no GT box; localisation metrics need at least one per image "
+                         "(give it a box in the metadata, or leave it out of the split)")
     grid = scoring_grid(protocol, size, paper_size)
     if grid == tuple(int(v) for v in size):
         return boxes.astype(np.int64)  # int() truncation of original-pixel boxes
@@ -146,19 +199,37 @@ class SplitEvaluator:
     """
 
     def __init__(self, protocol: str, cam_curve_interval: float = 0.01, split: str = "report",
-                 paper_size: int | None = None):
+                 paper_size: int | None = None, iou_thresholds=None, box_rule: str | None = None,
+                 baselines: bool = False):
         self.protocol = _check_protocol(protocol)
         self.cam_curve_interval = float(cam_curve_interval)
         self.taus = M.tau_grid(cam_curve_interval)
         self.split = split
         self.paper_size = paper_size
-        self.box_accuracy = M.BoxAccuracy(self.taus) if protocol == "wsolevaluation" else None
+        # Options of the box-accuracy score (evaluate-maps --iou-thresholds / --box-rule); None = as before.
+        self.iou_thresholds = check_iou_thresholds(iou_thresholds)
+        self.box_rule = check_box_rule(protocol, box_rule)
+        self.report_box_options = iou_thresholds is not None or box_rule is not None
+        # The box of the Loc metrics and the rows: the given rule, else the protocol's (WE: the largest contour).
+        self.loc_rule = self.box_rule or ("largest_contour" if protocol == "wsolevaluation" else "largest_component")
+        # MaxBoxAcc is at IoU 50 whatever the set, so 50 is always counted.
+        counted = self.iou_thresholds if 50 in self.iou_thresholds else (*self.iou_thresholds, 50)
+        self.box_accuracy = M.BoxAccuracy(self.taus, counted) if protocol == "wsolevaluation" else None
+        # The paper rule's counts per IoU, kept only when the options ask for its box accuracy.
+        self.rule_accuracy = (M.BoxAccuracy(self.taus, self.iou_thresholds)
+                              if protocol == "paper" and self.report_box_options else None)
         self.pxap = M.PxAP(self.taus)
         self.has_mask = False
         self.images: list[dict] = []
         count = len(self.taus)
         self.hits = {"gt_known_loc": np.zeros(count), "top1_loc": np.zeros(count), "top5_loc": np.zeros(count)}
         self.all_classified = True
+        # The trivial baselines on the same images (spg_core.baselines), when asked for.
+        self.baselines = None
+        if baselines:
+            from spg_core.baselines import Baselines
+
+            self.baselines = Baselines(protocol, cam_curve_interval, split, paper_size, self.iou_thresholds)
 
     @property
     def box_grid(self) -> str:
@@ -176,27 +247,37 @@ class SplitEvaluator:
         """The normalised map on this protocol's scoring grid."""
         return prepare_map(self.protocol, score_map, size, self.paper_size)
 
-    def gt_boxes(self, boxes, size) -> np.ndarray:
-        return gt_on_grid(self.protocol, boxes, size, self.paper_size)
+    def gt_boxes(self, boxes, size, image_id=None) -> np.ndarray:
+        return gt_on_grid(self.protocol, boxes, size, self.paper_size, image_id)
 
     # -- accumulation
     def add(self, image_id: str, score_map, boxes, size, mask=None, label=None, prediction=None,
-            top5: bool | None = None, sweep=None, prepared=None) -> None:
+            top5: bool | None = None, sweep=None, prepared=None, level_boxes=None) -> None:
         """One image: its GT-class map (any resolution), GT boxes in the pixels of an image of
         ``size`` = (w, h), optional mask (1/0/255) of that image or of the scoring grid, and
         optional classification results. ``sweep``/``prepared`` let a caller that already ran
-        :func:`spg_core.tau_sweep.wsol_sweep` (e.g. in parallel) pass its result."""
-        gt = self.gt_boxes(boxes, size)
+        :func:`spg_core.tau_sweep.wsol_sweep` (e.g. in parallel) pass its result; ``level_boxes``
+        the paper rule's per-τ boxes of ``prepared`` (:func:`spg_core.tau_sweep.largest_component_boxes`
+        of a map shared by many images, computed once)."""
+        gt = self.gt_boxes(boxes, size, image_id)
         normalized = prepared if prepared is not None else self.prepare(score_map, size)
         if self.protocol == "wsolevaluation":
             result = sweep if sweep is not None else tau_sweep.wsol_sweep(normalized, gt, self.taus)
             self.box_accuracy.add(result.iou_v1, result.iou_v2)
-            # The Loc metrics use the largest contour's box (v1), the box WE's MaxBoxAcc scores.
-            ious = result.iou_v1
-            level_index, per_level_box = result.level_index.astype(np.uint8), result.v1_box.astype(np.int32)
+            # The Loc metrics use the largest contour's box (v1), the box WE's MaxBoxAcc scores, or with
+            # box rule all_contours the best-matching contour's box (v2), the one MaxBoxAccV2 counts.
+            best_of_all = self.loc_rule == "all_contours"
+            ious = result.iou_v2 if best_of_all else result.iou_v1
+            level_box = result.v2_box if best_of_all else result.v1_box
+            level_index, per_level_box = result.level_index.astype(np.uint8), level_box.astype(np.int32)
         else:
-            per_level_box, ious = tau_sweep.largest_component_sweep(normalized, gt, self.taus)
+            if level_boxes is None:
+                per_level_box, ious = tau_sweep.largest_component_sweep(normalized, gt, self.taus)
+            else:  # what largest_component_sweep returns, its boxes computed before
+                per_level_box, ious = level_boxes, box_ops.iou_matrix(level_boxes, gt).max(axis=1)
             level_index, per_level_box = None, per_level_box.astype(np.int32)
+            if self.rule_accuracy is not None:
+                self.rule_accuracy.add(ious, ious)
         hit = ious >= 0.5
         self.hits["gt_known_loc"] += hit
         classified = label is not None and prediction is not None
@@ -214,6 +295,8 @@ class SplitEvaluator:
         self.images.append({"image_id": str(image_id), "label": label, "prediction": prediction, "gt": gt,
                             "level_index": level_index, "box": per_level_box, "size": (int(size[0]), int(size[1])),
                             "overlap": overlap})
+        if self.baselines is not None:
+            self.baselines.add(image_id, boxes, size, mask)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -235,9 +318,39 @@ class SplitEvaluator:
         out: dict = {}
         if self.box_accuracy is not None:
             out.update(self.box_accuracy.metrics())
+            if self.box_accuracy.iou_thresholds != self.iou_thresholds:  # 50 was counted for MaxBoxAcc only
+                best = [self.box_accuracy.accuracy("v2", t).max() for t in self.iou_thresholds]
+                out["maxboxacc_v2"] = float(np.average(best))
+                out["maxboxacc_v2_per_iou"] = {str(t): float(v) for t, v in zip(self.iou_thresholds, best)}
+        if self.report_box_options:
+            out["box_accuracy"] = self.box_accuracy_summary()
         if self.has_mask:
             out["pxap"] = self.pxap.compute()
         return out
+
+    def box_accuracy_summary(self) -> dict:
+        """The box accuracy under this split's options, WE's "localization" number.
+
+        Returns:
+            ``box_rule`` (the given one, else WE's default all-contours or the paper's largest
+            component), ``iou_thresholds``, ``per_iou`` (best accuracy over τ at each IoU, each with
+            its own τ), ``mean`` (their mean: WE's --multi_iou_eval true; false reports
+            ``per_iou["50"]``) and ``wsolevaluation_flags`` (the flags of WE's evaluation.py that
+            print the same number; None for the paper's rule).
+        """
+        rule = self.box_rule or ("all_contours" if self.protocol == "wsolevaluation" else "largest_component")
+        if self.protocol == "wsolevaluation":
+            counts, mode = self.box_accuracy, "v2" if rule == "all_contours" else "v1"
+        else:
+            counts, mode = self.rule_accuracy, "v1"
+        best = [counts.accuracy(mode, t).max() for t in self.iou_thresholds]
+        flags = None
+        if rule != "largest_component":
+            flags = (f"--multi_contour_eval {str(rule == 'all_contours').lower()} --iou_threshold_list "
+                     f"{' '.join(map(str, self.iou_thresholds))} --multi_iou_eval true")
+        return {"box_rule": rule.replace("_", "-"), "iou_thresholds": list(self.iou_thresholds),
+                "per_iou": {str(t): float(v) for t, v in zip(self.iou_thresholds, best)},
+                "mean": float(np.average(best)), "wsolevaluation_flags": flags}
 
     def rows(self, tau_index: int) -> list[dict]:
         """Per image at τ: the protocol's box, its best-matching GT box, IoU and failure type.
@@ -309,10 +422,12 @@ def _finish(report: SplitEvaluator, tau, threshold_curves: dict | None, extra: d
         if report.protocol == "paper":
             raise ValueError("the paper protocol needs a τ: pass tau=<number>, a held-out split "
                              "(threshold_dataset / threshold_curves), or tau='oracle' to choose on this split")
-        # WE's metrics need no τ; the rows are shown at MaxBoxAcc's own operating point.
-        index = int(np.argmax(curves["boxacc_v1_iou50"].values))
+        # WE's metrics need no τ; the rows are shown at MaxBoxAcc's own operating point (of the rule's box).
+        best_of_all = report.loc_rule == "all_contours"
+        index = int(np.argmax(curves["boxacc_v2_iou50" if best_of_all else "boxacc_v1_iou50"].values))
         metrics["rows_tau"] = float(report.taus[index])
-        metrics["rows_tau_source"] = "best τ of this split's MaxBoxAcc curve (display only; no Loc metric uses it)"
+        curve_name = "all-contours box accuracy at IoU 0.5" if best_of_all else "MaxBoxAcc"
+        metrics["rows_tau_source"] = f"best τ of this split's {curve_name} curve (display only; no Loc metric uses it)"
     else:
         metrics.update(choice)
         index = int(np.argmin(np.abs(report.taus - choice["tau"])))
@@ -333,7 +448,8 @@ def _finish(report: SplitEvaluator, tau, threshold_curves: dict | None, extra: d
 def evaluate_maps(score_maps: Iterable, gt: dict, protocol: str = "wsolevaluation", cam_curve_interval: float = 0.01,
                   *, split: str = "report", tau=None, threshold_curves: dict | None = None,
                   predictions: dict | None = None, paper_size: int | None = None, workers: int | None = 1,
-                  progress: bool = False):
+                  progress: bool = False, iou_thresholds=None, box_rule: str | None = None,
+                  baselines: bool = False, threshold_baselines=None):
     """Score saved maps against ground truth, no model needed.
 
     ``score_maps``: iterable of ``(image_id, 2-D float map)`` (any resolution, e.g. the CAM
@@ -342,24 +458,37 @@ def evaluate_maps(score_maps: Iterable, gt: dict, protocol: str = "wsolevaluatio
     ``predictions[image_id] = (top-1 class, GT class in top 5: bool)`` enables Top-1/Top-5 Loc
     and the ``wrong-class`` failure type. τ: see the module docstring; ``threshold_curves`` is
     the curves dict of a held-out split scored the same way (:func:`score_maps_split`). ``workers``
-    > 1 runs the WE sweeps in that many processes.
+    > 1 runs the WE sweeps in that many processes. ``iou_thresholds`` (whole percents, WE's
+    ``--iou_threshold_list``; default 30, 50, 70) and ``box_rule`` (one of ``BOX_RULES``: the box of
+    the Loc metrics and rows, WE's ``--multi_contour_eval``) add ``box_accuracy`` to the metrics
+    (:meth:`SplitEvaluator.box_accuracy_summary`); left out, every number is as without them.
+    ``baselines`` adds the trivial baselines' scores (:mod:`spg_core.baselines`) as
+    ``metrics["baselines"]``, their fraction and τ chosen on ``threshold_baselines`` (the held-out
+    split's ``score_maps_split(..., baselines=True).baselines``) when given.
 
     Returns ``(metrics, rows, curves)``: metrics in percent, one row per image (image_id,
     label, prediction, iou at τ, pred_box, gt_box best matching, failure), name -> Curve.
     """
     report = score_maps_split(score_maps, gt, protocol, cam_curve_interval, split=split, predictions=predictions,
-                              paper_size=paper_size, workers=workers, progress=progress)
-    return _finish(report, tau, threshold_curves)
+                              paper_size=paper_size, workers=workers, progress=progress,
+                              iou_thresholds=iou_thresholds, box_rule=box_rule, baselines=baselines)
+    metrics, rows, curves = _finish(report, tau, threshold_curves)
+    if baselines:
+        metrics["baselines"] = report.baselines.summary(threshold_baselines)
+    return metrics, rows, curves
 
 
 def score_maps_split(score_maps: Iterable, gt: dict, protocol: str = "wsolevaluation",
                      cam_curve_interval: float = 0.01, *, split: str = "report", predictions: dict | None = None,
-                     paper_size: int | None = None, workers: int | None = 1, progress: bool = False) -> SplitEvaluator:
+                     paper_size: int | None = None, workers: int | None = 1, progress: bool = False,
+                     iou_thresholds=None, box_rule: str | None = None, baselines: bool = False) -> SplitEvaluator:
     """The accumulation half of :func:`evaluate_maps`; ``.curves()`` of the result are what a
-    held-out split contributes to choosing τ."""
+    held-out split contributes to choosing τ (and ``.baselines``, with ``baselines``, to choosing
+    the baselines' fraction and τ)."""
     from tqdm import tqdm
 
-    report = SplitEvaluator(protocol, cam_curve_interval, split=split, paper_size=paper_size)
+    report = SplitEvaluator(protocol, cam_curve_interval, split=split, paper_size=paper_size,
+                            iou_thresholds=iou_thresholds, box_rule=box_rule, baselines=baselines)
     taus = report.taus
     pending: list[tuple] = []
 
@@ -535,7 +664,7 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
              ten_crop: bool = False, batch_size: int = 32, progress: bool = True, *,
              cam_curve_interval: float = 0.01, spg_star: bool = False,
              spg_star_taus: tuple[float, float] = box_ops.LOOSE_TIGHT_TAUS, num_workers: int = 0,
-             map_stage: str = "attention", map_sink=None):
+             map_stage: str = "attention", map_sink=None, baselines: bool = False):
     """Run ``model`` (eval mode; ``model(x)`` returns "logits" B×C and "class_maps" B×C×h×w)
     over ``dataset`` (items as ``spg_core.data.WSOLDataset``) and score it.
 
@@ -550,7 +679,8 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     ``map_stage`` scores another stage's map instead of the GT-class attention map: "fused",
     "c", "b1" or "b2" (class-agnostic; an extension — the paper localises from A4 only).
     ``map_sink(image_id, score_map)`` is called with every map of ``dataset`` that is scored
-    (e.g. a :class:`spg_core.exports.MapWriter`).
+    (e.g. a :class:`spg_core.exports.MapWriter`). ``baselines`` adds the trivial baselines'
+    scores on the same images (:mod:`spg_core.baselines`) as ``metrics["baselines"]``.
 
     Returns ``(metrics, rows, curves)`` like :func:`evaluate_maps`, plus classification_top1/5
     and num_skipped in the metrics.
@@ -564,6 +694,7 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     threshold_curves = None
     report_split = _dataset_split(dataset, "report")
     threshold_ids: set[str] = set()
+    held_out = None
     if threshold_dataset is not None and tau is None:
         threshold_split = _dataset_split(threshold_dataset, "threshold")
         if threshold_dataset is dataset or threshold_split == report_split:
@@ -571,7 +702,8 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
                              "τ must be chosen on a held-out "
                              "split (e.g. val), or pass tau='oracle' to label the result as an oracle")
         _check_disjoint(threshold_dataset, dataset)
-        held_out = SplitEvaluator(protocol, cam_curve_interval, split=threshold_split, paper_size=paper_size)
+        held_out = SplitEvaluator(protocol, cam_curve_interval, split=threshold_split, paper_size=paper_size,
+                                  baselines=baselines)
         _run_model(model, threshold_dataset, held_out, device, batch_size, ten_crop, progress, num_workers,
                    None, threshold_ids, map_stage)
         threshold_curves = held_out.curves()
@@ -583,7 +715,8 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
         else:
             star_taus = box_ops.loose_tight_taus(*spg_star_taus)
 
-    report = SplitEvaluator(protocol, cam_curve_interval, split=report_split, paper_size=paper_size)
+    report = SplitEvaluator(protocol, cam_curve_interval, split=report_split, paper_size=paper_size,
+                            baselines=baselines)
     report_ids: set[str] = set()
     extra = _run_model(model, dataset, report, device, batch_size, ten_crop, progress, num_workers, star_taus,
                        report_ids, map_stage, map_sink)
@@ -595,6 +728,8 @@ def evaluate(model, dataset, device="cpu", protocol: str = "paper", threshold_da
     metrics["num_skipped"] = extra["num_skipped"]
     metrics["ten_crop"] = bool(ten_crop)
     metrics["map_stage"] = map_stage
+    if baselines:
+        metrics["baselines"] = report.baselines.summary(None if held_out is None else held_out.baselines)
     return metrics, rows, curves
 
 
@@ -643,7 +778,8 @@ def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_s
     metrics, rows, curves = evaluate(model, report, device=device, protocol=protocol, threshold_dataset=held_out,
                                      tau=tau, ten_crop=ten_crop, batch_size=batch_size, progress=True,
                                      cam_curve_interval=cam_curve_interval, spg_star=spg_star,
-                                     spg_star_taus=spg_star_taus, map_stage=map_stage, map_sink=map_sink)
+                                     spg_star_taus=spg_star_taus, map_stage=map_stage, map_sink=map_sink,
+                                     baselines=True)
     metrics["run"] = str(run)
     if out is not None:
         write_outputs(out, metrics, rows, curves)
@@ -655,6 +791,7 @@ def evaluate_run(run, data: dict | None = None, split: str = "test", threshold_s
 
 
 def _maps_from_folder(folder, dataset, limit: int | None = None):
+    from spg_core.data.arrays import read_map
     from spg_core.exports import map_path
 
     count = len(dataset) if limit is None else min(int(limit), len(dataset))
@@ -665,7 +802,7 @@ def _maps_from_folder(folder, dataset, limit: int | None = None):
         path = map_path(folder, sample.image_id)
         if not path.is_file():
             raise FileNotFoundError(f"no map for image {sample.image_id!r}: expected {path}")
-        yield sample, np.load(path)
+        yield sample, read_map(path)
 
 
 def map_folder_inputs(folder, dataset, limit: int | None = None) -> tuple[dict, list]:
@@ -680,24 +817,31 @@ def map_folder_inputs(folder, dataset, limit: int | None = None) -> tuple[dict, 
 
 
 def evaluate_map_folder(maps, dataset, protocol: str = "wsolevaluation", cam_curve_interval: float = 0.01, out=None,
-                        threshold_maps=None, threshold_dataset=None, tau=None, export_coco=None) -> dict:
+                        threshold_maps=None, threshold_dataset=None, tau=None, export_coco=None,
+                        iou_thresholds=None, box_rule: str | None = None) -> dict:
     """``python -m spg_core evaluate-maps``: score ``<maps>/<image_id>.npy`` against a dataset's
     annotations (no model, no image read). A held-out split's maps + dataset choose τ for the
-    Loc metrics. ``export_coco``: a file for the boxes as COCO detections."""
+    Loc metrics. ``export_coco``: a file for the boxes as COCO detections. ``iou_thresholds`` /
+    ``box_rule``: as :func:`evaluate_maps` (``--iou-thresholds``, ``--box-rule``)."""
     collect = map_folder_inputs
     workers = min(4, os.cpu_count() or 1)
     threshold_curves = None
     if (threshold_maps is None) != (threshold_dataset is None):
         raise ValueError("give both threshold_maps and threshold_dataset (the held-out split's maps and annotations)")
+    held_out = None
     if threshold_maps is not None:
         gt, stream = collect(threshold_maps, threshold_dataset)
-        threshold_curves = score_maps_split(stream, gt, protocol, cam_curve_interval,
-                                            split=_dataset_split(threshold_dataset, "threshold"),
-                                            workers=workers, progress=True).curves()
+        held_out = score_maps_split(stream, gt, protocol, cam_curve_interval,
+                                    split=_dataset_split(threshold_dataset, "threshold"),
+                                    workers=workers, progress=True, iou_thresholds=iou_thresholds,
+                                    box_rule=box_rule, baselines=True)
+        threshold_curves = held_out.curves()
     gt, stream = collect(maps, dataset)
     metrics, rows, curves = evaluate_maps(stream, gt, protocol, cam_curve_interval,
                                           split=_dataset_split(dataset, "report"), tau=tau,
-                                          threshold_curves=threshold_curves, workers=workers, progress=True)
+                                          threshold_curves=threshold_curves, workers=workers, progress=True,
+                                          iou_thresholds=iou_thresholds, box_rule=box_rule, baselines=True,
+                                          threshold_baselines=None if held_out is None else held_out.baselines)
     if out is not None:
         write_outputs(out, metrics, rows, curves)
     if export_coco is not None:
@@ -722,8 +866,8 @@ def own_benchmark_metrics(run, map_stage: str = "attention", synthetic_overrides
     settings = DataSettings.from_config(config).with_synthetic(**(synthetic_overrides or {}))
     val, test = (settings.dataset(split) for split in ("val", "test"))
     paper, _, _ = evaluate(model, test, device=device, protocol="paper", threshold_dataset=val, progress=progress,
-                           map_stage=map_stage)
+                           map_stage=map_stage, baselines=True)
     fair, _, _ = evaluate(model, test, device=device, protocol="wsolevaluation", progress=progress,
-                          map_stage=map_stage)
+                          map_stage=map_stage, baselines=True)
     return json_ready({"paper": paper, "wsolevaluation": fair, "map_stage": map_stage,
                         "synthetic": settings.synthetic})

@@ -16,7 +16,7 @@ from PIL import Image
 
 from spg_core import boxes as box_ops
 from spg_core.data.transforms import ten_crop_tensor, to_tensor
-from spg_core.guidance import STAGES, GuidancePreset, get_preset, seed_statistics, stage_maps
+from spg_core.guidance import STAGES, GuidancePreset, get_preset, normalize_map, seed_statistics, stage_maps
 
 @dataclass
 class StageMaps:
@@ -27,6 +27,8 @@ class StageMaps:
     class_index: int
     class_names: list[str]
     maps: dict[str, np.ndarray] = field(default_factory=dict)
+    # NaN/inf pixels per map in the network's output, set to the map's minimum (fill_nonfinite)
+    nonfinite: dict[str, int] = field(default_factory=dict)
 
     def top_k(self, k: int = 5) -> list[tuple[int, str, float]]:
         order = np.argsort(-self.probabilities)[:k]
@@ -63,9 +65,35 @@ def ten_crop_probabilities(model, views: torch.Tensor) -> torch.Tensor:
     return torch.stack(probabilities).mean(dim=0)
 
 
+def check_tau(tau) -> float:
+    """τ as a float if it is a number in [0, 1], else a ValueError naming it.
+
+    Args:
+        tau: the box threshold on the min-max map.
+
+    Returns:
+        ``float(tau)``.
+    """
+    value = float(tau) if isinstance(tau, (int, float, np.floating, np.integer)) and not isinstance(tau, bool) \
+        else float("nan")
+    if not 0.0 <= value <= 1.0:  # False for NaN too
+        raise ValueError(f"tau={tau!r} is out of range: τ thresholds the min-max map, use a number in [0, 1]")
+    return value
+
+
 def localization_box(score_map: np.ndarray, tau: float) -> tuple[int, int, int, int]:
-    """Paper §3.4 (after CAM): tight box of the largest connected component at τ."""
-    return tuple(int(v) for v in box_ops.largest_component_box(score_map, tau))
+    """Paper §3.4 (after CAM): tight box of the largest connected component at τ.
+
+    Args:
+        score_map: a 2-D map; NaN/inf pixels count as its minimum (:func:`spg_core.boxes.fill_nonfinite`).
+        tau: threshold in [0, 1] on the min-max map (a ValueError otherwise).
+
+    Returns:
+        ``(x0, y0, x1, y1)`` inclusive pixel coordinates.
+    """
+    tau = check_tau(tau)
+    filled, _ = box_ops.fill_nonfinite(score_map)
+    return tuple(int(v) for v in box_ops.largest_component_box(filled, tau))
 
 
 class Localizer:
@@ -140,9 +168,16 @@ class Localizer:
             class_index = int(np.argmax(probabilities))
         if not 0 <= class_index < probabilities.shape[0]:
             raise ValueError(f"class index {class_index} is out of range 0..{probabilities.shape[0] - 1}")
-        maps = stage_maps(outputs, torch.tensor([class_index]), (image.height, image.width))
-        maps = {k: v[0].cpu().numpy().astype(np.float32) for k, v in maps.items()}
-        return StageMaps(image, probabilities, class_index, self.class_names, maps)
+        raw = stage_maps(outputs, torch.tensor([class_index]), (image.height, image.width), normalize=False)
+        maps, nonfinite = {}, {}
+        for name, value in raw.items():
+            # counted before the attention map's min-max, which sets NaN pixels to its minimum too
+            value = normalize_map(value) if name == "attention" else value
+            maps[name], count = box_ops.fill_nonfinite(value[0].cpu().numpy())
+            maps[name] = maps[name].astype(np.float32)
+            nonfinite[name] = int((~torch.isfinite(raw[name][0])).sum()) if name == "attention" else count
+        return StageMaps(image, probabilities, class_index, self.class_names, maps,
+                         {name: count for name, count in nonfinite.items() if count})
 
     def masks(self, stage_maps: StageMaps, preset: GuidancePreset | None = None) -> dict:
         return stage_masks(stage_maps.maps, preset or self.preset)

@@ -20,6 +20,7 @@ import json
 import os
 import random
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,13 @@ MID_EPOCH_FRACTIONS = (0.25, 0.5, 0.75)  # extra records inside the first guided
 STAT_NAMES = ("foreground_precision", "object_coverage", "background_precision", "foreground")
 STAGE_NAMES = tuple(stage.mask for stage in STAGES)
 REPLAY_TAUS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))  # τ grid of Replay.box_accuracy
+# Largest replay.npz the reader unpacks (its arrays' sizes from the zip directory, before
+# inflating): 64 images × 5 maps × 64² px × 300 records is 0.4 GB.
+REPLAY_MAX_BYTES = 1 << 30
+
+
+class ReplayError(ValueError):
+    """A replay.npz that cannot be read, with the file and the fix in the message."""
 
 
 def seed_quality(mask: np.ndarray, obj: np.ndarray) -> np.ndarray:
@@ -157,16 +165,43 @@ class Replay:
 
     @classmethod
     def load(cls, path: str | Path) -> Replay:
+        """Read a replay.npz written by :meth:`save`.
+
+        Args:
+            path: the file.
+
+        Returns:
+            The replay.
+
+        Raises:
+            ReplayError: the file is truncated, damaged, not a replay, or would unpack to more
+                than ``REPLAY_MAX_BYTES`` (checked before anything is inflated).
+        """
         path = Path(path)
+        fix = "delete it (a resumed run then records from where it resumes), restore it, or retrain the run"
         try:
+            with zipfile.ZipFile(path) as archive:
+                unpacked = sum(entry.file_size for entry in archive.infolist())
+            if unpacked > REPLAY_MAX_BYTES:
+                raise ReplayError(f"{path} would unpack to {unpacked} bytes, more than the {REPLAY_MAX_BYTES} a "
+                                  f"training replay may hold; {fix}")
             with np.load(path, allow_pickle=False) as data:
-                return cls(image_ids=[str(i) for i in data["image_ids"]], labels=data["labels"], images=data["images"],
-                           objects=data["objects"], map_names=tuple(str(n) for n in data["map_names"]),
-                           maps=data["maps"], epochs=data["epochs"], steps=data["steps"], stats=data["stats"],
-                           preset=str(data["preset"]),
-                           guidance=json.loads(str(data["guidance"])) if "guidance" in data else None)
-        except (OSError, ValueError, KeyError) as error:
-            raise ValueError(f"{path} is not a training replay ({error}); delete it, or retrain the run") from None
+                replay = cls(image_ids=[str(i) for i in data["image_ids"]], labels=data["labels"],
+                             images=data["images"], objects=data["objects"],
+                             map_names=tuple(str(n) for n in data["map_names"]), maps=data["maps"],
+                             epochs=data["epochs"], steps=data["steps"], stats=data["stats"],
+                             preset=str(data["preset"]),
+                             guidance=json.loads(str(data["guidance"])) if "guidance" in data else None)
+        except ReplayError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, TypeError) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise ReplayError(f"{path} is not a training replay ({reason}); {fix}") from None
+        count = len(replay.epochs)
+        if replay.maps.ndim != 5 or not (len(replay.maps) == len(replay.steps) == len(replay.stats) == count):
+            raise ReplayError(f"{path} is not a training replay (its arrays disagree: {count} records, "
+                              f"maps of shape {replay.maps.shape}); {fix}")
+        return replay
 
 
 def load_replay(run_dir: str | Path) -> Replay | None:
@@ -225,6 +260,18 @@ class ReplayRecorder:
     def empty(self) -> bool:
         return len(self.replay) == 0
 
+    def lacks(self, epochs_done: int) -> bool:
+        """Whether the replay has no record at the end of an epoch (a run stopped between writing
+        its checkpoint and its replay).
+
+        Args:
+            epochs_done: the epoch (1-based) whose end-of-epoch record is looked for.
+
+        Returns:
+            True when that record is missing.
+        """
+        return epochs_done > 0 and not bool(np.any(np.abs(self.replay.epochs - epochs_done) < 1e-6))
+
     @torch.no_grad()
     def record(self, model: torch.nn.Module, epochs_done: float, steps_done: int) -> None:
         """One record of the model as it is now (eval mode for the pass; its mode is restored)."""
@@ -262,5 +309,5 @@ def mid_epoch_steps(steps: int) -> set[int]:
     return {max(0, min(steps - 2, round(fraction * steps) - 1)) for fraction in MID_EPOCH_FRACTIONS} if steps > 1 else set()
 
 
-__all__ = ["REPLAY_FILE", "REPLAY_IMAGES", "REPLAY_TAUS", "REPLAY_SIDE", "STAT_NAMES", "STAGE_NAMES", "Replay", "ReplayRecorder",
+__all__ = ["REPLAY_FILE", "REPLAY_IMAGES", "ReplayError", "REPLAY_TAUS", "REPLAY_SIDE", "STAT_NAMES", "STAGE_NAMES", "Replay", "ReplayRecorder",
            "load_replay", "mid_epoch_steps", "seed_quality"]

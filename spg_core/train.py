@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -21,16 +22,115 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from spg_core.checkpoint import CHECKPOINT, atomic_save, read_checkpoint
-from spg_core.config import TrainConfig, save_config
+from spg_core.checkpoint import (CHECKPOINT, atomic_save, atomic_write_text, read_checkpoint,
+                                  remove_stale_temporaries, run_fields)
+from spg_core.config import TrainConfig, check_int, out_folder, save_config
 from spg_core.data.settings import DataSettings
 from spg_core.guidance import SCORE_MAPS, get_preset, self_produced_guidance
 from spg_core.losses import checked_c_weight, spg_loss
 from spg_core.models import C_INPUT_NORM_DEFAULT, build_model, load_backbone_weights, saved_head_options
-from spg_core.replay import ReplayRecorder, mid_epoch_steps, random_state_kept
+from spg_core.replay import REPLAY_FILE, ReplayError, ReplayRecorder, mid_epoch_steps, random_state_kept
 
 log = logging.getLogger("spg_core.train")
 
+LOCK_FILE = "train.lock"  # RUN_DIR/train.lock: held (flock) by the one training that writes the folder
+HISTORY_FILE = "history.jsonl"
+CONFIG_FILE = "config.yaml"
+# What a training writes into RUN_DIR: a folder holding any of these holds a run.
+RUN_FILES = (CHECKPOINT, CONFIG_FILE, HISTORY_FILE, REPLAY_FILE)
+# Settings a resumed run must share with its checkpoint: another value trains a different run.
+RESUME_FIELDS = ("backbone", "variant", "image_size", "format", "data_root", "metadata_root", "synthetic")
+
+
+class RunLock:
+    """Ownership of a run folder while one training writes it: an exclusive ``flock`` on
+    RUN_DIR/train.lock, which holds the owner's pid. The kernel drops the lock when the process
+    ends however it ends (``kill -9`` included), so a lock is never stale."""
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / LOCK_FILE
+        self.handle = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise a ValueError naming the owner's pid and the lock file."""
+        for _ in range(5):
+            handle = open(self.path, "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "unknown"
+                handle.close()
+                raise ValueError(f"{self.path.parent} is being trained by another process (pid {owner}, lock "
+                                 f"{self.path}); wait for it to finish, or pass another --out") from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a file its previous owner removed while this process opened it
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"{os.getpid()}\n")
+                handle.flush()
+                self.handle = handle
+                return self
+            handle.close()
+        raise ValueError(f"could not take the lock {self.path}: it keeps being replaced; is another training "
+                         f"starting in {self.path.parent}?")
+
+    def release(self) -> None:
+        """Give the folder up (the lock file is removed)."""
+        if self.handle is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # removed while still held: a waiting opener sees a new file
+            self.handle.close()
+            self.handle = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def resume_differences(saved: dict, config: TrainConfig, saved_classes: int, num_classes: int) -> list[str]:
+    """What a resumed run would change of its checkpoint's ``RESUME_FIELDS`` and class count.
+
+    Args:
+        saved: the checkpoint's config dict.
+        config: the settings of the resumed run.
+        saved_classes: the checkpoint's ``num_classes``.
+        num_classes: the class count of the data the resumed run reads.
+
+    Returns:
+        ``name 'old' (now 'new')`` texts, [] when it trains the same run.
+    """
+    from spg_core.data.synthetic import SyntheticConfig
+
+    differences = []
+    now = config.to_dict()
+    for name in RESUME_FIELDS:
+        if name not in saved:  # a run saved before the option existed
+            continue
+        old, new = saved[name], now[name]
+        if name == "synthetic":
+            if saved.get("format", config.format) != "synthetic":
+                continue
+            defaults = SyntheticConfig().options()
+            keys = sorted((set(old or {}) | set(new or {})) - {"image_size"})
+            changed = [k for k in keys if (old or {}).get(k, defaults.get(k)) != (new or {}).get(k, defaults.get(k))]
+            differences += [f"synthetic {k} {(old or {}).get(k, defaults.get(k))!r} (now "
+                            f"{(new or {}).get(k, defaults.get(k))!r})" for k in changed]
+            continue
+        if name in ("data_root", "metadata_root") and old and new:
+            same = Path(old).resolve() == Path(new).resolve()
+        else:
+            same = old == new
+        if not same:
+            differences.append(f"{name} {old!r} (now {new!r})")
+    if saved_classes != num_classes:
+        differences.append(f"{saved_classes} classes (the dataset now has {num_classes})")
+    return differences
 
 
 # ----------------------------------------------------------------------------- guidance warm-up
@@ -83,12 +183,68 @@ class GuidanceSwitch:
         return {"on": self.on, "recent": list(self.recent)}
 
 
+class CollapseWatch:
+    """Says when the guidance switching on collapses the classifier (docs/teaching_recipe.md).
+
+    Before the switch it keeps the cross-entropy and accuracy of the last ``WINDOW`` classification
+    -only batches: the classifier's level. After it, the same window over the guided batches: a
+    mean accuracy below ``RATIO`` × the level before (and at least ``MIN_DROP`` below it) is a
+    collapse, said once in the log and kept in the run's history (``collapse``), with the CE
+    before and after. The state travels in the checkpoint, like the switch's.
+    """
+
+    WINDOW = 20
+    RATIO = 0.5
+    MIN_DROP = 0.2
+
+    def __init__(self, state: dict | None = None):
+        state = state or {}
+        self.before: list[tuple[float, float]] = [tuple(v) for v in state.get("before", [])]
+        self.after: list[tuple[float, float]] = [tuple(v) for v in state.get("after", [])]
+        self.found: dict | None = state.get("found")
+
+    @staticmethod
+    def _mean(window, index: int) -> float:
+        return sum(v[index] for v in window) / max(len(window), 1)
+
+    def observe(self, guided: bool, accuracy: float, ce: float, epoch: int, step: int) -> dict | None:
+        """One training batch: its accuracy (0-1) and cross-entropy, and whether the guidance
+        losses were on. Returns the collapse found at this batch (once), else None."""
+        if not guided:
+            self.before = (self.before + [(float(accuracy), float(ce))])[-self.WINDOW:]
+            return None
+        if self.found is not None or len(self.before) < self.WINDOW:
+            return None
+        self.after = (self.after + [(float(accuracy), float(ce))])[-self.WINDOW:]
+        if len(self.after) < self.WINDOW:
+            return None
+        level, now = self._mean(self.before, 0), self._mean(self.after, 0)
+        if now < self.RATIO * level and level - now >= self.MIN_DROP:
+            self.found = {"epoch": epoch + 1, "step": step + 1, "accuracy_before": round(100 * level, 2),
+                          "accuracy_after": round(100 * now, 2), "ce_before": round(self._mean(self.before, 1), 4),
+                          "ce_after": round(self._mean(self.after, 1), 4)}
+            return self.found
+        return None
+
+    def state_dict(self) -> dict:
+        return {"before": [list(v) for v in self.before], "after": [list(v) for v in self.after], "found": self.found}
+
+
+def collapse_text(found: dict) -> str:
+    """The log line of a collapse (:class:`CollapseWatch`)."""
+    return (f"the classifier collapsed when the guidance switched on: training accuracy "
+            f"{found['accuracy_after']:.1f}% over the last {CollapseWatch.WINDOW} guided batches (epoch "
+            f"{found['epoch']}, step {found['step']}) against {found['accuracy_before']:.1f}% before, "
+            f"cross-entropy {found['ce_after']:.2f} against {found['ce_before']:.2f}; lower --lr, or switch "
+            "the guidance on later (--guidance-warmup)")
+
+
 # ----------------------------------------------------------------------------- runtime helpers
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name} was asked for but CUDA is not available; use --device cpu or auto")
+        raise ValueError(f"--device {name} was asked for but CUDA is not available here; use --device cpu or auto")
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda[:N]")
     return torch.device(name)
@@ -186,9 +342,45 @@ def build_training_model(config: TrainConfig, num_classes: int) -> torch.nn.Modu
 
 
 # ----------------------------------------------------------------------------- the loop
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, overwrite: bool = False) -> dict:
     """Run Algorithm 1 and return the final epoch's summary. Writes RUN_DIR/{checkpoint.pt,
-    config.yaml, history.jsonl}."""
+    config.yaml, history.jsonl, replay.npz} while holding RUN_DIR/train.lock.
+
+    Args:
+        config: the run's settings (``config.out`` is RUN_DIR).
+        resume: continue RUN_DIR/checkpoint.pt; refused when the checkpoint was trained with
+            another backbone, variant, image size or dataset.
+        progress: show a progress bar.
+        overwrite: replace a run already in RUN_DIR (its checkpoint, config, history and replay
+            are deleted once the new run is set up). Without it, or ``resume``, a folder holding
+            a run is refused.
+
+    Returns:
+        The last epoch's summary (also the last line of history.jsonl).
+
+    Raises:
+        ValueError: a refused folder or resume (one line naming it and the fix).
+        FloatingPointError: the loss or the weights became non-finite; the checkpoint on disk
+            is the last good one.
+    """
+    if resume and overwrite:
+        raise ValueError("pass --resume (continue the run) or --overwrite (replace it), not both")
+    check_int("epochs", config.epochs)  # a stored config may say 0 (an imported run); a training needs 1
+    out = out_folder(config.out)
+    if distributed_info()[0] != 0:
+        return _train(config, resume, progress, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        existing = [name for name in RUN_FILES if (out / name).exists()]
+        if existing and not resume and not overwrite:
+            raise ValueError(f"{out} already holds a run ({', '.join(existing)}); pass --resume to continue it, "
+                             f"--overwrite to replace it, or another --out")
+        for stale in remove_stale_temporaries(out, RUN_FILES):
+            log.info("removed %s, left by a save that was interrupted", stale)
+        return _train(config, resume, progress, overwrite)
+
+
+def _train(config: TrainConfig, resume: bool, progress: bool, overwrite: bool) -> dict:
     from spg_core.data import collate
 
     rank, local_rank, world = distributed_info()
@@ -216,6 +408,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     train_set = DataSettings.from_config(config).dataset("train", train=True)
     num_classes = train_set.num_classes
     state = read_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
+    if state is not None:
+        saved, saved_classes = run_fields(state, checkpoint_path)
+        differences = resume_differences(saved, config, saved_classes, num_classes)
+        if differences:
+            raise ValueError(f"--resume: {checkpoint_path} was trained with {'; '.join(differences)}; resume with "
+                             f"the run's own settings (its config.yaml), or train into another --out")
     # The head defaults a run was built with are written into its config (a later default does not
     # change it); a run saved before they were written resumes with the heads its weights have.
     options = saved_head_options(config.model_options, state["model"]) if state else dict(config.model_options)
@@ -230,7 +428,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     optimizer, scheduler = build_optimizer(model, config)
     history: list[dict] = []
     start_epoch = 0
-    switch_state = None
+    switch_state = watch_state = None
 
     if state is not None:
         model.load_state_dict(state["model"])
@@ -239,6 +437,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         start_epoch = state["epoch"]
         history = state.get("history", [])
         switch_state = state.get("guidance_switch")
+        watch_state = state.get("collapse_watch")
         set_rng_state(state["rng"])
         if is_main:
             log.info("resumed %s at epoch %d", checkpoint_path, start_epoch)
@@ -253,14 +452,24 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=config.variant != "plain",
         )
-    if is_main:
-        save_config(config, out / "config.yaml")
-
     switch = GuidanceSwitch(config.guidance_warmup, config.epochs, switch_state)
+    watch = CollapseWatch(watch_state)
     recorder = replay_recorder(config, preset, out, start_epoch) if is_main else None
+    if is_main:
+        if overwrite:  # the old run's files go only now, when the new run is set up
+            for name in RUN_FILES:
+                if (out / name).exists():
+                    (out / name).unlink()
+                    log.info("--overwrite: removed %s", out / name)
+        save_config(config, out / CONFIG_FILE)
     steps_done = sum(int(h.get("steps", 0)) for h in history)
     if recorder is not None and start_epoch == 0 and recorder.empty:
         recorder.record(model, 0.0, steps_done)  # before any training
+    elif recorder is not None and start_epoch > 0 and recorder.lacks(start_epoch):
+        # The run stopped between its checkpoint and its replay write: the loaded weights are the
+        # ones that record shows, and recording uses no random numbers, so it is made now.
+        recorder.record(model, float(start_epoch), steps_done)
+        log.info("recorded the replay of epoch %d, which the interrupted run had not written", start_epoch)
     cascade = config.variant != "no-cascade"
     mask_size = config.resolved_mask_size()
     summary: dict = history[-1] if history else {}
@@ -319,8 +528,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             losses = spg_loss(outputs, labels, guidance, config.bce_balance, c_weight)
             if not torch.isfinite(losses["total"]):
                 raise FloatingPointError(
-                    f"non-finite loss {losses['total'].item()} at epoch {epoch + 1} step {step}; "
-                    f"lower --lr (now {config.lr}) or use --amp off"
+                    f"non-finite loss {losses['total'].item()} at epoch {epoch + 1} step {step + 1}: training "
+                    f"diverged and stopped; {_kept_text(checkpoint_path, epoch)}; lower --lr "
+                    f"(now {config.lr}) or use --amp off"
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses["total"]).backward()
@@ -331,9 +541,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             totals["images"] += n
             totals["steps"] += 1
             totals["correct"] += correct
-            if guided and not use_guidance:
-                counts = _reduce({"correct": correct, "n": n}, device, world)
-                switch.observe(counts["correct"] / max(counts["n"], 1))
+            if guided:
+                counts = _reduce({"correct": correct, "n": n, "ce": float(losses["ce"].detach()) * n}, device, world)
+                batch_accuracy = counts["correct"] / max(counts["n"], 1)
+                if not use_guidance:
+                    switch.observe(batch_accuracy)
+                found = watch.observe(use_guidance, batch_accuracy, counts["ce"] / max(counts["n"], 1), epoch, step)
+                if found is not None and is_main:
+                    log.warning(collapse_text(found))
             for name, value in losses.items():
                 loss_sums[name] = loss_sums.get(name, 0.0) + float(value.detach()) * n
             if recorder is not None and first_guided and use_guidance and step in record_steps:
@@ -358,7 +573,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             "seconds": time.time() - started,
             **{f"loss_{k}": reduced[k] / images_seen for k in loss_sums},
         }
+        if watch.found is not None and watch.found["epoch"] == epoch + 1:
+            summary["collapse"] = watch.found
         history.append(summary)
+        bad = [name for name, value in model.state_dict().items()
+               if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+        if bad:  # a NaN/inf weight after the last step would pass the loss check: never save it
+            raise FloatingPointError(
+                f"the weights became non-finite in epoch {epoch + 1} ({bad[0]} first): training diverged and "
+                f"stopped; {_kept_text(checkpoint_path, epoch)}; lower --lr (now "
+                f"{config.lr}) or use --amp off")
         if is_main:
             state = {
                 "model": model.state_dict(),
@@ -371,18 +595,27 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 "class_names": list(getattr(train_set, "class_names", [])),
                 "history": history,
                 "guidance_switch": switch.state_dict(),
+                "collapse_watch": watch.state_dict(),
             }
             atomic_save(state, checkpoint_path)
             steps_done += totals["steps"]
+            # Killed here, before the replay's record of this epoch: a resume records it first.
             if recorder is not None:
                 recorder.record(model, float(epoch + 1), steps_done)
-            (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+            atomic_write_text("".join(json.dumps(h) + "\n" for h in history), out / HISTORY_FILE)
             if summary["skipped_images"]:
                 log.warning("epoch %d skipped %d unreadable images", epoch + 1, summary["skipped_images"])
             log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()})
         if world > 1:
             dist.barrier()
     return summary
+
+
+def _kept_text(checkpoint_path: Path, epochs_done: int) -> str:
+    """What a run that diverged in epoch ``epochs_done + 1`` leaves on disk, for its error message."""
+    if epochs_done > 0:
+        return f"{checkpoint_path} is kept at epoch {epochs_done}, the last finite one"
+    return f"no checkpoint was written to {checkpoint_path.parent}"
 
 
 def replay_recorder(config: TrainConfig, preset, out: Path, epochs_done: int) -> ReplayRecorder | None:
@@ -399,6 +632,8 @@ def replay_recorder(config: TrainConfig, preset, out: Path, epochs_done: int) ->
         if len(val) == 0:
             raise ValueError("it is empty")
         return ReplayRecorder(val, config.replay_images, preset, out, map_names=names, epochs_done=epochs_done)
+    except ReplayError:
+        raise  # the run's own replay.npz is damaged: the user decides, the run does not drop it silently
     except (ValueError, FileNotFoundError, OSError) as error:
         log.warning("no training replay: the validation split cannot be used (%s)", error)
         return None

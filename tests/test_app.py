@@ -167,16 +167,18 @@ def test_a_release_changes_the_numbers_and_what_the_view_shows(runs):
     assert pipeline(at)["data_key"] == data["data_key"]
 
 
-def test_tau_slider_moves_the_box(runs):
+def test_tau_release_moves_the_box(runs):
     at = start(runs["spg"])
     box = metric(at, "Predicted box (x0, y0, x1, y1)")
-    at.sidebar.slider(key="tau").set_value(0.9).run()
+    # τ and the opacity are the pipeline view's controls on this page: the sidebar only names them.
+    assert not [s for s in at.sidebar.slider if s.key in ("tau", "alpha")]
+    assert "controls of the pipeline view" in texts(at)
+    release(at, tau=0.9)
     assert not at.exception
     assert metric(at, "Predicted box (x0, y0, x1, y1)") != box
     assert metric(at, "IoU of the box with GT") != "—"
     assert "at τ = 0.90" in images_captions(at)["Localisation map + box"]
-    # The page's thresholded part reran (τ's callback, spg_app.live): the pipeline view shows τ too.
-    assert pipeline(at)["values"]["tau"] == 0.9 and "Box and downloads" in [h.value for h in at.subheader]
+    assert pipeline(at)["values"]["tau"] == 0.9
 
 
 def test_an_open_histogram_reruns_with_the_delta_slider(runs):
@@ -329,7 +331,8 @@ def test_dataset_page_compares_two_models(runs, monkeypatch):
     at.button(key="evaluate_button").click().run()
     assert not at.exception
     table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
-    assert len(table) == len(at.multiselect(key="compare_runs").value)
+    baselines = [name for name in table["model"] if name.startswith("baseline · ")]  # three rows after the models
+    assert len(table) - len(baselines) == len(at.multiselect(key="compare_runs").value) and len(baselines) == 3
 
 
 # ----------------------------------------------------------------------------- triage page
@@ -530,7 +533,7 @@ def test_maps_folder_explore_shows_its_map_and_box_without_images(maps_folder):
     assert "holds one final map per image" in texts(at)
     assert drawn_maps(at) == {"attention"}  # the folder's map in the pipeline view, over a grey image
     before = metric(at, "Predicted box (x0, y0, x1, y1)")
-    at.sidebar.slider(key="tau").set_value(0.9).run()
+    release(at, tau=0.9)
     assert not at.exception
     assert metric(at, "Predicted box (x0, y0, x1, y1)") != before
 
@@ -542,7 +545,7 @@ def test_a_run_and_two_maps_folders_on_one_chart(runs, maps_folder):
     at.button(key="evaluate_button").click().run()
     assert not at.exception, [e.message for e in at.exception]
     table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
-    assert len(table) == 3
+    assert len(table) == 3 + 3  # and the three baselines' rows
     # The run's own exported maps score as the run does (wsolevaluation's numbers).
     assert float(table.loc[1, "MaxBoxAccV2"]) == float(table.loc[0, "MaxBoxAccV2"])
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -571,7 +574,7 @@ def test_maps_folder_with_images_compares_with_a_run_on_the_same_images(runs, ma
     at.button(key="evaluate_button").click().run()
     assert not at.exception, [e.message for e in at.exception]
     table = next(frame.value for frame in at.dataframe if "MaxBoxAccV2" in frame.value.columns)
-    assert len(table) == 2
+    assert len(table) == 2 + 3  # and the three baselines' rows
     assert float(table.loc[0, "MaxBoxAccV2"]) == float(table.loc[1, "MaxBoxAccV2"])
     assert table.loc[0, "Top-1 cls"] == "—" and table.loc[1, "Top-1 cls"] != "—"
     at = start(None, model_choice="__maps__", maps_dir=str(maps_folder["maps"]),
@@ -607,7 +610,7 @@ def test_downloads_are_made_from_the_values_on_screen(runs, monkeypatch):
     monkeypatch.setattr(app_test, "MediaFileManager", lambda storage: managers.append(original(storage)) or managers[-1])
     at = start(runs["spg"])
     release(at, mask_a=(0.3, 0.6))
-    at.sidebar.slider(key="tau").set_value(0.4).run()  # reruns only the box panel
+    release(at, tau=0.4)
     button = next(e for e in at.get("download_button") if e.proto.id.endswith("-download_boxes"))
     made = managers[-1]._deferred_callables[button.proto.deferred_file_id]["callable"]()
     payload = json.loads(made)

@@ -16,7 +16,7 @@ from app_runs import write_tiny_run  # noqa: E402
 from spg_app.uploads import MAX_UPLOAD_BYTES  # noqa: E402
 from spg_core.replay import Replay, load_replay  # noqa: E402
 from spg_core.runs import SHIPPED_DIR, shipped_runs  # noqa: E402
-from test_app import APP, TIMEOUT, numbers, release, shown, start, texts  # noqa: E402
+from test_app import APP, TIMEOUT, numbers, pipeline, release, shown, start, texts  # noqa: E402
 
 ROOT = Path(APP).parent
 
@@ -56,13 +56,12 @@ def test_thresholds_survive_every_other_page(runs):
 
 def test_tau_follows_the_model_opened(runs):
     at = start(runs["spg"])
-    assert at.sidebar.slider(key="tau").value == pytest.approx(0.2)  # no metrics.json: CAM's 0.2
-    at.sidebar.slider(key="tau").set_value(0.61).run()  # reruns the box alone: one full run to see the sidebar
-    at.run()
-    assert at.sidebar.slider(key="tau").value == pytest.approx(0.61)
+    assert pipeline(at)["values"]["tau"] == pytest.approx(0.2)  # no metrics.json: CAM's 0.2
+    release(at, tau=0.61)
+    assert pipeline(at)["values"]["tau"] == pytest.approx(0.61)
     at.sidebar.text_input(key="run_dir").set_value(str(runs["suggests"])).run()
     assert not at.exception
-    assert at.sidebar.slider(key="tau").value == pytest.approx(0.35)  # that run's own τ, not the last one's
+    assert pipeline(at)["values"]["tau"] == pytest.approx(0.35)  # that run's own τ, not the last one's
 
 
 def test_a_link_opens_its_view(runs, monkeypatch):
@@ -75,7 +74,7 @@ def test_a_link_opens_its_view(runs, monkeypatch):
     assert at.selectbox(key="preset").value == "wsolevaluation"
     assert shown(at, "mask_a") == (0.01, 0.7)  # the preset's
     assert shown(at, "mask_b2") == (0.2, 0.9)  # the link's
-    assert at.sidebar.slider(key="tau").value == pytest.approx(0.45)
+    assert pipeline(at)["values"]["tau"] == pytest.approx(0.45)
     # ... and the URL follows the view from then on
     release(at, mask_a=(0.3, 0.6))
     assert at.query_params["mask_a"] in ("0.30-0.60", ["0.30-0.60"])
@@ -134,12 +133,12 @@ def test_an_older_replay_of_a_modified_preset_opens_at_the_run_preset(tmp_path):
 
 
 def test_the_sidebar_tau_reaches_the_pipeline_view(runs):
-    """The sidebar's τ is shown by the pipeline view at once (the view's next release carries
-    it), and a release of thresholds then keeps it."""
-    from test_app import pipeline
-
-    at = start(runs["spg"])
+    """τ moved in the sidebar of another page is shown by the pipeline view, and a release of
+    thresholds then keeps it."""
+    at = start(runs["spg"], page="dataset")
     at.sidebar.slider(key="tau").set_value(0.55).run()
+    at.session_state["page_request"] = "explore"
+    at.run()
     assert pipeline(at)["values"]["tau"] == pytest.approx(0.55)
     released = {stage: list(pair) for stage, pair in at.session_state["view"].thresholds.items()}
     released["mask_a"] = [0.25, 0.7]

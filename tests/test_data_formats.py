@@ -415,8 +415,8 @@ def test_getitem_and_collate(tmp_path):
 
 
 def test_registry_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset format 'coco'"):
-        build_dataset("coco", "train", data_root=tmp_path)
+    with pytest.raises(ValueError, match="unknown dataset format 'kitti'"):
+        build_dataset("kitti", "train", data_root=tmp_path)
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         build_dataset("synthetic", "dev")
     with pytest.raises(TypeError, match="val_evry"):

@@ -116,6 +116,49 @@ def test_guidance_switch_auto_waits_for_the_classifier_and_is_capped():
         GuidanceSwitch("soon", epochs=3)
 
 
+def test_collapse_watch_finds_a_constructed_collapse_once():
+    from spg_core.train import CollapseWatch
+
+    watch = CollapseWatch()
+    for step in range(CollapseWatch.WINDOW):
+        assert watch.observe(False, 0.9, 0.3, epoch=0, step=step) is None  # the level: 90 %
+    found = None
+    for step in range(CollapseWatch.WINDOW):  # the guidance on: accuracy falls to chance (12.5 %)
+        found = watch.observe(True, 0.125, 9.6, epoch=1, step=step) or found
+    assert found == {"epoch": 2, "step": CollapseWatch.WINDOW, "accuracy_before": 90.0, "accuracy_after": 12.5,
+                     "ce_before": 0.3, "ce_after": 9.6}
+    assert watch.observe(True, 0.1, 9.9, epoch=1, step=99) is None  # said once
+    resumed = CollapseWatch(watch.state_dict())
+    assert resumed.found == found
+    healthy = CollapseWatch()
+    for step in range(CollapseWatch.WINDOW):
+        healthy.observe(False, 0.9, 0.3, 0, step)
+    for step in range(3 * CollapseWatch.WINDOW):  # a dip to 70 % is learning, not a collapse
+        assert healthy.observe(True, 0.7, 0.8, 1, step) is None
+    weak = CollapseWatch()  # a classifier at 30 % that drops to 12 %: below half, but not 20 points
+    for step in range(CollapseWatch.WINDOW):
+        weak.observe(False, 0.3, 1.8, 0, step)
+    assert all(weak.observe(True, 0.12, 2.0, 1, step) is None for step in range(CollapseWatch.WINDOW))
+
+
+def test_a_collapse_is_said_in_the_log_and_kept_in_the_history(tmp_path, monkeypatch, caplog):
+    from spg_core.train import CollapseWatch
+
+    # Constructed: a window of two batches, and any guided accuracy counts as a collapse.
+    monkeypatch.setattr(CollapseWatch, "WINDOW", 2)
+    monkeypatch.setattr(CollapseWatch, "RATIO", 1e9)
+    monkeypatch.setattr(CollapseWatch, "MIN_DROP", -1.0)
+    config = small_config(tmp_path, guidance_warmup=1, epochs=2, max_steps_per_epoch=3)
+    with caplog.at_level("WARNING", logger="spg_core.train"):
+        train(config, progress=False)
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert "collapse" not in history[0] and history[1]["collapse"]["epoch"] == 2
+    assert history[1]["collapse"]["step"] == 2  # the first full window of guided batches
+    assert "collapsed when the guidance switched on" in caplog.text
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["collapse_watch"]["found"] == history[1]["collapse"]
+
+
 @pytest.mark.slow
 def test_auto_warmup_resumes_at_the_same_step(tmp_path):
     """guidance_warmup=auto on a 2-class toy: the switch state travels in the checkpoint."""

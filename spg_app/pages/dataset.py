@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from spg_app.analyses import evaluation, evaluation_note, guidance_statistics, show_notes
+from spg_app.baseline_view import add_baseline_lines, baseline_entries, page_baselines
 from spg_app.figures import CURVE_NAMES, accuracy_figure, fallback_figure, iou_histogram, sweep_figure
 from spg_app.loaders import open_maps, open_model
 from spg_app.paths import allowed_path
@@ -15,6 +16,7 @@ from spg_app.runs import paired_run, run_metrics
 from spg_app.sidebar import run_label
 from spg_app.stages import map_stage_label
 from spg_app.state import MAPS_FOLDER, OTHER_RUN, Context, current_thresholds
+from spg_app.text import message, plain
 from spg_app.widgets import count_slider, need, percent
 from spg_core.evaluate import PROTOCOLS
 from spg_core.guidance import MAP_STAGES, PRESETS, STAGE_NAMES, guided_stage
@@ -52,7 +54,7 @@ def compare_models(ctx: Context) -> list:
         try:
             models.append(current if name == "__current__" else open_model(name, run_label(name)))
         except Exception as error:  # a replaced or broken run folder: say which and why
-            st.error(f"Could not load {name!r}: {error}")
+            st.error(message(f"Could not load {name!r}: {error}"))
     for line in (more or "").splitlines():
         name, _, folder = line.rpartition("=") if "=" in line else ("", "", line)
         if not folder.strip():
@@ -60,7 +62,7 @@ def compare_models(ctx: Context) -> list:
         try:
             models.append(open_entry(folder.strip(), name.strip()))
         except Exception as error:  # a typed path can fail in many ways: one line, never a traceback
-            st.error(f"Could not open {folder.strip()!r}: {error}")
+            st.error(message(f"Could not open {folder.strip()!r}: {error}"))
     return models
 
 
@@ -154,13 +156,22 @@ def accuracy_tab(ctx: Context) -> None:
     chosen = st.multiselect("Curves", available, key="eval_curves", format_func=lambda c: CURVE_NAMES.get(c, c))
     if protocol == "paper":
         st.caption("MaxBoxAccV2 needs the wsolevaluation protocol (its contour boxes).")
-    st.plotly_chart(accuracy_figure(results, chosen, ctx.tau), width="stretch", key="accuracy_curves")
-    table = metrics_table(results)
+    # The trivial baselines on the same images: a run's paper grid is its input, a maps folder's the image.
+    paper_size = None if all(m.is_maps for m in models) else getattr(ctx.dataset, "image_size", None)
+    baselines = page_baselines(ctx, n, protocol, paper_size)
+    st.plotly_chart(add_baseline_lines(accuracy_figure(results, chosen, ctx.tau), baselines, chosen),
+                    width="stretch", key="accuracy_curves")
+    table = metrics_table(results + baseline_entries(baselines, protocol))
     for view, columns in enumerate(table_views(table)):  # one DataFrame, shown in views that fit the page
         st.dataframe(table, hide_index=True, width="stretch", column_order=columns, key=f"metrics_table_{view}",
                      column_config={"model": st.column_config.TextColumn(pinned=True)})
     st.caption(f"Loc metrics at the sidebar's τ = {ctx.tau:.2f} (chosen by you, on this split: an oracle if tuned "
                "here). MaxBoxAcc/V2 and PxAP take the best τ by definition. Percentages.")
+    if baselines:
+        st.caption(f"Baselines (grey lines, rows \"baseline · …\"): the whole image, a centred box and a centred "
+                   f"Gaussian map scored like a model's map, on the same {baselines['num_images']} images; the box's "
+                   "fraction and the Gaussian's τ are the best on these images (an oracle). A model that does not "
+                   "beat them localises no better than ignoring the image.")
     st.plotly_chart(iou_histogram(results), width="stretch", key="iou_histogram")
     if any(m.is_maps for m in models):
         st.caption("A maps folder has no classifier: its Top-1/Top-5 Loc and classification are —; its map is "
@@ -169,7 +180,7 @@ def accuracy_tab(ctx: Context) -> None:
     for model in models:
         saved = run_metrics(model.folder) if model.folder is not None else None
         if saved:
-            with st.expander(f"{model.label}: metrics.json written with the run"):
+            with st.expander(plain(f"{model.label}: metrics.json written with the run")):
                 st.json(saved)
 
 

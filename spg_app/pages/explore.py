@@ -24,9 +24,10 @@ from spg_app import links, live
 from spg_app.live import LiveChoices
 from spg_app.pictures import data_url, encode_picture, final_picture, maps_picture, png_bytes
 from spg_app.stages import map_stage_label
+from spg_app.text import message, plain
 from spg_app.state import Context, ModelContext, Picked, bind, preset_thresholds, view
 from spg_app.threshold_growth import grow_with_thresholds
-from spg_app.thresholds import box_view, clean_thresholds, stage_seeds, threshold_view
+from spg_app.thresholds import box_view, clean_thresholds, stage_numbers, threshold_view
 from spg_app.widgets import classes_table, need, numbers_table, percent, scroll_target
 from spg_core import viz
 from spg_core.boxes import iou as box_iou
@@ -163,7 +164,7 @@ def classes_section(ctx: Context, picked: Picked, base) -> None:
     st.markdown(classes_table([(name, p) for _, name, p in base.top_k(5)]))
     if picked.label is not None and ctx.gt_usable:
         verdict = "right" if base.predicted == picked.label else "wrong"
-        st.caption(f"Top-1 is **{verdict}** (ground truth: {ctx.model.localizer.class_names[picked.label]}).")
+        st.caption(f"Top-1 is **{verdict}** (ground truth: {plain(ctx.model.localizer.class_names[picked.label])}).")
 
 
 def growth_section(maps_key: str, grown) -> None:
@@ -188,6 +189,7 @@ def box_panel(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str,
     """The localisation map with its box at τ, the box's numbers and the downloads. A fragment: a
     τ move reruns this panel alone (:mod:`spg_app.live`)."""
     choices.tau = tau = current_tau(ctx)
+    ctx.alpha = float(view().alpha)  # a release that moved the opacity reruns this panel alone
     box, iou = box_view(maps, tau, gt_boxes, box_stage)
     st.subheader("Box and downloads")
     columns = st.columns([2, 1])
@@ -197,7 +199,7 @@ def box_panel(ctx: Context, picked: Picked, maps_key: str, maps, box_stage: str,
     columns[0].image(data_url(large, fmt), width=448, alt="Localisation map + box",
                      caption=f"Localisation map + box{source} at τ = {tau:.2f}"
                              + ("" if iou is None else f" — IoU {iou:.3f}")
-                             + ": the predicted box (green) and GT boxes (red); opacity in the sidebar")
+                             + ": the predicted box (green) and GT boxes (red); opacity in the pipeline view")
     with columns[1]:
         st.metric("IoU of the box with GT", "—" if iou is None else f"{iou:.3f}",
                   help="Best IoU of the predicted box with any GT box (inclusive pixels, the +1 rule).")
@@ -249,6 +251,9 @@ def maps_page(ctx: Context) -> None:
     model = ctx.model
     st.caption("A maps folder holds one final map per image, no SPG branches: the view shows it in the attention "
                "map's place, the seeds Eq. 1 would draw from it (Mask-A) and its box.")
+    apply_release()  # a release of the view (below) is a full run here: its τ boxes the map first
+    current_tau(ctx)
+    ctx.alpha = float(view().alpha)
     index = image_index_input(len(ctx.dataset))
     sample = (dataset_sample(ctx.data_key, index, ctx.dataset) if ctx.has_images
               else ctx.dataset.load_sample(index, image=False))
@@ -258,14 +263,14 @@ def maps_page(ctx: Context) -> None:
     try:
         score_map = load_map(model.key, str(model.maps_dir), sample.image_id)
     except (OSError, ValueError) as error:
-        st.error(f"No readable map for {sample.image_id!r} in {model.maps_dir}: {error}")
+        st.error(message(f"No readable map for {sample.image_id!r} in {model.maps_dir}: {error}"))
         return
     normalized = prepare_map("paper", score_map, sample.size)
     box = largest_component_box(normalized, ctx.tau)
     gt = np.asarray(sample.boxes).reshape(-1, 4)
     iou = float(np.max(box_iou(box, gt))) if len(gt) else None
     names = ctx.dataset.class_names
-    st.markdown(f"**#{index} · `{sample.image_id}` · {names[sample.label]}**")
+    st.markdown(f"**#{index} · {plain(sample.image_id)} · {plain(names[sample.label])}**")
     if max(sample.size) <= PIPELINE_MAX_SIDE:
         width, height = sample.size
         image = sample.image if sample.image is not None else Image.new("RGB", (width, height), (128, 128, 128))
@@ -273,6 +278,12 @@ def maps_page(ctx: Context) -> None:
         region = object_mask(sample.mask, gt, (height, width))
         maps = SimpleNamespace(maps={"attention": normalized.astype(np.float32)})
         pipeline_section(ctx, picked, maps, "attention", region)
+    else:  # too large for the view: τ on a slider of its own
+        bind("maps_tau", view().tau)
+        ctx.tau = st.slider("Box threshold τ", 0.0, 0.99, step=0.01, key="maps_tau", format="%.2f",
+                            on_change=lambda: setattr(view(), "tau", float(st.session_state["maps_tau"])))
+        box = largest_component_box(normalized, ctx.tau)
+        iou = float(np.max(box_iou(box, gt))) if len(gt) else None
     picture = viz.draw_boxes(maps_picture(sample, normalized, ctx.alpha), [box], gt)
     data, fmt = encode_picture(picture, 448)
     columns = st.columns([2, 1])
@@ -340,7 +351,7 @@ def thresholded_sections(ctx: Context, picked: Picked, maps_key: str, maps, box_
     preset_name = preset_controls(model, top[:2])
     with top[2]:
         second = choose_second_run(ctx, st.container())
-    top[3].caption(f"**{picked.title}**")
+    top[3].caption(f"**{plain(picked.title)}**")
     choices = live_choices(preset_name, current_tau(ctx))
     st.session_state[live.ON_SCREEN] = True
 
@@ -385,11 +396,10 @@ def view_values() -> dict:
 def pipeline_section(ctx: Context, picked: Picked, maps, box_stage: str, region, second=None, maps_b=None) -> bool:
     """The pipeline view (:mod:`spg_app.pipeline_view`) of the run, and of the second run when one
     is compared, at the session view's values. Returns True when a release changed them."""
-    # A release its callback left for this run (τ or the opacity moved) is applied first, then drawn.
+    # A release its callback could not apply (the page was not on screen) is applied first, then drawn.
     moved = apply_release()
-    if moved & {"tau", "alpha"}:
-        st.rerun()  # the sidebar's τ and opacity sliders show the new values
     current = view()
+    ctx.tau, ctx.alpha = float(current.tau), float(current.alpha)
     mask = None if picked.mask is None else np.asarray(picked.mask) == 1
     boxes = picked.boxes if region is not None else None
     precedence = current.guidance().precedence
@@ -449,15 +459,14 @@ def apply_release(changes: dict | None = None) -> set[str]:
 
 
 def pipeline_released() -> None:
-    """``on_change`` of the pipeline view. A release that moved thresholds only is applied here,
-    and only the parts that show them rerun (:func:`spg_app.live.after_thresholds`): the view
-    already shows its own values, so it is not redrawn. Anything else (τ, the opacity) is left to
-    the rerun of the page's thresholded part, which also redraws the sidebar."""
+    """``on_change`` of the pipeline view: the release goes into the session's view, and only
+    the parts that show what moved rerun (:func:`spg_app.live.after_release`); the view already
+    shows its own values, so it is not redrawn."""
     changes = release_changes(read_value(st.session_state.get(PIPELINE_KEY)))
-    if set(changes) - {"thresholds"} or not st.session_state.get(live.ON_SCREEN):
+    if not st.session_state.get(live.ON_SCREEN):
         return
-    apply_release(changes)
-    live.rerun(live.after_thresholds())
+    moved = apply_release(changes)
+    live.rerun(live.after_release(moved))
 
 
 @st.fragment(key=live.NUMBERS)
@@ -469,15 +478,14 @@ def seed_numbers(maps, region, choices: LiveChoices, picked: Picked) -> None:
     for stage in STAGE_NAMES:
         if guided_stage(stage).source not in maps.maps:
             continue
-        seeds = stage_seeds(maps, preset, stage, region)
+        fallback, stats = stage_numbers(maps, preset, stage, region)
         low, high = choices.thresholds[stage]
-        stats = seeds.stats
         rows[guided_stage(stage).title] = {
             "δ_l": f"{low:.2f}", "δ_h": f"{high:.2f}", "foreground": percent(stats["foreground"]),
             "background": percent(stats["background"]), "ignored": percent(stats["ignored"]),
             "fg precision": percent(stats.get("foreground_precision")),
             "bg precision": percent(stats.get("background_precision")),
-            "fallback": "fired" if seeds.fallback else "no"}
+            "fallback": "fired" if fallback else "no"}
     with st.expander("Seed numbers (Eq. 1) at the released thresholds", expanded=False):
         for title, numbers in rows.items():
             st.markdown(numbers_table(title, numbers))

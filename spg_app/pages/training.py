@@ -17,6 +17,7 @@ from spg_app.pictures import STRIP_SIDE, encode_picture, strip_pictures
 from spg_app.runs import run_stamp
 from spg_app.state import Context
 from spg_app.thresholds import threshold_view
+from spg_app.text import message, plain
 from spg_core.data.transforms import mask_box
 from spg_core.guidance import get_preset
 from spg_core.localize import StageMaps
@@ -66,7 +67,7 @@ def page(ctx: Context) -> None:
     st.title("Training")
     model = ctx.model
     if model is not None and model.is_maps:
-        st.info(f"{model.label} is a folder of maps, not a trained run: there is no training to replay.")
+        st.info(plain(f"{model.label} is a folder of maps, not a trained run: there is no training to replay."))
         return
     if model is None or model.folder is None or not (model.folder / "checkpoint.pt").is_file():
         st.info("Pick a trained run in the sidebar: this page replays how it learned.")
@@ -74,17 +75,17 @@ def page(ctx: Context) -> None:
     try:
         replay = load_run_replay(str(model.folder), run_stamp(model.folder))
     except ValueError as error:
-        st.error(str(error))
+        st.error(message(error))
         return
     if replay is None or len(replay) == 0:
-        st.info(f"{model.label} was trained without a replay. Train with `--replay-images 16` (the default) "
+        st.info(f"{plain(model.label)} was trained without a replay. Train with `--replay-images 16` (the default) "
                 "to record the stage maps of 16 validation images every epoch.")
         return
     try:
         preset = replay.seed_preset()
     except ValueError as error:  # an older replay naming a modified preset: the run's configured one instead
         preset = get_preset(model.config.preset)
-        st.caption(f":orange[{error}; its seeds are drawn here at the run's configured preset *{preset.name}*.]")
+        st.caption(f":orange[{plain(error)}; its seeds are drawn here at the run's configured preset *{preset.name}*.]")
     st.caption(f"{len(replay.image_ids)} fixed validation images, {len(replay)} records. Seeds at the run's own "
                f"thresholds (preset *{preset.name}*), the map of the ground-truth class, box at τ = {ctx.tau:.2f}.")
     replay_view(ctx, model, replay, preset)

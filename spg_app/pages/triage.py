@@ -10,6 +10,7 @@ from spg_app.datasets import positions_by_image_id
 from spg_app.loaders import dataset_image_key, dataset_sample, load_map, predict_maps
 from spg_app.pictures import encode_picture, maps_picture
 from spg_app.state import PAGE_REQUEST, Context, current_thresholds, view
+from spg_app.text import message, plain
 from spg_app.widgets import count_slider, need
 from spg_core import viz
 from spg_core.evaluate import resize_box
@@ -31,7 +32,11 @@ def maps_tile(ctx: Context, row: dict, index: int, grid: tuple[int, int]) -> Non
     if sample is None:
         st.warning(f"#{index}: unreadable image")
         return
-    score_map = load_map(model.key, str(model.maps_dir), sample.image_id)
+    try:
+        score_map = load_map(model.key, str(model.maps_dir), sample.image_id)
+    except (ValueError, OSError) as error:  # a refused or vanished map file: one line, not a traceback
+        st.warning(message(f"#{index}: {error}"))
+        return
     box = row["pred_box"]
     if tuple(grid) != tuple(sample.size):
         box = resize_box(box, grid, sample.size)
@@ -41,7 +46,8 @@ def maps_tile(ctx: Context, row: dict, index: int, grid: tuple[int, int]) -> Non
     st.image(data, alt=f"triage {index}", width="stretch", output_format=fmt)
     names = ctx.dataset.class_names
     st.caption(f"**#{index}** · IoU {row['iou']:.2f} · *{row['failure']}*  \n"
-               f"GT {names[row['label']] if row.get('label') is not None else '?'} · `{sample.image_id}`")
+               f"GT {plain(names[row['label']]) if row.get('label') is not None else '?'} · "
+               f"{plain(sample.image_id)}")
     st.button("Open in Explore", key=f"open_{index}", on_click=open_in_explore, args=(index,), width="stretch")
 
 
@@ -65,7 +71,7 @@ def triage_tile(ctx: Context, row: dict, index: int, fallback: bool | None, grid
     data, fmt = encode_picture(picture, 224)
     st.image(data, alt=f"triage {index}", width="stretch", output_format=fmt)
     st.caption(f"**#{index}** · IoU {row['iou']:.2f} · *{row['failure']}*  \n"
-               f"GT {names[row['label']]} · predicted {predicted}"
+               f"GT {plain(names[row['label']])} · predicted {plain(predicted)}"
                + ("" if fallback is None else f"  \nMask-A fallback: {'fired' if fallback else 'no'}"))
     st.button("Open in Explore", key=f"open_{index}", on_click=open_in_explore, args=(index,), width="stretch")
 

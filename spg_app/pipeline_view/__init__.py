@@ -24,6 +24,7 @@ import base64
 import functools
 import hashlib
 import io
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,9 @@ FRONTEND = Path(__file__).resolve().parent / "frontend"
 PAYLOAD_VERSION = 1
 MAX_SIDE = 1024  # a map larger than this would make a multi-megabyte message per rerun
 _component = None
-_PAYLOAD_CACHE: dict[str, dict] = {}  # run digest -> its encoded payload, the last few runs
+_PAYLOAD_CACHE: dict[str, dict] = {}  # run digest -> its encoded payload, shared by every session
+_PAYLOAD_LOCK = threading.Lock()
+PAYLOAD_CACHE_SIZE = 64  # payloads of 128-224 px images are 0.2-1.5 MB: a class on a few dozen images
 
 
 @dataclass
@@ -115,7 +118,7 @@ def _check_shape(name: str, array: np.ndarray, shape: tuple[int, int]) -> None:
 def run_payload(run: PipelineRun) -> tuple[dict, str]:
     """What the browser gets of one run, validated: the image, each map as float32, the GT
     boxes, the object region and the GT mask as packed bits; and a digest of it all. Encoded
-    once per content: a rerun passes the same maps again (the last few payloads are kept)."""
+    once per content: a rerun, or another session on the same image, passes the same maps again."""
     check_precedence(run.precedence)
     width, height = run.image.size
     shape = (height, width)
@@ -146,15 +149,17 @@ def run_payload(run: PipelineRun) -> tuple[dict, str]:
     for array in (*maps.values(), *masks.values()):
         digest.update(array.tobytes())
     key = digest.hexdigest()
-    if key not in _PAYLOAD_CACHE:
+    payload = _PAYLOAD_CACHE.get(key)
+    if payload is None:
         payload = {"label": str(run.label), "width": width, "height": height, "image": encode_image(rgb),
                    "maps": {name: encode_map(array) for name, array in maps.items()}, "precedence": run.precedence,
                    "gt_boxes": boxes, "object_region": None, "gt_mask": None}
         payload.update({field: encode_bits(array) for field, array in masks.items()})
-        if len(_PAYLOAD_CACHE) >= 8:
-            _PAYLOAD_CACHE.pop(next(iter(_PAYLOAD_CACHE)))
-        _PAYLOAD_CACHE[key] = payload
-    return _PAYLOAD_CACHE[key], key
+        with _PAYLOAD_LOCK:  # sessions run in threads of one process
+            while len(_PAYLOAD_CACHE) >= PAYLOAD_CACHE_SIZE:
+                _PAYLOAD_CACHE.pop(next(iter(_PAYLOAD_CACHE)))
+            _PAYLOAD_CACHE[key] = payload
+    return payload, key
 
 
 def clean_values(thresholds: dict, tau: float, alpha: float) -> tuple[dict, float, float]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spg_core.data.dataset import Record, WSOLDataset, check_files, read_lines, register_format
+from spg_core.data.dataset import Record, WSOLDataset, check_files, first_seen, read_lines, register_format, relative_file
 
 
 def _find_root(data_root: Path) -> Path:
@@ -108,7 +108,9 @@ def build_cub(
 
     records_by_split: dict[str, list[Record]] = {"train": [], "val": [], "test": []}
     train_seen_per_class: dict[int, int] = {}
+    paths: dict[str, str] = {}
     for image_id, (fields, where) in images.items():
+        first_seen(paths, fields[0], where, "image path", "each image is listed once: remove the repeated line")
         if image_id not in labels:
             raise ValueError(f"{where}: image id {image_id} has no line in image_class_labels.txt")
         if image_id not in is_train:
@@ -124,7 +126,7 @@ def build_cub(
             image_id=fields[0],
             label=label - 1,
             boxes=np.asarray(boxes.get(image_id, np.zeros((0, 4))), np.float32).reshape(-1, 4),
-            path=root / "images" / fields[0],
+            path=relative_file(root / "images", fields[0], where),
             source=where,
         )
         if flag == "0":

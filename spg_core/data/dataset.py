@@ -8,13 +8,17 @@ score saved maps, does not load it.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import hashlib
 import inspect
+import os
+import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -37,7 +41,8 @@ class Record:
     ``boxes`` are 0-based inclusive (x0, y0, x1, y1) in the pixels of the displayed,
     full-resolution image; ``size`` is (w, h) when the metadata states it, else None.
     ``mask_paths`` are instance masks (unioned), ``ignore_path`` an ignore-region mask.
-    ``source`` is "file:line" of the annotation, for error messages.
+    ``source`` is "file:line" of the annotation, for error messages; ``size_source`` the
+    "file:line" that states ``size`` (wsolevaluation's image_sizes.txt), when another file does.
     """
 
     image_id: str
@@ -48,6 +53,7 @@ class Record:
     mask_paths: tuple[Path, ...] = ()
     ignore_path: Path | None = None
     source: str = ""
+    size_source: str = ""
 
 
 @dataclass
@@ -133,7 +139,8 @@ class WSOLDataset:
             shown_w, shown_h = round(width / scale), round(height / scale)
             if (stated_w, stated_h) != (shown_w, shown_h) and stated_w > 0 and stated_h > 0:
                 _warn(
-                    f"{record.path}: the metadata ({record.source or 'image size'}) says {stated_w}x{stated_h} but "
+                    f"{record.path}: the metadata ({record.size_source or record.source or 'image size'}) says "
+                    f"{stated_w}x{stated_h} but "
                     f"the image is {shown_w}x{shown_h}; boxes rescaled by the ratio (fix the size entry if the "
                     "image was rotated rather than resized)"
                 )
@@ -271,12 +278,120 @@ def check_files(records: Iterable[Record], fix: str, images: bool = True) -> Non
         raise FileNotFoundError(f"{len(missing)} file(s) listed in the annotations are missing:\n  {shown}{more}\n{fix}")
 
 
+# What the caller allows the loaders to open (the app: only files under its roots); None: any file.
+_FILE_CHECK: contextvars.ContextVar[Callable[[Path], None] | None] = contextvars.ContextVar("file_check",
+                                                                                          default=None)
+
+
+@contextlib.contextmanager
+def files_checked(check: Callable[[Path], None]) -> Iterator[None]:
+    """Within the block, every annotation file the loaders open and every image and mask file
+    :func:`build_dataset` lists is first passed to ``check``, which raises to refuse it.
+
+    Args:
+        check: called with each path before it is opened (or listed); raises to refuse it.
+    """
+    token = _FILE_CHECK.set(check)
+    try:
+        yield
+    finally:
+        _FILE_CHECK.reset(token)
+
+
+def checked(path) -> Path:
+    """``path``, once the check of the enclosing :func:`files_checked` block (if any) passed it.
+
+    Args:
+        path: a file a loader is about to open.
+
+    Returns:
+        ``Path(path)``; the check raises to refuse it.
+    """
+    check = _FILE_CHECK.get()
+    if check is not None:
+        check(Path(path))
+    return Path(path)
+
+
+def decode_error(path, error: UnicodeDecodeError) -> ValueError:
+    """The one-line error for text that is not UTF-8.
+
+    Args:
+        path: the file that was being read.
+        error: what decoding it raised.
+
+    Returns:
+        A ValueError naming the file, the line and the byte, and how to convert the file.
+    """
+    raw = Path(path).read_bytes()
+    try:  # the offset in the whole file (the error's own is in the chunk a text stream decoded)
+        raw.decode("utf-8")
+        start, byte = error.start, error.object[error.start:error.start + 1]
+    except UnicodeDecodeError as whole:
+        start, byte = whole.start, raw[whole.start:whole.start + 1]
+    line = raw[:start].count(b"\n") + 1
+    return ValueError(f"{path}:{line}: not UTF-8 text (byte 0x{byte.hex()} at offset {start}); save the file as "
+                      "UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+
+
 def read_lines(path: Path) -> list[tuple[int, str]]:
-    """(1-based line number, stripped text) of the non-blank lines of a text file."""
+    """(1-based line number, stripped text) of the non-blank lines of a UTF-8 text file;
+    ValueError naming the file and line when it is not UTF-8."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"annotation file {path} does not exist")
-    with open(path, encoding="utf-8-sig") as handle:
-        return [(number, line.strip()) for number, line in enumerate(handle, 1) if line.strip()]
+    with open(checked(path), encoding="utf-8-sig") as handle:
+        try:
+            return [(number, line.strip()) for number, line in enumerate(handle, 1) if line.strip()]
+        except UnicodeDecodeError as error:
+            raise decode_error(path, error) from None
+
+
+_PATH_SIGNS = re.compile(r"[/\\:\0]")  # what can make a listed name leave its folder (with a bare "..")
+_DRIVE = re.compile(r"^[A-Za-z]:")  # a Windows drive: "C:x" is relative to that drive's current folder
+
+
+def relative_file(root: Path | None, text: str, where: str, what: str = "image") -> Path:
+    """``root / text`` for a path listed in an annotation file, refused when it could name a file
+    outside ``root``: absolute, a drive, ``..`` leading above ``root``, or a NUL byte.
+
+    Args:
+        root: the folder the listed paths are relative to (None: the path is checked only).
+        text: the path as the file lists it.
+        where: "file:line" of the listing, for the message.
+        what: what the path names ("image", "mask"), for the message.
+
+    Returns:
+        ``root / text`` (``Path(text)`` when ``root`` is None).
+
+    Raises:
+        ValueError: naming the file:line, the value and the fix.
+    """
+    if text != ".." and not _PATH_SIGNS.search(text):  # a plain file name: nothing to check
+        return Path(text) if root is None else Path(root) / text
+    fix = (f"list it relative to {root if root is not None else 'the dataset folder'} (copy or link the file "
+           "under that folder)")
+    if "\0" in text:
+        raise ValueError(f"{where}: {what} path {text!r} holds a NUL byte; {fix}")
+    if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or _DRIVE.match(text):
+        raise ValueError(f"{where}: {what} path {text!r} is absolute; {fix}")
+    if os.path.normpath(text.replace("\\", "/")).split("/")[0] == "..":
+        raise ValueError(f"{where}: {what} path {text!r} leads outside its folder through '..'; {fix}")
+    return Path(text) if root is None else Path(root) / text
+
+
+def first_seen(seen: dict[str, str], key: str, where: str, what: str, fix: str) -> None:
+    """Record that ``key`` is listed at ``where``; ValueError naming both lines if it was already.
+
+    Args:
+        seen: key -> "file:line" of the keys listed so far (updated).
+        key: the value listed (an image id).
+        where: "file:line" of this listing.
+        what: what ``key`` is, for the message ("image id").
+        fix: the fix, for the message.
+    """
+    if key in seen:
+        raise ValueError(f"{where}: {what} {key!r} is listed again (first at {seen[key]}); {fix}")
+    seen[key] = where
 
 
 def stable_fraction(key: str, seed: int = 0) -> float:
@@ -348,7 +463,7 @@ def build_dataset(
         raise ValueError(f"format {format!r} needs data_root (the folder holding the images)")
     if "need_images" in parameters:
         options["need_images"] = need_images
-    return builder(
+    dataset = builder(
         split=split,
         data_root=None if data_root is None else Path(data_root).expanduser(),
         metadata_root=None if metadata_root is None else Path(metadata_root).expanduser(),
@@ -356,3 +471,12 @@ def build_dataset(
         train=train,
         **options,
     )
+    if _FILE_CHECK.get() is not None:  # inside files_checked(): every file the dataset will open, now
+        for record in dataset.records:
+            for path in (record.path, *record.mask_paths, record.ignore_path):
+                try:
+                    if path is not None:
+                        checked(path)
+                except ValueError as error:  # name the annotation line that lists the file
+                    raise type(error)(f"{record.source or record.image_id}: {error}") from None
+    return dataset

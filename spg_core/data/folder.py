@@ -5,7 +5,8 @@ given, is where the CSV lives instead)::
 
     <root>/annotations.csv     header: path,label,x0,y0,x1,y1[,split]
     <root>/classes.txt         optional: one class name per line (fixes order and catches typos)
-    <root>/<path> ...          image paths relative to <root> (absolute paths work too)
+    <root>/<path> ...          image paths relative to <root> (absolute paths and paths whose
+                               ``..`` leads above <root> are refused: link or copy images under it)
 
 One row per box; an image with several boxes has several rows (same path, same label). A row
 whose four box cells are empty is an image without boxes — fine for training, not scored for
@@ -23,11 +24,11 @@ and runs, and keeps all rows of one image together.
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 
-from spg_core.data.dataset import SPLITS, Record, WSOLDataset, check_files, parse_box, read_lines, register_format, stable_fraction
+from spg_core.data.dataset import (SPLITS, Record, WSOLDataset, check_files, checked, decode_error, parse_box,
+                                   read_lines, register_format, relative_file, stable_fraction)
 
 REQUIRED = ("path", "label", "x0", "y0", "x1", "y1")
 
@@ -64,14 +65,17 @@ def build_folder(
     classes_path = root / "classes.txt"
     fixed_classes = [text for _, text in read_lines(classes_path)] if classes_path.is_file() else None
 
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = [h.strip().lower() for h in next(reader, [])]
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            raise ValueError(f"{csv_path}:1: header lacks column(s) {missing}; expected {','.join(REQUIRED)}[,split]")
-        column = {name: header.index(name) for name in header}
-        rows = [(number, row) for number, row in enumerate(reader, 2) if any(cell.strip() for cell in row)]
+    with open(checked(csv_path), newline="", encoding="utf-8-sig") as handle:
+        try:
+            reader = csv.reader(handle)
+            header = [h.strip().lower() for h in next(reader, [])]
+            missing = [c for c in REQUIRED if c not in header]
+            if missing:
+                raise ValueError(f"{csv_path}:1: header lacks column(s) {missing}; expected {','.join(REQUIRED)}[,split]")
+            column = {name: header.index(name) for name in header}
+            rows = [(number, row) for number, row in enumerate(reader, 2) if any(cell.strip() for cell in row)]
+        except UnicodeDecodeError as error:
+            raise decode_error(csv_path, error) from None
 
     images: dict[str, dict] = {}
     for number, row in rows:
@@ -81,6 +85,7 @@ def build_folder(
         path, label = cell["path"], cell["label"]
         if not path or not label:
             raise ValueError(f"{where}: path and label must not be empty")
+        relative_file(root, path, where)
         if fixed_classes is not None and label not in fixed_classes:
             raise ValueError(f"{where}: unknown class name {label!r}; {classes_path} lists {len(fixed_classes)} classes")
         coords = [cell[k] for k in ("x0", "y0", "x1", "y1")]
@@ -111,7 +116,7 @@ def build_folder(
                 image_id=path,
                 label=class_index[entry["label"]],
                 boxes=np.asarray(entry["boxes"], np.float32).reshape(-1, 4),
-                path=Path(path) if Path(path).is_absolute() else root / path,
+                path=root / path,
                 source=entry["where"],
             )
         )

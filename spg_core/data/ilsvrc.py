@@ -47,8 +47,11 @@ from spg_core.data.dataset import (
     Record,
     WSOLDataset,
     check_files,
+    checked,
+    decode_error,
     read_lines,
     register_format,
+    relative_file,
     stable_fraction,
 )
 
@@ -118,22 +121,31 @@ def _convert(values, where: str) -> list[float]:
 
 def _read_solution_csv(path: Path, class_index: dict[str, int]) -> dict[str, tuple[int, list, str]]:
     """image id -> (label, boxes, "file:line") from a Kaggle LOC_*_solution.csv."""
-    out = {}
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["ImageId", "PredictionString"]:
-            raise ValueError(f"{path}:1: expected the header 'ImageId,PredictionString', got {header}")
-        for number, row in enumerate(reader, 2):
-            if not row:
-                continue
-            where = f"{path}:{number}"
-            if len(row) < 2:
-                raise ValueError(f"{where}: expected 'ImageId,PredictionString', got {row}")
-            tokens = row[1].split()
-            if not tokens or len(tokens) % 5:
-                raise ValueError(f"{where}: PredictionString must be groups of 'wnid x0 y0 x1 y1', got {len(tokens)} tokens")
-            out[row[0].strip()] = _objects([tokens[i : i + 5] for i in range(0, len(tokens), 5)], class_index, where)
+    out: dict[str, tuple[int, list, str]] = {}
+    with open(checked(path), newline="", encoding="utf-8-sig") as handle:
+        try:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header[:2]] != ["ImageId", "PredictionString"]:
+                raise ValueError(f"{path}:1: expected the header 'ImageId,PredictionString', got {header}")
+            for number, row in enumerate(reader, 2):
+                if not row:
+                    continue
+                where = f"{path}:{number}"
+                if len(row) < 2:
+                    raise ValueError(f"{where}: expected 'ImageId,PredictionString', got {row}")
+                image_id = row[0].strip()
+                if image_id in out:
+                    raise ValueError(f"{where}: ImageId {image_id!r} is listed again (first at {out[image_id][2]}); "
+                                     "each image has one row: put all its objects in that row's PredictionString")
+                relative_file(None, image_id, where)
+                tokens = row[1].split()
+                if not tokens or len(tokens) % 5:
+                    raise ValueError(f"{where}: PredictionString must be groups of 'wnid x0 y0 x1 y1', got "
+                                     f"{len(tokens)} tokens")
+                out[image_id] = _objects([tokens[i : i + 5] for i in range(0, len(tokens), 5)], class_index, where)
+        except UnicodeDecodeError as error:
+            raise decode_error(path, error) from None
     return out
 
 
@@ -154,7 +166,7 @@ def _objects(objects: list[list[str]], class_index: dict[str, int], where: str) 
 
 
 def _read_xml(path: Path, class_index: dict[str, int]) -> tuple[int, list, str, tuple[int, int] | None]:
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = checked(path).read_text(encoding="utf-8", errors="replace")
     try:
         root = ElementTree.fromstring(text)
     except ElementTree.ParseError as error:

@@ -79,8 +79,14 @@ class DataSettings:
         if fmt not in FORMATS:
             raise ValueError(f"format {fmt!r} is not one of {FORMATS}")
         same = fallback is not None and fallback.format == fmt
-        image_size = given["image_size"] or (fallback.image_size if fallback is not None
-                                             else DEFAULT_IMAGE_SIZES.get(fmt, REAL_IMAGE_SIZE))
+        image_size = given["image_size"]
+        if image_size is None:
+            image_size = (fallback.image_size if fallback is not None
+                          else DEFAULT_IMAGE_SIZES.get(fmt, REAL_IMAGE_SIZE))
+        else:  # 0 or a negative size is refused, never replaced by a default
+            from spg_core.config import check_int
+
+            image_size = check_int("image_size", image_size)
         mask_root = given["mask_root"] or (getattr(fallback, "mask_root", None) if same else None)
         if mask_root is not None and fmt != "wsol":
             raise ValueError(f"mask_root (--mask-root) applies to format 'wsol' only, not {fmt!r}")

@@ -35,7 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spg_core.data.dataset import SPLITS, Record, WSOLDataset, check_files, parse_box, read_lines, register_format
+from spg_core.data.dataset import (SPLITS, Record, WSOLDataset, check_files, first_seen, parse_box, read_lines,
+                                   register_format, relative_file)
+
+ONCE = "each image is listed once per file"
 
 
 def _resolve_split_dir(metadata_root: Path, split: str, dataset: str | None) -> Path:
@@ -66,10 +69,12 @@ def _split_csv(text: str, where: str, count: tuple[int, ...]) -> list[str]:
 
 
 def _read_labels(path: Path) -> dict[str, tuple[int, str]]:
-    labels = {}
+    """image id -> (label, "file:line"); an id listed twice is refused (its labels may differ)."""
+    labels, seen = {}, {}
     for number, text in read_lines(path):
         where = f"{path}:{number}"
         image_id, label = _split_csv(text, where, (2,))
+        first_seen(seen, image_id, where, "image id", f"{ONCE}: keep the line with its right label")
         try:
             labels[image_id] = (int(label), where)
         except ValueError:
@@ -115,15 +120,17 @@ def build_wsol(
     elif len(class_names) != num_classes:
         raise ValueError(f"{names_path} lists {len(class_names)} classes but num_classes={num_classes}")
 
-    sizes = {}
+    sizes: dict[str, tuple[tuple[int, int], str]] = {}
     sizes_path = split_dir / "image_sizes.txt"
     if sizes_path.is_file():
+        sized: dict[str, str] = {}
         for number, text in read_lines(sizes_path):
             where = f"{sizes_path}:{number}"
             image_id, width, height = _split_csv(text, where, (3,))
+            first_seen(sized, image_id, where, "image id", f"{ONCE}: keep the line with its right size")
             try:
-                sizes[image_id] = (int(float(width)), int(float(height)))
-            except ValueError:
+                sizes[image_id] = ((int(float(width)), int(float(height))), where)
+            except (ValueError, OverflowError):
                 raise ValueError(f"{where}: image size {width!r},{height!r} is not two numbers") from None
 
     boxes: dict[str, list] = {}
@@ -137,9 +144,9 @@ def build_wsol(
             if len(fields) == 5:
                 boxes.setdefault(fields[0], []).append(parse_box(fields[1:], where))
             else:
-                masks.setdefault(fields[0], []).append(fields[1])
+                masks.setdefault(fields[0], []).append(relative_file(None, fields[1], where, "mask"))
                 if fields[2]:
-                    ignores[fields[0]] = fields[2]
+                    ignores[fields[0]] = relative_file(None, fields[2], where, "ignore mask")
 
     image_root = data_root
     if data_root is None:  # annotations only (need_images=False): no image is ever read
@@ -164,22 +171,28 @@ def build_wsol(
                 break
 
     records = []
+    listed: dict[str, str] = {}
     for number, image_id in ids:
+        listing = f"{split_dir / 'image_ids.txt'}:{number}"
         if image_id not in labels:
-            raise ValueError(f"{split_dir / 'image_ids.txt'}:{number}: image {image_id!r} has no entry in class_labels.txt")
+            raise ValueError(f"{listing}: image {image_id!r} has no entry in class_labels.txt")
         label, where = labels[image_id]
         if not 0 <= label < num_classes:
             raise ValueError(f"{where}: label {label} is out of range 0..{num_classes - 1} (labels are 0-based)")
+        first_seen(listed, image_id, listing, "image id", f"{ONCE}: remove the repeated line")
+        relative_file(None, image_id, listing)
+        size, size_where = sizes.get(image_id, (None, ""))
         records.append(
             Record(
                 image_id=image_id,
                 label=label,
                 boxes=np.asarray(boxes.get(image_id, np.zeros((0, 4))), np.float32).reshape(-1, 4),
                 path=None if image_root is None else image_root / image_id,
-                size=sizes.get(image_id),
+                size=size,
                 mask_paths=tuple(mask_base / m for m in masks.get(image_id, ())),
                 ignore_path=mask_base / ignores[image_id] if image_id in ignores else None,
                 source=where,
+                size_source=size_where,
             )
         )
     if not records:
