@@ -24,6 +24,7 @@ raises. MaxBoxAcc/V2 and PxAP need no τ: the best τ is part of their definitio
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import warnings
 from collections.abc import Iterable
@@ -36,6 +37,8 @@ from spg_core import metrics as M
 from spg_core import tau_sweep
 from spg_core.report import json_ready, write_outputs
 from spg_core.stages import MAP_STAGES
+
+log = logging.getLogger("spg_core.evaluate")
 
 __all__ = [
     "PROTOCOLS",
@@ -134,11 +137,8 @@ def prepare_wsol_map(score_map, normalization: str = "minmax") -> np.ndarray:
 
 
 def _prepare_paper_map(score_map, grid: tuple[int, int], normalization: str = "minmax") -> np.ndarray:
-    array = np.asarray(score_map, dtype=np.float64)
-    if array.ndim != 2:
-        raise ValueError(f"score map must be 2-D; got shape {array.shape}")
-    if not np.isfinite(array).all():
-        return np.zeros((grid[1], grid[0]))
+    # The localiser's rule: NaN/inf pixels count as the map's finite minimum, not as an empty map.
+    array, _ = box_ops.fill_nonfinite(score_map)
     if array.shape != (grid[1], grid[0]):
         array = cv2.resize(array, grid, interpolation=cv2.INTER_LINEAR)
     return box_ops.normalize_numpy(array, normalization)
@@ -220,6 +220,7 @@ class SplitEvaluator:
                               if protocol == "paper" and self.report_box_options else None)
         self.pxap = M.PxAP(self.taus)
         self.has_mask = False
+        self.nonfinite: dict[str, int] = {}  # image id -> NaN/inf pixels of its map (said in the metrics)
         self.images: list[dict] = []
         count = len(self.taus)
         self.hits = {"gt_known_loc": np.zeros(count), "top1_loc": np.zeros(count), "top5_loc": np.zeros(count)}
@@ -243,8 +244,13 @@ class SplitEvaluator:
     def grid(self, size) -> tuple[int, int]:
         return scoring_grid(self.protocol, size, self.paper_size)
 
-    def prepare(self, score_map, size) -> np.ndarray:
-        """The normalised map on this protocol's scoring grid."""
+    def prepare(self, score_map, size, image_id=None) -> np.ndarray:
+        """The normalised map on this protocol's scoring grid; NaN/inf pixels of ``image_id``'s
+        map are counted for the metrics."""
+        values = np.asarray(score_map)
+        broken = int(values.size - np.isfinite(values).sum())
+        if broken:
+            self.nonfinite[str(image_id)] = broken
         return prepare_map(self.protocol, score_map, size, self.paper_size)
 
     def gt_boxes(self, boxes, size, image_id=None) -> np.ndarray:
@@ -260,7 +266,7 @@ class SplitEvaluator:
         the paper rule's per-τ boxes of ``prepared`` (:func:`spg_core.tau_sweep.largest_component_boxes`
         of a map shared by many images, computed once)."""
         gt = self.gt_boxes(boxes, size, image_id)
-        normalized = prepared if prepared is not None else self.prepare(score_map, size)
+        normalized = prepared if prepared is not None else self.prepare(score_map, size, image_id)
         if self.protocol == "wsolevaluation":
             result = sweep if sweep is not None else tau_sweep.wsol_sweep(normalized, gt, self.taus)
             self.box_accuracy.add(result.iou_v1, result.iou_v2)
@@ -326,6 +332,14 @@ class SplitEvaluator:
             out["box_accuracy"] = self.box_accuracy_summary()
         if self.has_mask:
             out["pxap"] = self.pxap.compute()
+        if self.nonfinite:
+            # WE zeroes such a map (kept for comparable numbers); the paper protocol fills its minimum.
+            out["maps_with_nonfinite_pixels"] = {
+                "count": len(self.nonfinite), "pixels": int(sum(self.nonfinite.values())),
+                "first": sorted(self.nonfinite)[:5],
+                "rule": "map scored as zeros" if self.protocol == "wsolevaluation" else "pixels set to the map's minimum"}
+            log.warning("%d map(s) hold NaN or inf pixels (first: %s): %s", len(self.nonfinite),
+                        ", ".join(sorted(self.nonfinite)[:3]), out["maps_with_nonfinite_pixels"]["rule"])
         return out
 
     def box_accuracy_summary(self) -> dict:
@@ -512,8 +526,8 @@ def score_maps_split(score_maps: Iterable, gt: dict, protocol: str = "wsolevalua
             raise KeyError(f"no ground truth for map {image_id!r}; "
                            "gt must map every image_id to (boxes, (w, h)[, mask])")
         entry = gt[image_id]
-        prepared = report.prepare(score_map, entry[1])
-        pending.append((image_id, prepared, report.gt_boxes(entry[0], entry[1]), entry))
+        prepared = report.prepare(score_map, entry[1], image_id)
+        pending.append((image_id, prepared, report.gt_boxes(entry[0], entry[1], image_id), entry))
         if len(pending) >= 256:
             flush()
     flush()

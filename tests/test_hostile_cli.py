@@ -491,3 +491,32 @@ def test_temporaries_of_a_save_killed_midway_are_removed_on_resume(run_copy, cap
         path.write_bytes(b"PK\x03\x04 half")
     assert main([str(a) for a in train_args(run_copy, "--epochs", "2", "--resume")]) == 0
     assert not [p for p in run_copy.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_nan_pixel_in_a_scored_map_is_counted_and_does_not_empty_it_under_the_paper_protocol():
+    """E.evaluate_maps: under the paper protocol a NaN pixel is the map's minimum (the box stays
+    where the map is); under wsolevaluation's the map scores as zeros, as WE does; both say how
+    many maps held such pixels."""
+    from spg_core import evaluate as E
+
+    score = np.zeros((40, 40))
+    score[10:20, 10:20] = 1.0
+    broken = score.copy()
+    broken[0, 0] = np.nan
+    gt = {"a": (np.array([[10.0, 10.0, 19.0, 19.0]]), (40, 40)), "b": (np.array([[10.0, 10.0, 19.0, 19.0]]), (40, 40))}
+    paper, rows, _ = E.evaluate_maps([("a", score), ("b", broken)], gt, "paper", 0.05, tau=0.5)
+    assert [round(r["iou"], 3) for r in rows] == [1.0, 1.0]
+    assert paper["maps_with_nonfinite_pixels"] == {"count": 1, "pixels": 1, "first": ["b"],
+                                                   "rule": "pixels set to the map's minimum"}
+    clean, _, _ = E.evaluate_maps([("a", score), ("b", score)], gt, "paper", 0.05, tau=0.5)
+    assert "maps_with_nonfinite_pixels" not in clean
+    we, _, _ = E.evaluate_maps([("a", score), ("b", broken)], gt, "wsolevaluation", 0.05)
+    assert we["maps_with_nonfinite_pixels"]["rule"] == "map scored as zeros"
+
+
+def test_an_image_without_a_gt_box_is_named():
+    from spg_core import evaluate as E
+
+    gt = {"cat.png": (np.zeros((0, 4)), (40, 40))}
+    with pytest.raises(ValueError, match=r"image 'cat.png' has no GT box"):
+        E.evaluate_maps([("cat.png", np.ones((40, 40)))], gt, "paper", 0.05, tau=0.5)
