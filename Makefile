@@ -19,7 +19,7 @@ venv: $(STAMP)
 # The whole suite; test-fast, the edit-test loop, leaves out the tests marked slow (the notebooks,
 # the real browser, torchrun and CUDA, real training, re-evaluating the shipped runs, the seed-analysis script).
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests

@@ -1,21 +1,22 @@
 """SPG Explorer: a Streamlit view over spg_core (start it with `make app`).
 
-Four pages (``spg_app/pages/``), each with its URL (``/explore``, ``/dataset``, ``/triage``,
-``/training``) and the view in the query (deep links, :mod:`spg_app.links`):
+Four pages (``spg_app/pages/``), each with its URL (the explore page at the root, ``/dataset``,
+``/triage``, ``/training``) and the view in the query (deep links, :mod:`spg_app.links`):
 
-* **Explore one image** — every stage of the paper's Fig. 2 for one image, the Eq. 1 thresholds
-  of each stage and the box threshold τ live on sliders;
-* **Dataset** — accuracy against τ for one or two runs on the same axes, the IoU histogram,
-  and a sweep of (δ_l, δ_h) showing which thresholds give clean seeds;
+* **Explore one image** — every stage of the paper's Fig. 2 for one image in the pipeline view,
+  whose Eq. 1 thresholds and box threshold τ are applied in the browser while a thumb moves;
+* **Dataset** — accuracy against τ for any number of runs and maps folders, with the trivial
+  baselines, the IoU histogram, and a sweep of (δ_l, δ_h) showing which thresholds give clean seeds;
 * **Failure triage** — the evaluated images worst IoU first, filtered by failure type and by
   whether Mask-A's fallback fired, each one a click away from the explore page;
 * **Training** — the run's training replay: its stages on fixed validation images over the epochs.
 
 The app adds layout, caching and interaction only. Maps come from ``Localizer.predict``, seeds
-from ``localize.stage_masks``, boxes from ``localize.localization_box``, numbers from
+from ``GuidancePreset.seeds`` (``spg_app/pipeline_view/frontend/spg_compute.js`` in the browser,
+kept bit for bit equal by a parity test), boxes from ``localize.localization_box``, numbers from
 ``guidance.seed_statistics`` / ``spg_core.evaluate`` / ``spg_core.sweeps``, pictures from
 ``spg_core.viz``. Model weights and datasets are cached with ``st.cache_resource``, per-image
-maps with ``st.cache_data`` (``spg_app.loaders``): a slider move only re-thresholds cached maps.
+maps with ``st.cache_data`` (``spg_app.loaders``): a release only re-thresholds cached maps.
 
 Beyond the paper, the sidebar also offers the pretrained ImageNet EfficientNet-Lite0 (1000
 classes, offline) for uploaded photos, and the explore page can grow SPG-B on one uploaded

@@ -16,7 +16,7 @@ from PIL import Image
 
 from spg_core import boxes as box_ops
 from spg_core.data.transforms import ten_crop_tensor, to_tensor
-from spg_core.guidance import STAGES, GuidancePreset, get_preset, normalize_map, seed_statistics, stage_maps
+from spg_core.guidance import STAGES, GuidancePreset, get_preset, normalize_map, stage_maps
 
 @dataclass
 class StageMaps:
@@ -47,11 +47,6 @@ def stage_masks(maps: dict[str, np.ndarray], preset: GuidancePreset) -> dict:
             out[stage.mask], fired = preset.seeds(stage.mask, maps[stage.source], return_fallback=True)
             out[f"{stage.mask}_fallback"] = bool(fired)
     return out
-
-
-def seed_report(masks: dict, object_mask: np.ndarray | None) -> dict:
-    """Coverage and precision of every seed mask against the object's GT mask (bool) if known."""
-    return {name: seed_statistics(m, object_mask) for name, m in masks.items() if not name.endswith("_fallback")}
 
 
 @torch.no_grad()

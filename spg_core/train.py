@@ -142,9 +142,8 @@ class GuidanceSwitch:
     ``AUTO_ACCURACY`` — and at the latest after half the epochs. Seeds are thresholds of the A4
     map of the ground-truth class, and A4 is a new layer whatever the backbone, so before the
     classifier is right on most images its map, and every mask grown from it, is noise. The rule
-    is the same for every backbone, pretrained or not (the ImageNet ``lite0_cut`` on the
-    premise-holds benchmark passed it 65 steps into its third epoch), and it waits exactly as long
-    as the classifier needs.
+    is the same for every backbone, pretrained or not, and waits exactly as long as the
+    classifier needs (docs/teaching_recipe.md).
     The state (on, recent batch accuracies) travels in the checkpoint, so a resumed run switches
     at the same step as an uninterrupted one.
     """

@@ -93,3 +93,19 @@ def test_the_map_curves_show_every_map_of_the_run_over_training(replay_run):
     assert all(len(trace["x"]) == len(replay) for trace in traces)
     boxed = replay.box_accuracy()["attention"]
     assert traces[0]["y"] == pytest.approx(list(100 * boxed))
+
+
+def test_a_run_whose_guidance_collapsed_says_so(tmp_path):
+    import torch
+
+    run = write_tiny_run(tmp_path / "tiny", "spg")
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    found = {"epoch": 3, "step": 20, "accuracy_before": 91.0, "accuracy_after": 12.0, "ce_before": 0.3,
+             "ce_after": 9.6}
+    state["history"] = [{"epoch": 1, "guidance": False}, {"epoch": 3, "guidance": True, "collapse": found}]
+    torch.save(state, run / "checkpoint.pt")
+    at = open_training(run)
+    warning = " ".join(w.value for w in at.warning)
+    assert "collapsed when the guidance switched on" in warning and "12.0%" in warning and "91.0%" in warning
+    healthy = open_training(write_tiny_run(tmp_path / "healthy", "spg"))
+    assert not [w for w in healthy.warning if "collapsed" in w.value]

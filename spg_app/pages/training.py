@@ -22,6 +22,7 @@ from spg_core.data.transforms import mask_box
 from spg_core.guidance import get_preset
 from spg_core.localize import StageMaps
 from spg_core.replay import STAGE_NAMES, STAT_NAMES, Replay
+from spg_core.train import collapse_text
 
 PLAY_SECONDS = 0.5  # pause between two records while playing
 PLAYING = "replay_playing"  # session state: Play is on
@@ -72,6 +73,10 @@ def page(ctx: Context) -> None:
     if model is None or model.folder is None or not (model.folder / "checkpoint.pt").is_file():
         st.info("Pick a trained run in the sidebar: this page replays how it learned.")
         return
+    history = model.info.get("history") or []
+    collapse = next((h["collapse"] for h in history if isinstance(h.get("collapse"), dict)), None)
+    if collapse is not None:  # spg_core.train.CollapseWatch found one while this run trained
+        st.warning(collapse_text(collapse))
     try:
         replay = load_run_replay(str(model.folder), run_stamp(model.folder))
     except ValueError as error:

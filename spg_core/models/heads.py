@@ -195,17 +195,10 @@ class SPGBranches(nn.Module):
 C_INITS = ("zero", "xavier")
 
 # SPG-C reading a BatchNorm of A3 (model option ``c_input_norm``; on by default, off in both
-# reference codes: ``--model-option c_input_norm=false`` restores them). Why: A3 is trained by
-# the classification loss to put huge activations on the few cells of a small discriminative
-# part (measured on lite0_cut at 96 px: A3 mean 0.13, max 239). SPG-C's first 3×3 conv reads
-# them at the heads' learning rate; its ReLUs die (98.6 % of them dead in the premise-holds run
-# of the recipe, SPG-C constant at 0.079 on object and background alike), and a dead SPG-C sends
-# no gradient into A3, so the last step of the method does nothing. Normalised input keeps
-# SPG-C's first conv on features of unit scale whatever the classifier does to A3. Without it,
-# with every other setting at the library's default (`tiny` from scratch, 96 px, 10 epochs,
-# premise-holds, seed 0), the fused guidance boxed 78.5 % of the test images while SPG-C's own
-# map boxed 8.8 % and A4 16.7 points fewer than SPG-plain's (docs/results.md, "The library's
-# defaults"); runs saved before it was the default say so in their weights (``saved_head_options``).
+# reference codes: ``--model-option c_input_norm=false`` restores them): A3's few huge activations
+# on the discriminative part kill SPG-C's first ReLUs, and a dead SPG-C sends no gradient into A3;
+# measured in docs/results.md ("SPG-C dies, and how to keep it alive"). Runs saved before
+# it was the default say so in their weights (``saved_head_options``).
 C_INPUT_NORM_DEFAULT = True
 
 # Number of 3×3 convs (+ReLU) of SPG-C before its 1×1 output conv (model option ``spg_c_depth``,
