@@ -260,17 +260,18 @@ def test_an_import_never_overwrites_a_run(files, tmp_path, capsys):
     assert (run / "checkpoint.pt").read_bytes() == b"a trained run"
 
 
-def test_an_imported_run_evaluates_localizes_and_opens_in_the_app(files, tmp_path, capsys):
+@pytest.mark.parametrize("backbone, size", [("vgg16", 64), ("resnet50", 64), ("inception_v3", 96)])
+def test_an_imported_run_evaluates_localizes_and_opens_in_the_app(files, tmp_path, capsys, backbone, size):
     from spg_core.data import SyntheticConfig, write_wsol
 
     root = write_wsol(tmp_path / "data", SyntheticConfig(image_size=64, num_classes=2, num_train=0, num_val=3,
                                                          num_test=3), splits=("val", "test"), progress=False)
-    run = tmp_path / "runs" / "wsol-vgg16"
-    assert main(["import-checkpoint", str(files["vgg16"][0]), "--from", "wsolevaluation", "--out", str(run),
+    run = tmp_path / "runs" / f"wsol-{backbone}"
+    assert main(["import-checkpoint", str(files[backbone][0]), "--from", "wsolevaluation", "--out", str(run),
                  "--data-root", str(root / "images"), "--metadata-root", str(root / "metadata")]) == 0
     capsys.readouterr()
     # evaluate with the run's own data (kept in its config), at a small input size for speed
-    assert main(["evaluate", "--run", str(run), "--image-size", "64", "--protocol", "wsolevaluation",
+    assert main(["evaluate", "--run", str(run), "--image-size", str(size), "--protocol", "wsolevaluation",
                  "--out", str(tmp_path / "eval")]) == 0, capsys.readouterr().err
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["num_images"] == 3 and 0 <= metrics["maxboxacc_v2"] <= 100
