@@ -1,5 +1,6 @@
 """The embedded default runs load by name and re-evaluate to their stored metrics.json."""
 import json
+import os
 
 import pytest
 
@@ -11,6 +12,9 @@ EXPECTED = ("synthetic-spg", "synthetic-plain", "premise-fails-spg", "premise-fa
             "teaching-plain")
 PAPER_KEYS = ("classification_top1", "classification_top5", "gt_known_loc", "top1_loc", "top5_loc", "tau")
 FAIR_KEYS = ("maxboxacc", "maxboxacc_v2")
+# Re-evaluating a run takes over a minute on 2 cores: the suite re-evaluates the pair the app and
+# the course open; SPG_TEST_ALL_SHIPPED=1 re-evaluates every shipped run (after re-shipping one).
+REEVALUATED = EXPECTED if os.environ.get("SPG_TEST_ALL_SHIPPED") == "1" else ("synthetic-spg", "synthetic-plain")
 
 
 def test_default_runs_are_shipped_and_small():
@@ -45,7 +49,7 @@ def test_shipped_runs_carry_their_precomputed_evaluation(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", EXPECTED)
+@pytest.mark.parametrize("name", REEVALUATED)
 def test_reevaluating_a_shipped_run_reproduces_its_metrics(name):
     stored = json.loads((SHIPPED_DIR / name / "metrics.json").read_text())
     model, config, info = load_run(name)
