@@ -32,11 +32,11 @@ from spg_core.guidance import (
 from spg_core.single_image import (
     TRACKED_MASKS,
     ProgressCallback,
-    _as_localizer,
-    _check_budget,
-    _frozen_views,
-    _Recorder,
-    _train_heads,
+    as_localizer,
+    check_budget,
+    frozen_views,
+    GrowthRecorder,
+    train_heads,
     guided_model,
 )
 
@@ -174,7 +174,7 @@ def batch_guidance(
     width: channels of the new heads (default: the backbone's own head config, as in training).
     Returns a :class:`BatchGuidance`; the caller's model is never modified.
     """
-    _check_budget(seconds, steps, views, batch_size)
+    check_budget(seconds, steps, views, batch_size)
     if not images:
         raise ValueError("images is empty; give at least one image")
     count = len(images)
@@ -183,17 +183,17 @@ def batch_guidance(
     if len(class_indices) != count or len(objects) != count:
         raise ValueError(f"{count} images but {len(class_indices)} class indices and {len(objects)} objects")
     started = time.perf_counter()
-    localizer = _as_localizer(localizer_or_model, image_size, class_names, preset)
+    localizer = as_localizer(localizer_or_model, image_size, class_names, preset)
     preset = get_preset(preset) if isinstance(preset, str) else (preset or localizer.preset)
     size = localizer.image_size
     generator = torch.Generator().manual_seed(seed)
-    frozen = _frozen_views(localizer, [image.convert("RGB") for image in images], views, generator, class_indices)
+    frozen = frozen_views(localizer, [image.convert("RGB") for image in images], views, generator, class_indices)
     reserve = 2 * (time.perf_counter() - started) / views  # the final pass: two heads on the plain views
     plain = torch.arange(count, device=frozen.labels.device) * views
 
     guided = guided_model(localizer.model, train_c=train_c, width=width, seed=seed)
-    recorder = _Recorder(preset, size, plain=plain)
-    step = _train_heads(guided, frozen, preset, size, recorder, generator, started, reserve,
+    recorder = GrowthRecorder(preset, size, plain=plain)
+    step = train_heads(guided, frozen, preset, size, recorder, generator, started, reserve,
                         seconds=seconds, steps=steps, progress=progress, batch_size=batch_size,
                         learning_rate=learning_rate, record_every=record_every)
 

@@ -38,6 +38,7 @@ __all__ = [
     "NORMALIZATIONS",
     "normalize_numpy",
     "component_boxes",
+    "normalized_component_boxes",
     "largest_component_box",
     "LOOSE_TIGHT_TAUS",
     "loose_tight_taus",
@@ -45,6 +46,9 @@ __all__ = [
     "quantize_scoremap",
     "wsol_threshold",
     "wsol_boxes",
+    "wsol_boxes_quantized",
+    "uint8_levels",
+    "find_contours",
 ]
 
 EMPTY_BOX = (0, 0, 0, 0)  # WE's answer when no pixel survives the threshold
@@ -214,7 +218,16 @@ def normalize_numpy(score_map, normalization: str = "minmax") -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- paper rule
-def _component_boxes_normalized(normalized: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+def normalized_component_boxes(normalized: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """The 8-connected components of an already normalised map at ``>= tau``, largest first.
+
+    Args:
+        normalized: a 2-D map in [0, 1].
+        tau: the threshold.
+
+    Returns:
+        (K×4 inclusive boxes, K pixel counts), ties in raster order of the first pixel.
+    """
     from scipy import ndimage  # here: scoring with the wsolevaluation rule never loads SciPy
 
     labels, count = ndimage.label(normalized >= tau, structure=_EIGHT_CONNECTED)
@@ -233,7 +246,7 @@ def component_boxes(score_map, tau: float) -> np.ndarray:
     Size is the pixel count; equal sizes keep raster order (the component whose first pixel
     comes first). Returns a K×4 int array (K = 0 when nothing survives).
     """
-    return _component_boxes_normalized(minmax_numpy(score_map), float(tau))[0]
+    return normalized_component_boxes(minmax_numpy(score_map), float(tau))[0]
 
 
 def largest_component_box(score_map, tau: float) -> np.ndarray:
@@ -298,23 +311,48 @@ def wsol_threshold(max_value: int, tau: float) -> int:
     return int(float(tau) * float(max_value))
 
 
-def _thresholds(max_value: int, taus: np.ndarray) -> np.ndarray:
-    # Vectorised int(tau * max): the same float64 product, truncated toward zero (taus >= 0).
+def uint8_levels(max_value: int, taus: np.ndarray) -> np.ndarray:
+    """WE's threshold ``int(tau * max)`` of a quantised map for every τ at once.
+
+    Args:
+        max_value: the quantised map's maximum (0-255).
+        taus: the τ grid (≥ 0).
+
+    Returns:
+        int64 levels: the same float64 product as WE's, truncated toward zero.
+    """
     return (np.asarray(taus, dtype=np.float64) * float(max_value)).astype(np.int64)
 
 
-def _find_contours(binary: np.ndarray):
-    # [-2] is the contour list in OpenCV 3 (image, contours, hierarchy) and >= 4 (contours, hierarchy).
+def find_contours(binary: np.ndarray):
+    """OpenCV's contour tree of a uint8 image (nonzero = inside), as WE calls it.
+
+    Args:
+        binary: a uint8 H×W image.
+
+    Returns:
+        (contours, hierarchy), whichever OpenCV version (3 returns the image first).
+    """
     found = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
     return found[-2], found[-1]
 
 
-def _wsol_boxes_uint8(quantized: np.ndarray, tau: float, multi_contour: bool) -> np.ndarray:
+def wsol_boxes_quantized(quantized: np.ndarray, tau: float, multi_contour: bool) -> np.ndarray:
+    """WE's boxes of a map already quantised to uint8 (:func:`quantize_scoremap`) at one τ.
+
+    Args:
+        quantized: uint8 H×W.
+        tau: the threshold, applied as WE does (``> int(tau * max)``).
+        multi_contour: every contour's box (WE's ``--multi_contour_eval``), else the largest's.
+
+    Returns:
+        K×4 inclusive boxes; ``EMPTY_BOX`` alone when nothing survives.
+    """
     height, width = quantized.shape
     threshold = int(tau * np.max(quantized))  # WE: float64 * uint8, truncated
     # THRESH_TOZERO keeps pixels > threshold, as WE; findContours only sees nonzero vs zero.
     _, thresholded = cv2.threshold(quantized, threshold, 255, cv2.THRESH_TOZERO)
-    contours, _ = _find_contours(thresholded)
+    contours, _ = find_contours(thresholded)
     if len(contours) == 0:
         return np.array([EMPTY_BOX], dtype=np.int64)
     if not multi_contour:
@@ -333,4 +371,4 @@ def wsol_boxes(score_map, tau: float, multi_contour: bool = False) -> np.ndarray
     ``cv2.contourArea`` -> 1×4. ``True`` (MaxBoxAccV2): the boxes of every contour that
     ``RETR_TREE`` returns, hole boundaries included -> K×4. No contour -> ``[[0, 0, 0, 0]]``.
     """
-    return _wsol_boxes_uint8(quantize_scoremap(score_map), float(tau), bool(multi_contour))
+    return wsol_boxes_quantized(quantize_scoremap(score_map), float(tau), bool(multi_contour))

@@ -66,7 +66,18 @@ class SingleImageGuidance(StageMaps):
 ProgressCallback = Callable[[float, dict], None]
 
 
-def _as_localizer(localizer_or_model, image_size, class_names, preset) -> Localizer:
+def as_localizer(localizer_or_model, image_size, class_names, preset) -> Localizer:
+    """A :class:`Localizer` as given, or one around an :class:`SPGModel` on its own device.
+
+    Args:
+        localizer_or_model: a Localizer, or an SPGModel.
+        image_size: the model's input size (None: 224).
+        class_names: the class names of the model's outputs.
+        preset: the guidance preset's name (None: paper).
+
+    Returns:
+        The Localizer.
+    """
     if isinstance(localizer_or_model, Localizer):
         return localizer_or_model
     if not isinstance(localizer_or_model, SPGModel):
@@ -136,8 +147,8 @@ FORWARD_CHUNK = 32  # views per frozen forward pass (bounds the memory of a larg
 
 
 @torch.no_grad()
-def _frozen_views(localizer: Localizer, images: list[Image.Image], count: int, generator: torch.Generator,
-                  class_indices: list[int | None]) -> _FrozenViews:
+def frozen_views(localizer: Localizer, images: list[Image.Image], count: int, generator: torch.Generator,
+                 class_indices: list[int | None]) -> _FrozenViews:
     """``count`` augmented views of each image (image-major: image i's plain view is view
     ``i * count``) through the frozen backbone, A3 and A4; each view labelled with its image's
     class (None: the top-1 of its plain view)."""
@@ -163,7 +174,7 @@ def _frozen_views(localizer: Localizer, images: list[Image.Image], count: int, g
     return _FrozenViews(features, a3, class_maps, labels)
 
 
-class _Recorder:
+class GrowthRecorder:
     """History and snapshots of the guidance on the plain view (view 0) while the heads train."""
 
     def __init__(self, preset: GuidancePreset, size: int, plain=slice(0, 1)):
@@ -198,10 +209,10 @@ class _Recorder:
         self._loss_sums, self._loss_count = {}, 0
 
 
-def _train_heads(guided: SPGModel, frozen: _FrozenViews, preset: GuidancePreset, mask_size: int,
-                 recorder: _Recorder, generator: torch.Generator, started: float, reserve: float, *,
-                 seconds: float | None, steps: int | None, progress: ProgressCallback | None, batch_size: int,
-                 learning_rate: float, record_every: int) -> int:
+def train_heads(guided: SPGModel, frozen: _FrozenViews, preset: GuidancePreset, mask_size: int,
+                recorder: GrowthRecorder, generator: torch.Generator, started: float, reserve: float, *,
+                seconds: float | None, steps: int | None, progress: ProgressCallback | None, batch_size: int,
+                learning_rate: float, record_every: int) -> int:
     """Adam on the fresh heads of ``guided`` over mini-batches of the frozen views, each step
     Algorithm 1 steps 4-9 unchanged (``self_produced_guidance`` then ``spg_loss``), until
     ``steps`` or the ``seconds`` budget (counted from ``started``, ``reserve`` kept for what
@@ -237,7 +248,15 @@ def _train_heads(guided: SPGModel, frozen: _FrozenViews, preset: GuidancePreset,
     return step
 
 
-def _check_budget(seconds, steps, views: int, batch_size: int) -> None:
+def check_budget(seconds, steps, views: int, batch_size: int) -> None:
+    """Refuse a growth budget that cannot run, in one line naming the value.
+
+    Args:
+        seconds: a time budget in seconds, or None.
+        steps: a number of steps, or None (one of the two is needed).
+        views: augmented views per image (≥ 1).
+        batch_size: views per step (≥ 1).
+    """
     if seconds is None and steps is None:
         raise ValueError("give seconds (a time budget, e.g. 5.0) or steps (e.g. 100), or both")
     if seconds is not None and seconds <= 0:
@@ -284,19 +303,19 @@ def single_image_guidance(
         at 1e-3 the covered area swung more from seed to seed: 0.40-0.82 of the `chelsea` cat
         after 30 steps against 0.49-0.67 at 3e-4).
     """
-    _check_budget(seconds, steps, views, batch_size)
+    check_budget(seconds, steps, views, batch_size)
     started = time.perf_counter()
-    localizer = _as_localizer(localizer_or_model, image_size, class_names, preset)
+    localizer = as_localizer(localizer_or_model, image_size, class_names, preset)
     preset = get_preset(preset) if isinstance(preset, str) else (preset or localizer.preset)
     image = image.convert("RGB")
     generator = torch.Generator().manual_seed(seed)
-    frozen = _frozen_views(localizer, [image], views, generator, [class_index])
+    frozen = frozen_views(localizer, [image], views, generator, [class_index])
     # Kept for the final prediction: about two forward passes of one view.
     reserve = 2 * (time.perf_counter() - started) / views
 
     guided = guided_model(localizer.model, train_c=train_c, width=width, seed=seed)
-    recorder = _Recorder(preset, localizer.image_size)
-    step = _train_heads(guided, frozen, preset, localizer.image_size, recorder, generator, started, reserve,
+    recorder = GrowthRecorder(preset, localizer.image_size)
+    step = train_heads(guided, frozen, preset, localizer.image_size, recorder, generator, started, reserve,
                         seconds=seconds, steps=steps, progress=progress, batch_size=batch_size,
                         learning_rate=learning_rate, record_every=record_every)
 

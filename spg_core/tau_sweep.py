@@ -24,10 +24,10 @@ import cv2
 import numpy as np
 
 from spg_core.boxes import (
-    _component_boxes_normalized,
-    _find_contours,
-    _thresholds,
-    _wsol_boxes_uint8,
+    normalized_component_boxes,
+    find_contours,
+    uint8_levels,
+    wsol_boxes_quantized,
     iou_matrix,
     minmax_numpy,
     quantize_scoremap,
@@ -70,7 +70,7 @@ def largest_component_boxes(normalized, taus) -> np.ndarray:
     for position in np.unique(first_kept):
         chosen = first_kept == position
         if position < len(values):
-            boxes, _ = _component_boxes_normalized(normalized, values[position])
+            boxes, _ = normalized_component_boxes(normalized, values[position])
             out_boxes[chosen] = boxes[0]
     return out_boxes
 
@@ -103,7 +103,7 @@ def wsol_best_iou_naive(score_map, gt_boxes, taus, multi_contour: bool) -> np.nd
     """
     quantized = quantize_scoremap(score_map)
     gt = np.atleast_2d(np.asarray(gt_boxes, dtype=np.int64))
-    return np.array([iou_matrix(_wsol_boxes_uint8(quantized, float(tau), multi_contour), gt).max()
+    return np.array([iou_matrix(wsol_boxes_quantized(quantized, float(tau), multi_contour), gt).max()
                      for tau in np.asarray(taus, dtype=np.float64)])
 
 
@@ -172,7 +172,7 @@ class _ContourLevels:
             return hit
         y0, y1, x0, x1 = self.top[t], self.bottom[t], self.left[t], self.right[t]
         binary = (self.quantized[y0:y1, x0:x1] > t).view(np.uint8)
-        contours, hierarchy = _find_contours(binary)
+        contours, hierarchy = find_contours(binary)
         count = len(contours)
         parents = hierarchy[0, :, 3]
         if count <= 16:
@@ -385,7 +385,7 @@ def wsol_sweep(score_map, gt_boxes, taus) -> WsolSweep:
     if len(taus) == 0 or taus.min() < 0 or taus.max() >= 1:
         raise ValueError("taus must be a non-empty grid in [0, 1), e.g. np.arange(0, 1, 0.01)")
     max_value = int(quantized.max())
-    thresholds = _thresholds(max_value, taus)
+    thresholds = uint8_levels(max_value, taus)
     needed, level_index = np.unique(thresholds, return_inverse=True)
     count = len(needed)
     v1_box = np.zeros((count, 4), dtype=np.int64)

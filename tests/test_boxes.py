@@ -194,4 +194,4 @@ def test_we_hole_contours_are_boxes_too():
 def test_thresholds_are_we_int_truncation():
     assert B.wsol_threshold(255, 0.4) == 102  # 0.4 * 255 = 102.00000000000001
     taus = np.arange(0, 1, 0.001)
-    assert B._thresholds(255, taus).tolist() == [int(t * np.uint8(255)) for t in taus]
+    assert B.uint8_levels(255, taus).tolist() == [int(t * np.uint8(255)) for t in taus]

@@ -12,7 +12,7 @@
    ``spg_core`` calls the app makes per slider move): 0 differences.
 2. The same comparisons FAIL when one comparison or the fallback rule is changed, in the JS (a
    mutated copy of the file) or in spg_core (a mutated copy of ``seed_mask`` /
-   ``_component_boxes_normalized`` monkeypatched in): each mutation must show differences.
+   ``normalized_component_boxes`` monkeypatched in): each mutation must show differences.
 3. The real component, in a Streamlit page (tests/pipeline_view_harness.py, ``streamlit run`` on
    a free port): δ and τ moved with the keyboard; the seed pictures' canvas pixels and the box
    drawn equal spg_core's for the maps the component holds, and the release reaches Python.
@@ -434,7 +434,7 @@ PY_MUTATIONS = {
     "foreground > becomes >=": ("guidance", "seed_mask", "flat > high.expand_as(flat)", "flat >= high.expand_as(flat)"),
     "background < becomes <=": ("guidance", "seed_mask", "flat < delta_low", "flat <= delta_low"),
     "fallback fires at <= 30": ("guidance", "seed_mask", ") < min_pixels", ") <= min_pixels"),
-    "box >= tau becomes >": ("boxes", "_component_boxes_normalized", "normalized >= tau", "normalized > tau"),
+    "box >= tau becomes >": ("boxes", "normalized_component_boxes", "normalized >= tau", "normalized > tau"),
 }
 
 
