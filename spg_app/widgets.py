@@ -68,13 +68,8 @@ def classes_table(rows: list[tuple[str, float]]) -> str:
     """The top-k classes as a Markdown table — ``| class | probability |`` — for ``st.markdown``
     (an ``st.table`` costs a DataFrame and its Arrow conversion on every image change, and the
     browser's table code on a first visit). :func:`read_classes_table` reads it back."""
-    lines = ["| class | probability |", "|---|---|", *(f"| {escape_cell(name)} | {p:.1%} |" for name, p in rows)]
+    lines = ["| class | probability |", "|---|---|", *(f"| {plain(name)} | {p:.1%} |" for name, p in rows)]
     return "\n".join(lines)
-
-
-def escape_cell(text: str) -> str:
-    """A class name as one Markdown table cell: a ``|`` would split the cell, ``*``/``_`` restyle it."""
-    return "".join("\\" + c if c in "|*_`[]<>\\" else c for c in str(text))
 
 
 def read_classes_table(markdown: str) -> list[tuple[str, str]] | None:

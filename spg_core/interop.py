@@ -108,12 +108,6 @@ _RULES = {
 }
 
 
-def _format_keys(keys, limit: int = 8) -> str:
-    keys = list(keys)
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def read_foreign_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """Read a checkpoint file of another codebase safely.
 
@@ -186,7 +180,7 @@ def detect_backbone(state_dict: dict, source: str, entries: dict | None = None) 
             raise ValueError(f"the file holds {_OWNERS[other]} SPG layout, not {_OWNERS[source]}; pass --from {other}")
         expected = " or ".join(f"{key!r} ({name})" for name, key in _SIGNATURES[source].items())
         raise ValueError(f"not a {source} SPG checkpoint: none of its {len(state_dict)} keys is {expected} "
-                         f"(its first keys: {_format_keys(state_dict, 5)}); only SPG models are imported")
+                         f"(its first keys: {', '.join(list(state_dict)[:5])}); only SPG models are imported")
     backbone = found[0]
     architecture = (entries or {}).get("architecture")
     if source == "wsolevaluation" and isinstance(architecture, str) and architecture != backbone:
@@ -280,7 +274,7 @@ def build_imported_model(state_dict: dict, source: str, entries: dict | None = N
     """
     import torch
 
-    from spg_core.models import build_model
+    from spg_core.models import build_model, state_dict_problems
 
     backbone = detect_backbone(state_dict, source, entries)
     a4 = state_dict[_A4_KEYS[(source, backbone)]]
@@ -297,16 +291,9 @@ def build_imported_model(state_dict: dict, source: str, entries: dict | None = N
     unexpected = sorted(set(unmatched) | {origins[key] for key in renamed if key not in own})
     filled = sorted(key for key in own if key not in renamed and key.endswith("num_batches_tracked"))
     missing = sorted(key for key in own if key not in renamed and key not in filled)
-    mismatched = [f"{key} {tuple(renamed[key].shape)} != {tuple(own[key].shape)}"
-                  for key in own if key in renamed and renamed[key].shape != own[key].shape]
-    if unexpected or missing or mismatched:
-        problems = []
-        if unexpected:
-            problems.append(f"keys that did not map ({len(unexpected)}): {_format_keys(unexpected)}")
-        if missing:
-            problems.append(f"weights missing from the file ({len(missing)}): {_format_keys(missing)}")
-        if mismatched:
-            problems.append(f"shape mismatches ({len(mismatched)}): {_format_keys(mismatched)}")
+    problems = state_dict_problems(renamed, own, missing, unexpected,
+                                   labels=("weights missing from the file", "keys that did not map"))
+    if problems:
         raise ValueError(f"the file does not fit {_OWNERS[source]} {backbone} SPG layout ({'; '.join(problems)}); "
                          f"only unmodified SPG checkpoints of {source} are imported")
     weights = {key: renamed[key].to(dtype=own[key].dtype) if key in renamed

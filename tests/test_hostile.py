@@ -36,17 +36,26 @@ def png_bomb(side: int = 16384, mode: str = "RGBA") -> bytes:
 
 PROBE = """
 import json, resource, sys
-from spg_app.uploads import UploadError, read_upload
-data = open(sys.argv[1], "rb").read()
+{setup}
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
-    read_upload("photo.png", data)
-    outcome = "decoded"
-except UploadError as error:
+    outcome = {call}
+except {refusal} as error:
     outcome = str(error)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"outcome": outcome, "grew_mb": (after - before) / 1024}))
+print(json.dumps({{"outcome": outcome if isinstance(outcome, str) else "opened", "grew_mb": (after - before) / 1024}}))
 """
+
+
+def memory_probe(setup: str, call: str, refusal: str, path, timeout: int = 300) -> dict:
+    """``call`` (Python, reading ``sys.argv[1]`` = ``path``) run in a fresh interpreter after
+    ``setup``: {"outcome": the text it returned, the refusal's message (``refusal``: the exception
+    class expected) or "opened", "grew_mb": growth of the process's peak RSS during the call}."""
+    script = PROBE.format(setup=setup, call=call, refusal=refusal)
+    reply = subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, capture_output=True, text=True,
+                           timeout=timeout)
+    assert reply.returncode == 0, reply.stderr
+    return json.loads(reply.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "1"])
@@ -54,10 +63,8 @@ def test_a_small_png_claiming_16384_squared_pixels_is_refused_before_decoding(tm
     path = tmp_path / "bomb.png"
     path.write_bytes(png_bomb(16384, mode))
     assert path.stat().st_size < 2 * 2**20  # small enough to pass the upload size limit
-    reply = subprocess.run([sys.executable, "-c", PROBE, str(path)], cwd=ROOT, capture_output=True, text=True,
-                           timeout=120)
-    assert reply.returncode == 0, reply.stderr
-    result = json.loads(reply.stdout.strip().splitlines()[-1])
+    result = memory_probe("from spg_app.uploads import UploadError, read_upload",
+                          'read_upload("photo.png", open(sys.argv[1], "rb").read())', "UploadError", path)
     assert "16384x16384" in result["outcome"] and "downscale" in result["outcome"]
     assert "\n" not in result["outcome"]
     assert result["grew_mb"] < 200, result

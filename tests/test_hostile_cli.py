@@ -9,11 +9,8 @@ from __future__ import annotations
 import collections
 import errno
 import io
-import json
 import pickle
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import pytest
 import torch
 
 from spg_core.cli import main
+from test_hostile import memory_probe
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ["--backbone", "tiny", "--image-size", "64", "--synthetic-classes", "2", "--synthetic-train", "8",
@@ -176,28 +174,12 @@ def deflated_checkpoint(path: Path, inflated_bytes: int) -> None:
                 handle.write(chunk)
 
 
-READ_PROBE = """
-import json, resource, sys
-from spg_core.checkpoint import CheckpointError, read_checkpoint
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-try:
-    read_checkpoint(sys.argv[1])
-    outcome = "loaded"
-except CheckpointError as error:
-    outcome = str(error)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"outcome": outcome, "grew_mb": (after - before) / 1024}))
-"""
-
-
 def test_a_deflated_checkpoint_tensor_is_refused_before_it_is_inflated(tmp_path):
     path = tmp_path / "checkpoint.pt"
     deflated_checkpoint(path, 192 << 20)
     assert path.stat().st_size < 2 << 20
-    reply = subprocess.run([sys.executable, "-c", READ_PROBE, str(path)], cwd=ROOT, capture_output=True, text=True,
-                           timeout=300)
-    assert reply.returncode == 0, reply.stderr
-    result = json.loads(reply.stdout.strip().splitlines()[-1])
+    result = memory_probe("from spg_core.checkpoint import CheckpointError, read_checkpoint",
+                          "read_checkpoint(sys.argv[1])", "CheckpointError", path)
     assert str(path) in result["outcome"] and "compressed" in result["outcome"], result
     assert "\n" not in result["outcome"]
     assert result["grew_mb"] < 48, result

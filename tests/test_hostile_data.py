@@ -7,11 +7,8 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
-import json
 import os
 import re
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from PIL import Image
 
 import spg_core
 from spg_core.data import build_dataset
+from test_hostile import memory_probe
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKDOWN_IMAGE = "![](http://example.com/x.png)"
@@ -145,27 +143,10 @@ def test_a_good_map_reads_as_numpy_saved_it(tmp_path):
         np.testing.assert_array_equal(read_map(tmp_path / "m.npy"), array)
 
 
-MAP_PROBE = """
-import json, resource, sys
-from spg_core.data.arrays import read_map
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-try:
-    read_map(sys.argv[1])
-    outcome = "read"
-except ValueError as error:
-    outcome = str(error)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"outcome": outcome, "grew_mb": (after - before) / 1024}))
-"""
-
-
 def test_a_map_header_claiming_1e10_elements_costs_no_memory(tmp_path):
     path = tmp_path / "bomb.npy"
     path.write_bytes(npy_header((100000, 100000)) + bytes(1 << 20))  # 1 MB of data for an 80 GB claim
-    reply = subprocess.run([sys.executable, "-c", MAP_PROBE, str(path)], cwd=ROOT, capture_output=True, text=True,
-                           timeout=120)
-    assert reply.returncode == 0, reply.stderr
-    result = json.loads(reply.stdout.strip().splitlines()[-1])
+    result = memory_probe("from spg_core.data.arrays import read_map", "read_map(sys.argv[1])", "ValueError", path)
     assert str(path) in one_line(result["outcome"]) and "(100000, 100000)" in result["outcome"]
     assert result["grew_mb"] < 20, result
 
@@ -281,9 +262,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_runs import write_tiny_run  # noqa: E402
 from spg_app.paths import ROOTS_VARIABLE  # noqa: E402
-
-APP = str(ROOT / "app.py")
-TIMEOUT = 180
+from test_app import start  # noqa: E402
 
 
 @pytest.fixture
@@ -299,14 +278,8 @@ def roots(tmp_path, monkeypatch):
 
 
 def app(page: str | None = None, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    if page:
-        at.session_state["page_request"] = page
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    """The app opened on ``page`` with ``state`` in its session (no run folder of its own)."""
+    return start(None, page, **state)
 
 
 def shown_texts(at: AppTest) -> list[str]:
@@ -481,25 +454,13 @@ def inflations(monkeypatch):
     return calls
 
 
-EVALUATION_PROBE = """
-import json, resource, sys
-from spg_app.precomputed import stored_note
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-note = stored_note(sys.argv[1], {"kind": "evaluate"}, None)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"note": note, "grew_mb": (after - before) / 1024}))
-"""
-
-
 def test_an_evaluation_bomb_is_refused_within_a_bounded_memory(bombed_run, unchanged):
     run, _ = bombed_run
     unchanged()
-    reply = subprocess.run([sys.executable, "-c", EVALUATION_PROBE, str(run)], cwd=ROOT, capture_output=True,
-                           text=True, timeout=300, env={**os.environ})
-    assert reply.returncode == 0, reply.stderr
-    result = json.loads(reply.stdout.strip().splitlines()[-1])
+    result = memory_probe("from spg_app.precomputed import stored_note",
+                          'stored_note(sys.argv[1], {"kind": "evaluate"}, None)', "Exception", run)
     assert result["grew_mb"] < 200, result
-    note = one_line(result["note"])
+    note = one_line(result["outcome"])
     assert "evaluation.json.gz cannot be read (it inflates to more than 32 MB, the limit)" in note, note
     assert "ship_run.py --evaluation-only" in note
 

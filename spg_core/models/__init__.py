@@ -236,9 +236,31 @@ def saved_head_options(options: dict, state_dict) -> dict:
     return options
 
 
-def _format_keys(keys: list[str], limit: int = 12) -> str:
+def _format_keys(keys, limit: int = 12) -> str:
+    keys = list(keys)
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def state_dict_problems(given: dict, own: dict, missing, unexpected,
+                        labels: tuple[str, str] = ("missing keys", "unexpected keys")) -> list[str]:
+    """What keeps the tensors ``given`` from loading strictly into a module whose state is ``own``.
+
+    Args:
+        given: name -> tensor, as read (renamed to the module's names).
+        own: the module's ``state_dict()``.
+        missing: the module's names the file should have held.
+        unexpected: the file's names the module has no place for.
+        labels: how the message names the missing and the unexpected keys.
+
+    Returns:
+        One text per kind of problem (missing, unexpected, shape mismatches); empty when it fits.
+    """
+    mismatched = [f"{key} {tuple(given[key].shape)} != {tuple(own[key].shape)}"
+                  for key in own if key in given and given[key].shape != own[key].shape]
+    return [f"{label} ({len(keys)}): {_format_keys(keys)}"
+            for label, keys in ((labels[0], missing), (labels[1], unexpected), ("shape mismatches", mismatched))
+            if keys]
 
 
 def _unwrap_state_dict(checkpoint: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -284,16 +306,8 @@ def load_backbone_weights(model: SPGModel, path: str | Path) -> None:
     missing = sorted(k for k in own if k not in given and not k.endswith("num_batches_tracked")
                      and not k.startswith(backbone.new_weight_prefixes))
     unexpected = sorted(k for k in given if k not in own)
-    mismatched = [f"{k} {tuple(given[k].shape)} != {tuple(own[k].shape)}"
-                  for k in own if k in given and given[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"missing keys ({len(missing)}): {_format_keys(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys ({len(unexpected)}): {_format_keys(unexpected)}")
-        if mismatched:
-            problems.append(f"shape mismatches ({len(mismatched)}): {_format_keys(mismatched)}")
+    problems = state_dict_problems(given, own, missing, unexpected)
+    if problems:
         raise ValueError(f"{path} does not fit the {model.backbone_name!r} backbone "
                          f"(expected {backbone.weights_format}); " + "; ".join(problems))
     backbone.load_state_dict({**own, **given}, strict=True)
