@@ -163,6 +163,7 @@ def test_the_dataset_page_shows_the_baselines(tmp_path):
                                     "baseline · centred Gaussian"]
     assert list(table["MaxBoxAccV2"]) == ["—"] * 3  # as for models: the paper protocol has no V2
     assert list(table["PxAP"]) == ["—", "—", "33.3"]
+    assert list(table["τ"]) == ["—", "—", "0.40"]  # a fixed box has no τ
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 

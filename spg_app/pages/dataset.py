@@ -93,6 +93,8 @@ def metrics_table(results: list[tuple[str, dict]]) -> pd.DataFrame:
     for column in numeric:  # as text where a value is missing (one type per column for the grid)
         if table[column].isna().any():
             table[column] = [f"{v:.1f}" if pd.notna(v) else "—" for v in table[column]]
+    if table["τ"].isna().any():  # a fixed-box baseline has no τ
+        table["τ"] = [f"{float(v):.2f}" if pd.notna(v) else "—" for v in table["τ"]]
     return table
 
 
